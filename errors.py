@@ -1,0 +1,43 @@
+"""The one exception hierarchy of Secure X.
+
+Every class's docstring is written to be shown to a user: front ends print
+``str(error)`` and nothing else, so no traceback ever reaches a person.
+Library exceptions are translated at the boundary where they happen.
+"""
+
+from __future__ import annotations
+
+
+class SecureXError(Exception):
+    """Something went wrong in Secure X."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ProtocolError(SecureXError):
+    """The other side sent data that is not Secure X protocol."""
+
+
+class DecryptionError(SecureXError):
+    """A message failed authentication and was dropped (tampered, replayed or not for this room)."""
+
+
+class RoomFullError(SecureXError):
+    """The room is full. Ask a member to leave, or ask the host to raise --max-clients."""
+
+
+class WrongPassphraseError(SecureXError):
+    """Wrong passphrase: it does not match the room's. Check it with the host and type it again."""
+
+
+class ServerUnreachableError(SecureXError):
+    """Cannot reach the Secure X server. Check the address and port, and that server.py is running."""
+
+
+class ConnectionLostError(SecureXError):
+    """The connection to the server was lost."""
+
+
+class RefusedError(SecureXError):
+    """The server closed the connection."""

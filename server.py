@@ -1,0 +1,379 @@
+"""Secure X relay server: ``python server.py``.
+
+A blind relay. It hands out the room salt, admits members whose key check
+matches, and forwards sealed frames it cannot read. It never holds the
+passphrase or a key, and never sees names or text (they travel encrypted).
+
+Socket handling lives here; room logic lives in ``room.py``. Each connection has
+two threads: the handler reads and dispatches frames; a writer drains that
+connection's bounded outbox, joining everything queued into one ``send`` per
+wake-up, so one slow member never blocks the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections import deque
+
+import protocol
+from crypto_utils import new_salt
+from errors import ProtocolError, RoomFullError, WrongPassphraseError
+from netinfo import detect_lan_addresses
+from protocol import CloseReason, FrameType
+from room import DuplicateSessionError, RoomRegistry
+
+log = logging.getLogger("securex.server")
+
+DEFAULT_PORT = 5050
+DEFAULT_MAX_CLIENTS = 5
+POLL_SECONDS = 0.5         # how often a blocked read or write looks at its deadlines
+PING_SECONDS = 5.0         # send PING after this long with nothing else to send
+SHUTDOWN_LINGER = 2.0      # how long a closing connection may take to flush
+SLOW_LINGER = 30.0         # a frozen member gets this long to wake and read why it was dropped
+
+
+class Connection:
+    """One client socket: the ``room.Member`` the registry talks to."""
+
+    def __init__(self, sock: socket.socket, peer: str, max_queue_bytes: int) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.session_id = b""
+        self._max_queue_bytes = max_queue_bytes
+        self._cond = threading.Condition()
+        self._outbox: deque[bytes] = deque()
+        self._unsent = 0          # queued plus in-flight bytes; bounded by max_queue_bytes
+        self._closing = False
+        self._give_up_at: float | None = None
+        self.close_reason: CloseReason | None = None
+        self._writer = threading.Thread(target=self._write_loop, name=f"writer {peer}", daemon=True)
+        self._writer.start()
+
+    def send(self, frame: bytes) -> bool:
+        with self._cond:
+            if self._closing:
+                return True
+            if self._unsent and self._unsent + len(frame) > self._max_queue_bytes:
+                return False
+            self._outbox.append(frame)
+            self._unsent += len(frame)
+            self._cond.notify()
+            return True
+
+    def close(self, reason: CloseReason, detail: str) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self.close_reason = reason
+            linger = SLOW_LINGER if reason == CloseReason.TOO_SLOW else SHUTDOWN_LINGER
+            self._give_up_at = time.monotonic() + linger
+            if reason == CloseReason.TOO_SLOW:
+                # Drop what it has not started receiving, so the reason is next in line.
+                self._unsent -= sum(map(len, self._outbox))
+                self._outbox.clear()
+            self._outbox.append(protocol.encode_close(reason, detail))
+            self._cond.notify()
+
+    def wait_closed(self, timeout: float) -> None:
+        self._writer.join(timeout)
+
+    @property
+    def closing(self) -> bool:
+        with self._cond:
+            return self._closing
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._outbox and not self._closing:
+                    if not self._cond.wait(PING_SECONDS) and not self._outbox:
+                        self._outbox.append(protocol.encode_frame(FrameType.PING))
+                        self._unsent += protocol.HEADER.size
+                if not self._outbox:
+                    if self._closing:
+                        break
+                    continue
+                batch = b"".join(self._outbox)
+                self._outbox.clear()
+            if not self._send_all(batch):
+                break
+            with self._cond:
+                self._unsent -= len(batch)
+        # Flushed (or gave up): make the reader's recv() return so the handler ends.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _send_all(self, batch: bytes) -> bool:
+        view = memoryview(batch)
+        while view:
+            try:
+                sent = self.sock.send(view)
+            except socket.timeout:
+                with self._cond:
+                    give_up_at = self._give_up_at
+                if give_up_at is not None and time.monotonic() > give_up_at:
+                    return False
+                continue
+            except OSError:
+                return False
+            view = view[sent:]
+        return True
+
+
+class ConnectionHandler(socketserver.BaseRequestHandler):
+    """Handshake, then relay frames, for one connection."""
+
+    server: RelayServer
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.settimeout(POLL_SECONDS)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = "%s:%d" % self.client_address[:2]
+        registry = self.server.registry
+        refusal = registry.begin_handshake()
+        if refusal is not None:
+            self._refuse_early(sock, peer, refusal)
+            return
+        conn = Connection(sock, peer, self.server.max_queue_bytes)
+        in_handshake = True
+        try:
+            conn.send(protocol.encode_challenge(registry.max_members, registry.room_salt))
+            admitted = self._read_handshake(conn)
+            registry.end_handshake()
+            in_handshake = False
+            if admitted:
+                log.info("member %s joined from %s (%d/%d)", conn.session_id[:4].hex(), peer,
+                         registry.member_count, registry.max_members)
+                self._relay_frames(conn)
+        finally:
+            if in_handshake:
+                registry.end_handshake()
+            left = registry.remove(conn)
+            conn.close(CloseReason.GOODBYE, "Goodbye.")  # no-op if already closing
+            conn.wait_closed(SLOW_LINGER + 1)
+            if left:
+                log.info("member %s left (%s); %d/%d in the room", conn.session_id[:4].hex(),
+                         conn.close_reason.name.lower() if conn.close_reason else "gone",
+                         registry.member_count, registry.max_members)
+
+    def _refuse_early(self, sock: socket.socket, peer: str, reason: CloseReason) -> None:
+        detail = {CloseReason.FULL: "The room is full.",
+                  CloseReason.BUSY: "The server is busy with other connections; try again.",
+                  CloseReason.SHUTDOWN: "The server is shutting down."}[reason]
+        log.info("refused %s: %s", peer, reason.name.lower())
+        try:
+            sock.sendall(protocol.encode_close(reason, detail))
+        except OSError:
+            pass
+
+    def _frames(self, conn: Connection, deadline: float | None):
+        """Yield frames until EOF, an error, a closing connection or the deadline.
+        Garbage, oversized frames and silence are answered with a CLOSE."""
+        decoder = FrameDecoderWithIdle(self.server.idle_timeout)
+        while not conn.closing:
+            try:
+                data = conn.sock.recv(65536)
+            except socket.timeout:
+                if deadline is not None and time.monotonic() > deadline:
+                    conn.close(CloseReason.HANDSHAKE_TIMEOUT, "You took too long to join.")
+                    return
+                if decoder.idle_too_long():
+                    conn.close(CloseReason.IDLE, "Nothing heard from you for too long.")
+                    return
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            try:
+                frames = decoder.feed(data)
+            except ProtocolError as error:
+                log.info("dropping %s: %s", conn.peer, error)
+                conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
+                return
+            yield from frames
+
+    def _read_handshake(self, conn: Connection) -> bool:
+        deadline = time.monotonic() + self.server.handshake_timeout
+        for frame in self._frames(conn, deadline):
+            if frame.type == FrameType.PING:
+                continue
+            try:
+                if frame.type != FrameType.JOIN:
+                    raise ProtocolError(f"expected JOIN, got {frame.type.name}")
+                join = protocol.parse_join(frame)
+            except ProtocolError as error:
+                conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
+                return False
+            if join.version != protocol.PROTOCOL_VERSION:
+                conn.close(CloseReason.VERSION, f"This server speaks protocol version "
+                           f"{protocol.PROTOCOL_VERSION}; update Secure X.")
+                return False
+            conn.session_id = join.session_id
+            try:
+                self.server.registry.admit(conn, join.key_check)
+            except RoomFullError:
+                conn.close(CloseReason.FULL, "The room is full.")
+                return False
+            except WrongPassphraseError:
+                log.info("refused %s: wrong passphrase", conn.peer)
+                conn.close(CloseReason.WRONG_PASSPHRASE, "Wrong passphrase for this room.")
+                return False
+            except DuplicateSessionError:
+                conn.close(CloseReason.PROTOCOL, "Session id already in use; reconnect.")
+                return False
+            return True
+        return False
+
+    def _relay_frames(self, conn: Connection) -> None:
+        registry = self.server.registry
+        for frame in self._frames(conn, None):
+            if frame.type == FrameType.MESSAGE:
+                try:
+                    protocol.check_message(frame)
+                except ProtocolError as error:
+                    conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
+                    return
+                registry.relay(conn, frame.payload)
+            elif frame.type == FrameType.LEAVE:
+                return
+            elif frame.type != FrameType.PING:
+                conn.close(CloseReason.PROTOCOL, f"Protocol error: unexpected {frame.type.name} frame")
+                return
+
+
+class FrameDecoderWithIdle(protocol.FrameDecoder):
+    """A frame decoder that also remembers when it was last fed."""
+
+    def __init__(self, idle_timeout: float) -> None:
+        super().__init__()
+        self._idle_timeout = idle_timeout
+        self._last_heard = time.monotonic()
+
+    def feed(self, data: bytes) -> list[protocol.Frame]:
+        self._last_heard = time.monotonic()
+        return super().feed(data)
+
+    def idle_too_long(self) -> bool:
+        return time.monotonic() - self._last_heard > self._idle_timeout
+
+
+class RelayServer(socketserver.ThreadingTCPServer):
+    """The listening socket plus the room. ``serve_forever`` in one thread;
+    ``stop()`` from another tells every member and returns when all is closed."""
+
+    allow_reuse_address = True   # restart on the same port at once
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, host: str = "0.0.0.0", port: int = DEFAULT_PORT, *,
+                 max_clients: int = DEFAULT_MAX_CLIENTS, max_pending: int = 16,
+                 handshake_timeout: float = 10.0, idle_timeout: float = 20.0,
+                 max_queue_bytes: int = 4 * 1024 * 1024) -> None:
+        if not 1 <= max_clients <= 255:
+            raise ValueError("max_clients must be 1..255")
+        self.registry = RoomRegistry(max_clients, new_salt(), max_pending)
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        self.max_queue_bytes = max_queue_bytes
+        super().__init__((host, port), ConnectionHandler)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def stop(self, detail: str = "The server is shutting down.") -> None:
+        members = self.registry.close_all(CloseReason.SHUTDOWN, detail)
+        self.shutdown()
+        for member in members:
+            member.wait_closed(SHUTDOWN_LINGER)
+        self.server_close()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Secure X relay server. Forwards encrypted messages it cannot read.")
+    parser.add_argument("--host", default="0.0.0.0",
+                        help="address to listen on (default: 0.0.0.0, every interface)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"TCP port to listen on; 0 picks a free one (default: {DEFAULT_PORT})")
+    parser.add_argument("--max-clients", type=int, default=DEFAULT_MAX_CLIENTS, metavar="N",
+                        help=f"most members in the room at once, 1-255 (default: {DEFAULT_MAX_CLIENTS})")
+    parser.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="drop connections that have not joined within this time (default: 10)")
+    parser.add_argument("--idle-timeout", type=float, default=20.0, metavar="SECONDS",
+                        help="drop members not heard from for this long (default: 20)")
+    parser.add_argument("--max-queue-bytes", type=int, default=4 * 1024 * 1024, metavar="BYTES",
+                        help="per-member outgoing buffer; a member that falls this far behind "
+                             "is disconnected (default: 4 MiB)")
+    parser.add_argument("--quiet", action="store_true", help="log only warnings")
+    args = parser.parse_args(argv)
+    if not 1 <= args.max_clients <= 255:
+        parser.error("--max-clients must be between 1 and 255")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    return args
+
+
+def announce(server: RelayServer, host: str) -> None:
+    """Tell the host which address to give out, and the exact client command."""
+    port, limit = server.port, server.registry.max_members
+    if host in ("0.0.0.0", ""):
+        lan = detect_lan_addresses()
+        addresses = lan.addresses
+        if lan.loopback_only:
+            print("Warning: no LAN address found; only this machine can connect.", file=sys.stderr)
+    else:
+        addresses = [host]
+    print(f"Secure X server on {addresses[0]}:{port} (up to {limit} members)")
+    for other in addresses[1:]:
+        print(f"  also reachable at {other}:{port}")
+    print(f"Members join with: python client.py --host {addresses[0]} --port {port}")
+    print("Press Ctrl+C to stop.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        server = RelayServer(args.host, args.port, max_clients=args.max_clients,
+                             handshake_timeout=args.handshake_timeout,
+                             idle_timeout=args.idle_timeout, max_queue_bytes=args.max_queue_bytes)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            print(f"Error: port {args.port} is already in use (another server running?). "
+                  "Pick another with --port.", file=sys.stderr)
+        else:
+            print(f"Error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                               name="accept", daemon=True)
+    serving.start()
+    announce(server, args.host)
+    while not stop.wait(1.0):
+        pass
+    print("Shutting down; telling every member.", flush=True)
+    server.stop()
+    print("Server stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
