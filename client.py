@@ -3,9 +3,7 @@
 This file only parses arguments, finds the passphrase and starts a front end;
 the chat itself lives in ``chat_session.py``.
 
-Exit statuses (scripts rely on them): 0 left normally or the server shut down;
-1 other error; 2 bad arguments; 3 room full; 4 wrong passphrase; 5 server
-unreachable or connection lost.
+Exit statuses (scripts rely on them) are defined in ``errors.py``.
 """
 
 from __future__ import annotations
@@ -16,14 +14,11 @@ import os
 import sys
 
 from crypto_utils import generate_passphrase
-from errors import (ConnectionLostError, RoomFullError, SecureXError, ServerUnreachableError,
-                    WrongPassphraseError)
+from errors import (EXIT_ERROR, EXIT_FULL, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE,  # noqa: F401
+                    EXIT_WRONG_PASSPHRASE, SecureXError, exit_status)
 
 PASSPHRASE_ENV = "SECUREX_PASSPHRASE"
 DEFAULT_PORT = 5050
-WEAK_PASSPHRASE_CHARS = 16
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FULL, EXIT_WRONG_PASSPHRASE, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
 
 TKINTER_MISSING = """\
 The desktop app needs Tkinter, which this Python does not have.
@@ -32,18 +27,6 @@ Install it with one of:
   Fedora:         sudo dnf install python3-tkinter
   macOS (brew):   brew install python-tk
 or use the terminal client:  python client.py --cli"""
-
-
-def exit_status(error: SecureXError | None) -> int:
-    if error is None:
-        return EXIT_OK
-    if isinstance(error, RoomFullError):
-        return EXIT_FULL
-    if isinstance(error, WrongPassphraseError):
-        return EXIT_WRONG_PASSPHRASE
-    if isinstance(error, (ServerUnreachableError, ConnectionLostError)):
-        return EXIT_UNREACHABLE
-    return EXIT_ERROR
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,14 +65,6 @@ def passphrase_from_args(args: argparse.Namespace) -> str | None:
     return None
 
 
-def passphrase_warning(passphrase: str) -> str | None:
-    """Advice for a passphrase that is easy to guess offline, or None."""
-    if len(passphrase) < WEAK_PASSPHRASE_CHARS:
-        return ("This passphrase is short: anyone who records the traffic can try to guess it "
-                "offline. `python client.py --new-passphrase` makes a strong one.")
-    return None
-
-
 def run_cli(args: argparse.Namespace) -> int:
     import terminal_client
 
@@ -100,8 +75,8 @@ def run_cli(args: argparse.Namespace) -> int:
                 raise SecureXError(f"No passphrase: set {PASSPHRASE_ENV}, use --passphrase-file, "
                                    "or run in a terminal to type it.")
             passphrase = getpass.getpass("Room passphrase: ")
-        host = args.host or terminal_client.ask("Server address: ")
-        name = args.name or terminal_client.ask("Your name: ")
+        host = args.host or terminal_client.ask("Server address: ", "--host")
+        name = args.name or terminal_client.ask("Your name: ", "--name")
     except SecureXError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -155,3 +155,15 @@ def generate_passphrase(randbytes: RandBytes = secrets.token_bytes,
     """A fresh passphrase of ``16 * words`` random bits, e.g. ``lusab-babad-gutih-...``."""
     raw = randbytes(2 * words)
     return "-".join(_proquint(int.from_bytes(raw[i:i + 2], "big")) for i in range(0, len(raw), 2))
+
+
+WEAK_PASSPHRASE_CHARS = 16
+
+
+def passphrase_warning(passphrase: str) -> str | None:
+    """Advice for a passphrase that is easy to guess offline, or None. Length is a
+    crude measure, but the offline-guessing risk it flags is real."""
+    if len(passphrase) < WEAK_PASSPHRASE_CHARS:
+        return ("This passphrase is short: anyone who records the traffic can try to guess it "
+                "offline. `python client.py --new-passphrase` makes a strong one.")
+    return None

@@ -41,3 +41,25 @@ class ConnectionLostError(SecureXError):
 
 class RefusedError(SecureXError):
     """The server closed the connection."""
+
+
+# Exit statuses of client.py, a stable contract for scripts.
+EXIT_OK = 0                 # left normally, or the server shut down
+EXIT_ERROR = 1              # anything else
+EXIT_USAGE = 2              # bad arguments, no passphrase
+EXIT_FULL = 3
+EXIT_WRONG_PASSPHRASE = 4
+EXIT_UNREACHABLE = 5        # server unreachable, or connection lost without reconnecting
+
+
+def exit_status(error: SecureXError | None) -> int:
+    """The exit status for how a session ended (None: it ended normally)."""
+    if error is None:
+        return EXIT_OK
+    if isinstance(error, RoomFullError):
+        return EXIT_FULL
+    if isinstance(error, WrongPassphraseError):
+        return EXIT_WRONG_PASSPHRASE
+    if isinstance(error, (ServerUnreachableError, ConnectionLostError)):
+        return EXIT_UNREACHABLE
+    return EXIT_ERROR

@@ -21,13 +21,16 @@ import threading
 import chat_session
 from chat_session import (ChatMessage, ChatSession, Closed, Connected, ConnectionLost, Event,
                           MemberJoined, MemberLeft, MembersChanged, Notice, Reconnecting)
+from crypto_utils import passphrase_warning
+from errors import EXIT_USAGE, SecureXError, exit_status
 
 WHO_COMMAND = "/who"
 
 
-def ask(prompt: str) -> str:
+def ask(prompt: str, flag: str) -> str:
+    """Ask the person at the terminal; without one, say which flag to pass."""
     if not sys.stdin.isatty():
-        raise EOFError
+        raise SecureXError(f"No terminal to ask for it: pass {flag}.")
     return input(prompt).strip()
 
 
@@ -67,13 +70,11 @@ def _feed_stdin(session: ChatSession, members: list[MembersChanged]) -> None:
 
 
 def run(host: str, port: int, name: str, passphrase: str, *, auto_reconnect: bool = True) -> int:
-    from client import exit_status, passphrase_warning
-
     try:
         name = chat_session.validate_name(name)
     except ValueError as error:
         print(f"Error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     warning = passphrase_warning(passphrase)
     if warning:
         print(f"Warning: {warning}", file=sys.stderr)
@@ -81,29 +82,36 @@ def run(host: str, port: int, name: str, passphrase: str, *, auto_reconnect: boo
     session = ChatSession(host, port, name, passphrase, events, auto_reconnect=auto_reconnect)
     # SIGTERM leaves as cleanly as Ctrl+C does.
     signal.signal(signal.SIGTERM, lambda *_: session.leave())
-    members: list[MembersChanged] = []     # written here, read by /who: append is atomic
-    reader_started = False
+    members: list[MembersChanged] = []     # latest only; replaced whole, read by /who
     session.start()
     while True:
         try:
-            event = events.get(timeout=1.0)
-        except queue.Empty:
-            continue
-        except KeyboardInterrupt:
+            status = _show_next_event(events, session, members)
+        except KeyboardInterrupt:      # Ctrl+C may land anywhere in the loop
             session.leave()
             continue
-        if isinstance(event, MembersChanged):
-            members.append(event)
-            del members[:-1]
-        line = format_event(event)
-        if line:
-            print(line, flush=True)
-        if isinstance(event, Connected) and not reader_started:
-            reader_started = True
-            threading.Thread(target=_feed_stdin, args=(session, members), name="stdin", daemon=True).start()
-        if isinstance(event, Closed):
-            if event.error is None:
-                print(event.reason, flush=True)
-            else:
-                print(f"Error: {event.reason}", file=sys.stderr, flush=True)
-            return exit_status(event.error)
+        if status is not None:
+            return status
+
+
+def _show_next_event(events: queue.Queue[Event], session: ChatSession,
+                     members: list[MembersChanged]) -> int | None:
+    """Print one event; return the exit status once the session is over."""
+    try:
+        event = events.get(timeout=1.0)
+    except queue.Empty:
+        return None
+    if isinstance(event, MembersChanged):
+        members[:] = [event]
+    line = format_event(event)
+    if line:
+        print(line, flush=True)
+    if isinstance(event, Connected) and not event.reconnected:
+        threading.Thread(target=_feed_stdin, args=(session, members), name="stdin", daemon=True).start()
+    if isinstance(event, Closed):
+        if event.error is None:
+            print(event.reason, flush=True)
+        else:
+            print(f"Error: {event.reason}", file=sys.stderr, flush=True)
+        return exit_status(event.error)
+    return None
