@@ -15,6 +15,7 @@ that sender's key. Skipped sequence numbers are reported as lost messages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import select
@@ -140,6 +141,13 @@ class _Peer:
     @property
     def label(self) -> str:
         return self.name or "a member"
+
+    def expected_seq(self, arriving: int) -> int:
+        """The sequence number due next. A member who was here before us spoke
+        before we could listen, so its first message we see sets the base."""
+        if self.last_seq is not None:
+            return self.last_seq + 1
+        return 0 if self.joined_after_us else arriving
 
 
 class _Outcome(Exception):
@@ -283,7 +291,7 @@ class ChatSession:
             sock = socket.create_connection((self.host, self.port), timeout=self._connect_timeout)
         except socket.gaierror:
             raise ServerUnreachableError(f"Unknown host {self.host!r}: check the server address.") from None
-        except socket.timeout:
+        except TimeoutError:
             raise ServerUnreachableError(
                 f"No answer from {self.server} within {self._connect_timeout:g} s. Check the address, "
                 f"and that no firewall blocks port {self.port}.") from None
@@ -308,7 +316,7 @@ class ChatSession:
             while not pending:
                 try:
                     data = sock.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     raise ServerUnreachableError(
                         f"{self.server} accepted the connection but did not answer; "
                         "is it a Secure X server?") from None
@@ -374,10 +382,8 @@ class ChatSession:
             with self._lock:
                 self._link = None
             link.outbox.put(("stop",))
-            try:
+            with contextlib.suppress(OSError):
                 link.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sender.join(2.0)
             link.sock.close()
 
@@ -467,10 +473,7 @@ class ChatSession:
         except ProtocolError as error:
             self._post(Notice(f"Dropped a message from {peer.label}: {error}."))
             return
-        if peer.last_seq is not None:
-            expected = peer.last_seq + 1
-        else:
-            expected = 0 if peer.joined_after_us else relayed.seq
+        expected = peer.expected_seq(relayed.seq)
         peer.last_seq = relayed.seq
         was_named = peer.name is not None
         peer.name = display_safe(inner.name, keep_newlines=False) or "?"
@@ -522,8 +525,6 @@ class ChatSession:
                     self._post(Notice("Message not sent: the connection dropped."))
                 if kind == "leave":
                     link.leave_sent.set()
-                try:   # wake the receiver so the link is torn down now
+                with contextlib.suppress(OSError):   # wake the receiver so the link is torn down now
                     link.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return

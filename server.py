@@ -12,6 +12,7 @@ wake-up, so one slow member never blocks the others.
 
 from __future__ import annotations
 
+import contextlib
 import argparse
 import errno
 import logging
@@ -94,10 +95,11 @@ class Connection:
     def _write_loop(self) -> None:
         while True:
             with self._cond:
-                if not self._outbox and not self._closing:
-                    if not self._cond.wait(PING_SECONDS) and not self._outbox:
-                        self._outbox.append(protocol.encode_frame(FrameType.PING))
-                        self._unsent += protocol.HEADER.size
+                idle = not self._outbox and not self._closing
+                if idle and not self._cond.wait(PING_SECONDS) and not self._outbox:
+                    ping = protocol.encode_frame(FrameType.PING)
+                    self._outbox.append(ping)
+                    self._unsent += len(ping)
                 if not self._outbox:
                     if self._closing:
                         break
@@ -109,17 +111,15 @@ class Connection:
             with self._cond:
                 self._unsent -= len(batch)
         # Flushed (or gave up): make the reader's recv() return so the handler ends.
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _send_all(self, batch: bytes) -> bool:
         view = memoryview(batch)
         while view:
             try:
                 sent = self.sock.send(view)
-            except socket.timeout:
+            except TimeoutError:
                 with self._cond:
                     give_up_at = self._give_up_at
                 if give_up_at is not None and time.monotonic() > give_up_at:
@@ -140,7 +140,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         sock.settimeout(POLL_SECONDS)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peer = "%s:%d" % self.client_address[:2]
+        peer = "{}:{}".format(*self.client_address[:2])
         registry = self.server.registry
         refusal = registry.begin_handshake()
         if refusal is not None:
@@ -173,10 +173,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                   CloseReason.BUSY: "The server is busy with other connections; try again.",
                   CloseReason.SHUTDOWN: "The server is shutting down."}[reason]
         log.info("refused %s: %s", peer, reason.name.lower())
-        try:
+        with contextlib.suppress(OSError):
             sock.sendall(protocol.encode_close(reason, detail))
-        except OSError:
-            pass
 
     def _frames(self, conn: Connection, deadline: float | None):
         """Yield frames until EOF, an error, a closing connection or the deadline.
@@ -185,7 +183,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         while not conn.closing:
             try:
                 data = conn.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 if deadline is not None and time.monotonic() > deadline:
                     conn.close(CloseReason.HANDSHAKE_TIMEOUT, "You took too long to join.")
                     return

@@ -10,7 +10,7 @@ import pytest
 
 from chat_session import MemberJoined, MemberLeft
 from client import EXIT_FULL, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WRONG_PASSPHRASE
-from helpers import (PASSPHRASE, CoreClient, Process, cli_client, core_clients, python_env,
+from helpers import (PASSPHRASE, Process, cli_client, core_clients, python_env,
                      running_server, server_process)
 
 
@@ -129,8 +129,9 @@ def test_busy_port_is_one_line_not_a_traceback():
     with server_process() as (_, port):
         second = Process(["server.py", "--host", "127.0.0.1", "--port", str(port)], python_env())
         assert second.wait() == 1
-        assert second.errors == [f"Error: port {port} is already in use (another server running?). "
-                                 "Pick another with --port."]
+        expected = (f"Error: port {port} is already in use (another server running?). "
+                    "Pick another with --port.")
+        assert second.errors == [expected]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

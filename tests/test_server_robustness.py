@@ -86,7 +86,7 @@ def test_pending_connections_are_capped_and_take_no_member_place():
 
 
 def test_duplicate_session_id_is_refused(room):
-    server, alice, bob = room
+    server, _, _ = room
     first = RawClient(server.port)
     _, session_id, accepted = first.handshake()
     assert accepted.type == FrameType.ACCEPTED
