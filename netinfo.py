@@ -29,12 +29,12 @@ _SIOCGIFADDR = 0x8915
 
 def route_probe_address() -> str | None:
     """The source address of the default route, or None without one."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect(_PROBE_TARGET)
             return probe.getsockname()[0]
-        except OSError:
-            return None
+    except OSError:   # no default route, or no IPv4 at all
+        return None
 
 
 def interface_addresses() -> list[str]:

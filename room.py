@@ -123,9 +123,10 @@ class RoomRegistry:
     def _fan_out_locked(self, sender: Member | None, frame: bytes) -> None:
         too_slow = [m for m in self._members if m is not sender and not m.send(frame)]
         for member in too_slow:
-            self._remove_locked(member)
-            member.close(CloseReason.TOO_SLOW,
-                         "You were disconnected: your connection could not keep up with the room.")
+            # False if the LEFT fan-out for an earlier slow member already dropped it.
+            if self._remove_locked(member):
+                member.close(CloseReason.TOO_SLOW,
+                             "You were disconnected: your connection could not keep up with the room.")
 
     def _remove_locked(self, member: Member) -> bool:
         if member not in self._members:
