@@ -155,6 +155,8 @@ class _Outcome(Exception):
 
     def __init__(self, kind: str, message: str, error: SecureXError | None = None) -> None:
         super().__init__(message)
+        if kind == "lost" and error is None:   # a lost link is an error however it was noticed (exit 5)
+            error = ConnectionLostError(message)
         self.kind, self.message, self.error = kind, message, error
 
 

@@ -1,0 +1,265 @@
+"""The connect dialog of the desktop app, and the small file that remembers its fields.
+
+The dialog is a page inside the main window rather than a modal Toplevel, so
+nothing ever blocks (tests drive it with ``invoke()``) and a failed connection
+simply shows it again with the error. Like idlelib's query dialogs, widgets are
+built in ``create_widgets`` and ``entry_ok`` returns a ``ConnectRequest`` or
+None after showing the problem inline, in red, next to the fields.
+
+Host, port and display name are remembered in ``$XDG_CONFIG_HOME/securex/last.json``
+(``~/.config`` when unset, ``%APPDATA%`` on Windows). The passphrase is never
+written anywhere. Tk thread only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tkinter as tk
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from tkinter import ttk
+
+from chat_session import validate_name
+from client import DEFAULT_PORT
+from crypto_utils import generate_passphrase, passphrase_warning
+from desktop_theme import Theme, tk_safe
+
+log = logging.getLogger(__name__)
+
+HIDDEN_CHAR = "\u2022"
+
+
+@dataclass(frozen=True)
+class ConnectRequest:
+    host: str
+    port: int
+    name: str
+    passphrase: str = field(default="", repr=False)   # never printed by accident
+
+
+# -- remembered fields ---------------------------------------------------------
+
+def last_used_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME")
+    if not base:
+        base = os.environ.get("APPDATA") if sys.platform == "win32" else None
+    return Path(base or Path.home() / ".config") / "securex" / "last.json"
+
+
+def load_last_used() -> ConnectRequest:
+    """The host, port and name used last time; defaults when there is no usable file."""
+    try:
+        data = json.loads(last_used_path().read_text(encoding="utf-8"))
+        port = int(data.get("port", DEFAULT_PORT))
+        return ConnectRequest(str(data.get("host", "")), port if 1 <= port <= 65535 else DEFAULT_PORT,
+                              str(data.get("name", "")))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return ConnectRequest("", DEFAULT_PORT, "")
+
+
+def save_last_used(request: ConnectRequest) -> None:
+    """Remember host, port and name (never the passphrase). Failing to write is not an error
+    worth interrupting a chat for."""
+    path = last_used_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"host": request.host, "port": request.port,
+                                         "name": request.name}, indent=2), encoding="utf-8")
+        os.replace(temporary, path)   # atomic: a crash never leaves half a file
+    except OSError as error:
+        log.info("could not remember the connection settings in %s: %s", path, error)
+
+
+# -- the dialog ---------------------------------------------------------------
+
+class ConnectDialog(ttk.Frame):
+    """Asks where to connect and with which name and passphrase.
+
+    ``on_connect(request)`` is called with a valid request; ``on_cancel()`` when
+    the user presses Cancel (or Escape) while a connection attempt is under way;
+    ``on_quit()`` for Quit."""
+
+    def __init__(self, master: tk.Misc, theme: Theme, initial: ConnectRequest, *,
+                 on_connect: Callable[[ConnectRequest], None], on_cancel: Callable[[], None],
+                 on_quit: Callable[[], None]) -> None:
+        super().__init__(master)
+        self.theme = theme
+        self.on_connect, self.on_cancel, self.on_quit = on_connect, on_cancel, on_quit
+        self.host = tk.StringVar(self, initial.host)
+        self.port = tk.StringVar(self, str(initial.port))
+        self.name = tk.StringVar(self, initial.name)
+        self.passphrase = tk.StringVar(self, initial.passphrase)
+        self.show_passphrase = tk.BooleanVar(self, False)
+        self.busy = False
+        self._generated: str | None = None   # the passphrase Generate made, while it is unchanged
+        self.create_widgets()
+        self.passphrase.trace_add("write", lambda *_: self._update_hint())
+        self._update_hint()
+
+    def create_widgets(self) -> None:
+        self.columnconfigure(0, weight=1)
+        self.rowconfigure(0, weight=1)
+        card = ttk.Frame(self, style="Card.TFrame", padding=(32, 26, 32, 24), borderwidth=1, relief="solid")
+        card.grid(row=0, column=0, padx=28, pady=28)   # centred in whatever space the window gives
+        card.columnconfigure(0, weight=1)
+
+        ttk.Label(card, text="Secure X", style="Card.Title.TLabel").grid(row=0, column=0, columnspan=3, sticky="w")
+        ttk.Label(card, text="End-to-end encrypted group chat for your local network.",
+                  style="Card.Muted.TLabel").grid(row=1, column=0, columnspan=3, sticky="w", pady=(2, 18))
+
+        self._label(card, "Server address", row=2, column=0, columnspan=2)
+        self._label(card, "Port", row=2, column=2)
+        self.host_entry = ttk.Entry(card, textvariable=self.host, width=30)
+        self.host_entry.grid(row=3, column=0, columnspan=2, sticky="ew", padx=(0, 8))
+        self.port_entry = ttk.Entry(card, textvariable=self.port, width=7)
+        self.port_entry.grid(row=3, column=2, sticky="ew")
+
+        self._label(card, "Your name", row=4, column=0, columnspan=3)
+        self.name_entry = ttk.Entry(card, textvariable=self.name)
+        self.name_entry.grid(row=5, column=0, columnspan=3, sticky="ew")
+
+        self._label(card, "Room passphrase", row=6, column=0, columnspan=3)
+        self.passphrase_entry = ttk.Entry(card, textvariable=self.passphrase, show=HIDDEN_CHAR)
+        self.passphrase_entry.grid(row=7, column=0, columnspan=2, sticky="ew", padx=(0, 8))
+        self.generate_button = ttk.Button(card, text="Generate", command=self.generate)
+        self.generate_button.grid(row=7, column=2, sticky="ew")
+        self.show_toggle = ttk.Checkbutton(card, text="Show", variable=self.show_passphrase,
+                                           command=self._apply_show, style="Card.TCheckbutton")
+        self.show_toggle.grid(row=8, column=0, sticky="w", pady=(6, 0))
+        self.copy_button = ttk.Button(card, text="Copy", command=self.copy_passphrase)
+        self.copy_button.grid(row=8, column=2, sticky="ew", pady=(6, 0))
+        self.copy_button.grid_remove()   # offered once a passphrase has been generated
+        self.hint_label = ttk.Label(card, style="Card.Muted.TLabel", wraplength=380, justify="left")
+        self.hint_label.grid(row=9, column=0, columnspan=3, sticky="w", pady=(4, 0))
+
+        self.error_label = ttk.Label(card, style="Card.Error.TLabel", wraplength=380, justify="left")
+        self.error_label.grid(row=10, column=0, columnspan=3, sticky="w", pady=(10, 0))
+
+        buttons = ttk.Frame(card, style="Card.TFrame")
+        buttons.grid(row=11, column=0, columnspan=3, sticky="e", pady=(16, 0))
+        self.quit_button = ttk.Button(buttons, text="Quit", command=self._quit_or_cancel)
+        self.quit_button.grid(row=0, column=0, padx=(0, 8))
+        self.connect_button = ttk.Button(buttons, text="Connect", style="Accent.TButton", command=self.ok)
+        self.connect_button.grid(row=0, column=1)
+
+        self.entries = (self.host_entry, self.port_entry, self.name_entry, self.passphrase_entry)
+        for entry in self.entries:
+            entry.bind("<Return>", self.ok)
+            entry.bind("<KP_Enter>", self.ok)
+        self.winfo_toplevel().bind("<Escape>", self._escape, add="+")
+
+    def _label(self, card: ttk.Frame, text: str, **grid) -> None:
+        ttk.Label(card, text=text, style="Card.TLabel").grid(sticky="w", pady=(10, 3), **grid)
+
+    # -- validation ----------------------------------------------------------
+
+    def entry_ok(self) -> ConnectRequest | None:
+        """The request the fields describe, or None with the problem shown inline
+        and the field to fix focused."""
+        self.show_error("")
+        host = self.host.get().strip()
+        if not host:
+            return self._invalid(self.host_entry, "Enter the server address, as server.py printed it.")
+        try:
+            port = int(self.port.get().strip())
+        except ValueError:
+            port = 0
+        if not 1 <= port <= 65535:
+            return self._invalid(self.port_entry, "The port is a number from 1 to 65535 (usually 5050).")
+        try:
+            name = validate_name(self.name.get())
+        except ValueError as error:
+            return self._invalid(self.name_entry, str(error))
+        passphrase = self.passphrase.get()
+        if not passphrase.strip():
+            return self._invalid(self.passphrase_entry,
+                                 "Enter the room passphrase, or press Generate to make one for a new room.")
+        return ConnectRequest(host, port, name, passphrase)
+
+    def _invalid(self, entry: ttk.Entry, message: str) -> None:
+        self.show_error(message, entry)
+        entry.state(["invalid"])
+        return None
+
+    def show_error(self, message: str, focus: ttk.Entry | None = None) -> None:
+        """Show ``message`` in red (empty clears it); focus and select ``focus`` for retyping."""
+        self.error_label.configure(text=tk_safe(message))
+        for entry in self.entries:
+            entry.state(["!invalid"])
+        if focus is not None:
+            focus.focus_set()
+            focus.select_range(0, "end")
+            focus.icursor("end")
+
+    def focus_first_empty(self) -> None:
+        empty = [entry for entry in self.entries if not entry.get().strip()]
+        (empty[0] if empty else self.connect_button).focus_set()
+
+    # -- actions -------------------------------------------------------------
+
+    def ok(self, event: tk.Event | None = None) -> str:
+        if not self.busy:
+            request = self.entry_ok()
+            if request is not None:
+                self.on_connect(request)
+        return "break"
+
+    def set_busy(self, busy: bool, message: str = "") -> None:
+        """While connecting: fields locked, Connect shows progress, Quit becomes Cancel."""
+        self.busy = busy
+        for widget in (*self.entries, self.generate_button, self.show_toggle, self.connect_button):
+            widget.state(["disabled"] if busy else ["!disabled"])
+        self.connect_button.configure(text="Connecting\u2026" if busy else "Connect")
+        self.quit_button.configure(text="Cancel" if busy else "Quit")
+        if busy:
+            self.hint_label.configure(text=tk_safe(message))
+        else:
+            self._update_hint()
+
+    def _quit_or_cancel(self) -> None:
+        (self.on_cancel if self.busy else self.on_quit)()
+
+    def _escape(self, event: tk.Event) -> None:
+        if self.busy and self.winfo_ismapped():
+            self.on_cancel()
+
+    def generate(self) -> None:
+        """Fill in a fresh strong passphrase, show it, and offer to copy it."""
+        self._generated = generate_passphrase()
+        self.passphrase.set(self._generated)   # the trace updates the hint and Copy button
+        self.show_passphrase.set(True)
+        self._apply_show()
+        self.show_error("")
+
+    def copy_passphrase(self) -> None:
+        self.clipboard_clear()
+        self.clipboard_append(self.passphrase.get())
+        self.copy_button.configure(text="Copied")
+
+    def _apply_show(self) -> None:
+        self.passphrase_entry.configure(show="" if self.show_passphrase.get() else HIDDEN_CHAR)
+
+    def _update_hint(self) -> None:
+        if self.busy:
+            return
+        passphrase = self.passphrase.get()
+        if passphrase and passphrase == self._generated:
+            self.copy_button.grid()
+            hint = ("A new strong passphrase. Give it to the others in person or another private "
+                    "way, never over this chat.")
+        else:
+            self.copy_button.grid_remove()
+            self.copy_button.configure(text="Copy")
+            if not passphrase:
+                hint = "Everyone in the room types the same passphrase. It never leaves this computer."
+            elif passphrase_warning(passphrase):   # one rule for "weak" in both front ends
+                hint = ("A short passphrase can be guessed offline by anyone who records the "
+                        "traffic. Generate makes a strong one.")
+            else:
+                hint = ""
+        self.hint_label.configure(text=hint)
