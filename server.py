@@ -87,12 +87,29 @@ class Connection:
     def wait_closed(self, timeout: float) -> None:
         self._writer.join(timeout)
 
+    def drain(self) -> None:
+        """Once the writer is done: read and discard until the peer hangs up or its
+        linger time is over. Closing a socket with unread input makes the kernel
+        reset the connection and throw away what is still queued for the peer,
+        such as the CLOSE saying why it was dropped."""
+        with self._cond:
+            deadline = max(self._give_up_at or 0.0, time.monotonic() + POLL_SECONDS)
+        while time.monotonic() < deadline:
+            try:
+                if not self.sock.recv(65536):
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
     @property
     def closing(self) -> bool:
         with self._cond:
             return self._closing
 
     def _write_loop(self) -> None:
+        flushed = False
         while True:
             with self._cond:
                 idle = not self._outbox and not self._closing
@@ -102,6 +119,7 @@ class Connection:
                     self._unsent += len(ping)
                 if not self._outbox:
                     if self._closing:
+                        flushed = True
                         break
                     continue
                 batch = b"".join(self._outbox)
@@ -110,9 +128,11 @@ class Connection:
                 break
             with self._cond:
                 self._unsent -= len(batch)
-        # Flushed (or gave up): make the reader's recv() return so the handler ends.
+        # Flushed: FIN after the CLOSE; the reader stops by itself (it is closing) and
+        # the handler drains the peer's input (see drain). Gave up: make the reader's
+        # recv() return so the handler ends.
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_WR if flushed else socket.SHUT_RDWR)
 
     def _send_all(self, batch: bytes) -> bool:
         view = memoryview(batch)
@@ -147,7 +167,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             self._refuse_early(sock, peer, refusal)
             return
         conn = Connection(sock, peer, self.server.max_queue_bytes)
-        in_handshake = True
+        in_handshake, admitted = True, False
         try:
             conn.send(protocol.encode_challenge(registry.max_members, registry.room_salt))
             admitted = self._read_handshake(conn)
@@ -160,10 +180,11 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         finally:
             if in_handshake:
                 registry.end_handshake()
-            left = registry.remove(conn)
+            registry.remove(conn)   # already done if the room dropped it as too slow
             conn.close(CloseReason.GOODBYE, "Goodbye.")  # no-op if already closing
             conn.wait_closed(SLOW_LINGER + 1)
-            if left:
+            conn.drain()
+            if admitted:
                 log.info("member %s left (%s); %d/%d in the room", conn.session_id[:4].hex(),
                          conn.close_reason.name.lower() if conn.close_reason else "gone",
                          registry.member_count, registry.max_members)
@@ -181,12 +202,14 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         Garbage, oversized frames and silence are answered with a CLOSE."""
         decoder = FrameDecoderWithIdle(self.server.idle_timeout)
         while not conn.closing:
+            # Checked on every pass, not only when a read times out: a peer that
+            # trickles a byte or a PING now and then must not outstay the deadline.
+            if deadline is not None and time.monotonic() > deadline:
+                conn.close(CloseReason.HANDSHAKE_TIMEOUT, "You took too long to join.")
+                return
             try:
                 data = conn.sock.recv(65536)
             except TimeoutError:
-                if deadline is not None and time.monotonic() > deadline:
-                    conn.close(CloseReason.HANDSHAKE_TIMEOUT, "You took too long to join.")
-                    return
                 if decoder.idle_too_long():
                     conn.close(CloseReason.IDLE, "Nothing heard from you for too long.")
                     return
