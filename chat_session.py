@@ -467,22 +467,28 @@ class ChatSession:
             return
         aad = protocol.message_aad(relayed.sender_session, relayed.seq)
         try:
-            inner = protocol.decode_inner(open_sealed(peer.key, relayed.seq, aad, relayed.sealed))
+            plaintext = open_sealed(peer.key, relayed.seq, aad, relayed.sealed)
         except DecryptionError:
             self._post(Notice(f"Dropped a message claiming to be from {peer.label}: it failed "
                               "authentication (tampered with, or not encrypted with this room's key)."))
             return
-        except ProtocolError as error:
-            self._post(Notice(f"Dropped a message from {peer.label}: {error}."))
-            return
-        expected = peer.expected_seq(relayed.seq)
+        # Authentic from here on: its number counts even if its content is malformed,
+        # so it is not reported again as a missing message.
+        missed = relayed.seq - peer.expected_seq(relayed.seq)
         peer.last_seq = relayed.seq
         was_named = peer.name is not None
-        peer.name = display_safe(inner.name, keep_newlines=False) or "?"
-        missed = relayed.seq - expected
+        try:
+            inner: protocol.InnerMessage | None = protocol.decode_inner(plaintext)
+        except ProtocolError:
+            inner = None
+        if inner is not None:
+            peer.name = display_safe(inner.name, keep_newlines=False) or "?"
         if missed > 0:
-            self._post(Notice(f"{missed} message{'s' if missed > 1 else ''} from {peer.name} "
+            self._post(Notice(f"{missed} message{'s' if missed > 1 else ''} from {peer.label} "
                               f"{'were' if missed > 1 else 'was'} not received."))
+        if inner is None:
+            self._post(Notice(f"Dropped a malformed message from {peer.label}."))
+            return
         if inner.kind == InnerKind.TEXT:
             self._post(ChatMessage(peer.name, display_safe(inner.body), own=False))
         elif inner.kind == InnerKind.HELLO:

@@ -69,7 +69,16 @@ def _feed_stdin(session: ChatSession, members: list[MembersChanged]) -> None:
     session.leave()
 
 
+def tolerate_any_encoding() -> None:
+    """On a terminal that cannot show some characters (an ASCII or Latin-1 locale),
+    print a replacement character instead of crashing: chat text is anyone's to choose."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
 def run(host: str, port: int, name: str, passphrase: str, *, auto_reconnect: bool = True) -> int:
+    tolerate_any_encoding()
     try:
         name = chat_session.validate_name(name)
     except ValueError as error:
