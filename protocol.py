@@ -88,6 +88,9 @@ class InnerKind(enum.IntEnum):
     HERE = 3
 
 
+_FRAME_TYPES = {frame_type.value: frame_type for frame_type in FrameType}
+
+
 @dataclass(frozen=True)
 class Frame:
     type: FrameType
@@ -126,10 +129,9 @@ class FrameDecoder:
                 if len(buffer) < end:
                     break
                 type_byte = buffer[offset + _LENGTH.size]
-                try:
-                    frame_type = FrameType(type_byte)
-                except ValueError:
-                    raise ProtocolError(f"unknown frame type 0x{type_byte:02x}") from None
+                frame_type = _FRAME_TYPES.get(type_byte)   # a dict lookup, not an Enum call
+                if frame_type is None:
+                    raise ProtocolError(f"unknown frame type 0x{type_byte:02x}")
                 frames.append(Frame(frame_type, bytes(buffer[offset + HEADER.size:end])))
                 offset = end
         finally:

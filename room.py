@@ -89,10 +89,18 @@ class RoomRegistry:
 
     def relay(self, sender: Member, message_payload: bytes) -> None:
         """Send one member's sealed MESSAGE to every other member."""
-        frame = protocol.relayed_from_message(sender.session_id, message_payload)
+        self.relay_many(sender, [message_payload])
+
+    def relay_many(self, sender: Member, message_payloads: list[bytes]) -> None:
+        """``relay`` for several MESSAGE payloads in a row from one member: the RELAYED
+        frames are joined and queued to each member as one chunk, under one lock."""
+        if not message_payloads:
+            return
+        relayed = protocol.relayed_from_message
+        chunk = b"".join([relayed(sender.session_id, payload) for payload in message_payloads])
         with self._lock:
             if sender in self._members:
-                self._fan_out_locked(sender, frame)
+                self._fan_out_locked(sender, chunk)
 
     def remove(self, member: Member) -> bool:
         """Take a member out (it left or its connection died); tell the others."""

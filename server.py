@@ -66,7 +66,10 @@ class Connection:
                 return False
             self._outbox.append(frame)
             self._unsent += len(frame)
-            self._cond.notify()
+            if len(self._outbox) == 1:
+                # The writer only waits on an empty outbox: wake it for the first
+                # frame; later ones join the same batch without another notify.
+                self._cond.notify()
             return True
 
     def close(self, reason: CloseReason, detail: str) -> None:
@@ -200,6 +203,11 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
     def _frames(self, conn: Connection, deadline: float | None):
         """Yield frames until EOF, an error, a closing connection or the deadline.
         Garbage, oversized frames and silence are answered with a CLOSE."""
+        for frames in self._frame_batches(conn, deadline):
+            yield from frames
+
+    def _frame_batches(self, conn: Connection, deadline: float | None):
+        """Like ``_frames``, but yields the list of whole frames each read brought."""
         decoder = FrameDecoderWithIdle(self.server.idle_timeout)
         while not conn.closing:
             # Checked on every pass, not only when a read times out: a peer that
@@ -224,7 +232,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 log.info("dropping %s: %s", conn.peer, error)
                 conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
                 return
-            yield from frames
+            if frames:
+                yield frames
 
     def _read_handshake(self, conn: Connection) -> bool:
         deadline = time.monotonic() + self.server.handshake_timeout
@@ -260,19 +269,29 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
 
     def _relay_frames(self, conn: Connection) -> None:
         registry = self.server.registry
-        for frame in self._frames(conn, None):
-            if frame.type == FrameType.MESSAGE:
-                try:
-                    protocol.check_message(frame)
-                except ProtocolError as error:
-                    conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
+        for frames in self._frame_batches(conn, None):
+            # The MESSAGE frames of one read are relayed together: one registry lock
+            # and one queued chunk per member, not one of each per frame. Anything
+            # else first flushes the messages before it, so the order is unchanged.
+            payloads: list[bytes] = []
+            for frame in frames:
+                if frame.type == FrameType.MESSAGE:
+                    try:
+                        protocol.check_message(frame)
+                    except ProtocolError as error:
+                        registry.relay_many(conn, payloads)
+                        conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
+                        return
+                    payloads.append(frame.payload)
+                    continue
+                registry.relay_many(conn, payloads)
+                payloads = []
+                if frame.type == FrameType.LEAVE:
                     return
-                registry.relay(conn, frame.payload)
-            elif frame.type == FrameType.LEAVE:
-                return
-            elif frame.type != FrameType.PING:
-                conn.close(CloseReason.PROTOCOL, f"Protocol error: unexpected {frame.type.name} frame")
-                return
+                if frame.type != FrameType.PING:
+                    conn.close(CloseReason.PROTOCOL, f"Protocol error: unexpected {frame.type.name} frame")
+                    return
+            registry.relay_many(conn, payloads)
 
 
 class FrameDecoderWithIdle(protocol.FrameDecoder):
