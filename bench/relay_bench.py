@@ -28,6 +28,7 @@ The exit status is 0 only if every delivery was verified.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import multiprocessing as mp
 import os
@@ -108,7 +109,7 @@ def machine_info() -> str:
         pycryptodome = Crypto.__version__
     except Exception:  # pragma: no cover
         pycryptodome = "?"
-    load = "%.2f %.2f %.2f" % os.getloadavg()
+    load = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()} "
             f"({platform.python_implementation()}), pycryptodome {pycryptodome}, "
             f"Linux {platform.release()}, load average at start {load}")
@@ -134,11 +135,8 @@ def run_bare_relay(max_members: int = MEMBERS) -> int:
     def broadcast(frame: bytes, skip: bytes) -> None:
         for sid, s, lk in targets[0]:
             if sid != skip:
-                with lk:
-                    try:
-                        s.sendall(frame)
-                    except OSError:
-                        pass
+                with lk, contextlib.suppress(OSError):
+                    s.sendall(frame)
 
     def handle(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -205,7 +203,7 @@ class ServerProcess:
                    "--max-queue-bytes", str(64 * 1024 * 1024)]
         else:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--bare-relay"]
-        self.errors = tempfile.TemporaryFile(mode="w+")
+        self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self.errors, text=True)
         line = self.proc.stdout.readline()
@@ -477,10 +475,8 @@ def flood_worker(sock: socket.socket, index: int, sids: list[bytes], message_key
                       sid=sid, bytes=state["bytes"])
         done_q.put(("result", index, result))
         finish_ev.wait(WAIT)
-        try:
+        with contextlib.suppress(OSError):
             sock.sendall(protocol.encode_frame(FrameType.LEAVE))
-        except OSError:
-            pass
     except BaseException as error:
         reason = state["error"] if state and state["error"] else f"{type(error).__name__}: {error}"
         done_q.put(("done", index, None))
@@ -514,6 +510,15 @@ class FloodResult:
     @property
     def cpu_us(self) -> float:
         return 1e6 * self.cpu_seconds / self.deliveries if self.deliveries else 0.0
+
+
+def stop_workers(procs: list, finish_ev) -> None:
+    """Let the member processes leave, and kill any that do not within 10 s."""
+    finish_ev.set()
+    for p in procs:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
 
 
 def run_flood(server: ServerProcess, members_count: int, n: int, text_size: int,
@@ -559,11 +564,7 @@ def run_flood(server: ServerProcess, members_count: int, n: int, text_size: int,
             if kind == "result":
                 results[index] = value
     finally:
-        finish_ev.set()
-        for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
+        stop_workers(procs, finish_ev)
     deliveries = members_count * (members_count - 1) * n
     seconds = (max(done_times) - t0) if all(done_times) else float("nan")
     problems, lost, decrypted = [], 0, 0
@@ -700,11 +701,7 @@ def run_e2e(server: ServerProcess, members_count: int, n: int, text_size: int) -
             else:
                 results[index] = value
     finally:
-        finish_ev.set()
-        for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
+        stop_workers(procs, finish_ev)
     deliveries = members_count * (members_count - 1) * n
     seconds = (max(done_times) - t0) if all(done_times) else float("nan")
     lost = sum(r["lost"] for r in results.values())
