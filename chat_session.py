@@ -178,9 +178,8 @@ class ChatSession:
                     return
                 reason = str(error)
             else:
-                self._post(Connected(self.server, link.keys.fingerprint, CIPHER_NAME, ever_joined))
+                outcome = self._serve(link, reconnected=ever_joined)
                 ever_joined, attempt = True, 0
-                outcome = self._serve(link)
                 if outcome.kind == "left":
                     self._post(Closed(outcome.message, None))
                     return
@@ -280,10 +279,12 @@ class ChatSession:
             return WrongPassphraseError()
         return RefusedError(f"The server refused the connection: {detail}")
 
-    def _serve(self, link: _Link) -> _Outcome:
+    def _serve(self, link: _Link, *, reconnected: bool) -> _Outcome:
         with self._lock:
             self._link = link
             leaving = self._leaving
+        # Only now: a front end may send the moment it hears Connected.
+        self._post(Connected(self.server, link.keys.fingerprint, CIPHER_NAME, reconnected))
         sender = threading.Thread(target=self._send_loop, args=(link,), name="securex sender", daemon=True)
         sender.start()
         if leaving:
