@@ -27,8 +27,9 @@ class Member(Protocol):
     session_id: bytes
 
     def send(self, frame: bytes) -> bool:
-        """Queue an encoded frame without blocking; False if the member's outgoing
-        buffer is over its limit (it cannot keep up)."""
+        """Queue an encoded frame (from ``relay_many``: several whole frames joined)
+        without blocking; False if the member's outgoing buffer is over its limit
+        (it cannot keep up)."""
 
     def close(self, reason: CloseReason, detail: str) -> None:
         """Tell the member why with a CLOSE frame, then disconnect it."""

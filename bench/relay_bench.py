@@ -10,13 +10,18 @@ code only; the servers run as subprocesses so their CPU time can be read from
   4 KiB texts, against the Secure X server AND a bare threaded relay written
   here (same framing, no crypto, one ``sendall`` per frame per receiver).
   The load generator does a real handshake (CHALLENGE -> JOIN with a real
-  key_check), then sends MESSAGE frames sealed up front with distinct sequence
-  numbers, one process per member, and afterwards verifies every frame: none
-  lost, none duplicated, per-sender order kept, the bytes unchanged (SHA-256 per
-  sender), and a sample decrypted and authenticated;
+  key_check), then sends MESSAGE frames sealed up front (once per server and
+  text size, in parallel, before any timing) with distinct sequence numbers, one
+  process per member, staying at most ~512 KiB ahead of what it has itself
+  received so no member trips the server's 4 MiB slow-member limit, and
+  afterwards verifies every frame: none lost, none duplicated, per-sender order
+  kept, the bytes unchanged (SHA-256 per sender), and a sample decrypted and
+  authenticated. Server CPU comes from /proc/PID/task/*/schedstat (ns);
 * the same with real ``ChatSession`` clients (encrypt and decrypt every message);
 * latency p50/p99 from one member's send to each other member's receipt at
-  1 message per ms, with full encryption, timed in one process on perf_counter;
+  1 message per ms, with full encryption: seal/open clients in one thread
+  (both servers), five ChatSession processes (perf_counter is CLOCK_MONOTONIC,
+  one clock machine-wide), and five ChatSessions sharing one process (GIL);
 * join time (passphrase to first message possible), server RSS with 5 members,
   CPU of an idle server and an idle ``client.py --cli`` over 10 s, and
   throughput from 2 to 5 members (the cost of fan-out).
@@ -82,8 +87,24 @@ def proc_cpu_split(pid: int) -> tuple[float, float]:
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all threads, in seconds."""
-    return sum(proc_cpu_split(pid))
+    """CPU time of a process's live threads, in seconds: the nanosecond run times of
+    /proc/PID/task/*/schedstat where the kernel keeps them (user and kernel time;
+    ticks of 1/100 s are too coarse for a flood that lasts half a second), else
+    utime + stime from /proc/PID/stat. Only differences over a window in which no
+    thread starts or ends are meaningful."""
+    total, found = 0, False
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        tasks = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+                found = True
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9 if found else sum(proc_cpu_split(pid))
 
 
 def proc_status_kib(pid: int, key: str) -> int:
@@ -255,6 +276,44 @@ class RawMember:
 
 
 _keys_by_salt: dict[bytes, object] = {}
+_session_ids_by_salt: dict[bytes, list[bytes]] = {}
+_sealed: dict[tuple[bytes, int], tuple[list[bytes], int, int]] = {}
+
+
+def session_ids(salt: bytes) -> list[bytes]:
+    """Member i of every raw phase on one server uses the same session id, so the
+    frames sealed for it once can be sent again in later runs (after the previous
+    run's members have left: the server only refuses an id that is in the room)."""
+    if salt not in _session_ids_by_salt:
+        _session_ids_by_salt[salt] = [new_session_id() for _ in range(MEMBERS)]
+    return _session_ids_by_salt[salt]
+
+
+def seal_member(args: tuple) -> tuple[bytes, int]:
+    """n MESSAGE frames for member ``index``, sealed with its real sender key and
+    distinct sequence numbers 0..n-1, joined into one blob; and the frame size."""
+    index, sid, message_key, n, size = args
+    key = sender_key(message_key, sid)
+    frames = []
+    for seq in range(n):
+        plaintext = protocol.encode_inner(InnerKind.TEXT, f"m{index}", body_for(index, seq, size))
+        frames.append(protocol.encode_message(seq, seal(key, seq, protocol.message_aad(sid, seq), plaintext)))
+    if len({len(f) for f in frames}) != 1:
+        raise RuntimeError("frames of one run must all be the same size")
+    return b"".join(frames), len(frames[0])
+
+
+def sealed_blobs(salt: bytes, message_key: bytes, size: int, n: int) -> tuple[list[bytes], int]:
+    """Every member's pre-sealed frames for this server and text size (at least n
+    each; a run sends a prefix). Sealed once, in parallel, before any timing."""
+    cached = _sealed.get((salt, size))
+    if cached is None or cached[2] < n:
+        jobs = [(i, sid, message_key, n, size) for i, sid in enumerate(session_ids(salt))]
+        with mp.get_context("fork").Pool(max(1, min(MEMBERS, os.cpu_count() or 1))) as pool:
+            out = pool.map(seal_member, jobs)
+        cached = ([blob for blob, _ in out], out[0][1], n)
+        _sealed[(salt, size)] = cached
+    return cached[0], cached[1]
 
 
 def room_keys(salt: bytes):
@@ -263,41 +322,50 @@ def room_keys(salt: bytes):
     return _keys_by_salt[salt]
 
 
-def join_raw(port: int) -> tuple[RawMember, list[bytes], object]:
-    """TCP connect, CHALLENGE, JOIN with the real key check, ACCEPTED."""
+class Refused(RuntimeError):
+    pass
+
+
+def join_raw(port: int, index: int) -> tuple[RawMember, list[bytes], object, bytes]:
+    """TCP connect, CHALLENGE, JOIN as member ``index`` with the real key check
+    (scrypt once per server), ACCEPTED. Returns the member, who was already in the
+    room, the room keys and the room salt."""
     sock = socket.create_connection((HOST, port), timeout=WAIT)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    member = RawMember(sock, new_session_id(), protocol.FrameDecoder())
+    member = RawMember(sock, b"", protocol.FrameDecoder())
     challenge = protocol.parse_challenge(member.read_frame())
     keys = room_keys(challenge.room_salt)
+    member.session_id = session_ids(challenge.room_salt)[index]
     sock.sendall(protocol.encode_join(member.session_id, keys.key_check))
     frame = member.read_frame()
     if frame.type == FrameType.CLOSE:
         sock.close()
-        raise RuntimeError(f"refused: {protocol.parse_close(frame)}")
+        raise Refused(f"refused: {protocol.parse_close(frame)}")
     if frame.type != FrameType.ACCEPTED:
         sock.close()
         raise RuntimeError(f"expected ACCEPTED, got {frame.type.name}")
-    return member, protocol.parse_session_ids(frame), keys
+    return member, protocol.parse_session_ids(frame), keys, challenge.room_salt
 
 
-def join_room(port: int, count: int) -> tuple[list[RawMember], object]:
-    """``count`` raw members in an otherwise empty room, JOINED frames drained."""
+def join_room(port: int, count: int) -> tuple[list[RawMember], object, bytes]:
+    """``count`` raw members in an otherwise empty room, JOINED frames drained.
+    Waits (up to 15 s) for the previous phase's members to finish leaving."""
     deadline = time.monotonic() + 15
     while True:
-        first, present, keys = join_raw(port)
-        if not present:
+        members: list[RawMember] = []
+        try:
+            for i in range(count):
+                member, present, keys, salt = join_raw(port, i)
+                members.append(member)
+                if len(present) != i:
+                    raise Refused("the room is not empty yet")
             break
-        first.sock.close()          # the previous phase's members are still leaving
-        if time.monotonic() > deadline:
-            raise RuntimeError("the room did not empty")
-        time.sleep(0.05)
-    members = [first]
-    for _ in range(count - 1):
-        member, present, _ = join_raw(port)
-        if len(present) != len(members):
-            raise RuntimeError("someone else is in the room")
-        members.append(member)
+        except Refused:
+            for member in members:
+                member.sock.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the room did not empty") from None
+            time.sleep(0.05)
     for i, member in enumerate(members):
         joined = 0
         while joined < count - 1 - i:
@@ -305,7 +373,21 @@ def join_room(port: int, count: int) -> tuple[list[RawMember], object]:
                 joined += 1
         if member.pending or member.decoder.pending_bytes:
             raise RuntimeError("unexpected frames after the handshake")
-    return members, keys
+    return members, keys, salt
+
+
+def wait_room_empty(port: int) -> tuple[object, bytes]:
+    """Join as the only member, LEAVE, and read until the server has closed the
+    connection (it takes the member out of the room before it closes). Returns the
+    room keys and salt."""
+    members, keys, salt = join_room(port, 1)
+    sock = members[0].sock
+    sock.sendall(protocol.encode_frame(FrameType.LEAVE))
+    with contextlib.suppress(OSError):
+        while sock.recv(65536):
+            pass
+    sock.close()
+    return keys, salt
 
 
 def body_for(index: int, seq: int, size: int) -> str:
@@ -358,6 +440,7 @@ def verify_stream(buf: bytes, senders: dict[bytes, int], n: int, message_key: by
         offset = end
     return {
         "received": sum(sum(m) for m in seen.values()),
+        "per_sender": {senders[sid]: sum(m) for sid, m in seen.items()},
         "lost": sum(n - sum(m) for m in seen.values()),
         "duplicates": duplicates, "out_of_order": out_of_order, "unknown": unknown,
         "extra_frames": extra, "trailing_bytes": end_of_data - offset,
@@ -392,24 +475,19 @@ def count_non_relayed_bytes(chunks: list[bytes]) -> tuple[int, bool]:
 
 
 def flood_worker(sock: socket.socket, index: int, sids: list[bytes], message_key: bytes, n: int,
-                 text_size: int, sample_every: int, backlog: int, ready_q, done_q, start_ev,
-                 finish_ev) -> None:
-    """One member of the flood: seal n messages up front, then send them as fast
-    as the server takes them while a reader thread counts what arrives."""
+                 text_size: int, sample_every: int, backlog: int, blob: bytes, frame_size: int,
+                 ready_q, done_q, start_ev, finish_ev) -> None:
+    """One member of the flood: send its first n pre-sealed frames as fast as the
+    server takes them while a reader thread counts the bytes that arrive; then
+    verify every frame received."""
+    state: dict | None = None
     try:
         peers = len(sids) - 1
         sid = sids[index]
-        key = sender_key(message_key, sid)
-        frames, digest = [], hashlib.sha256()
+        view = memoryview(blob)
+        digest = hashlib.sha256()
         for seq in range(n):
-            plaintext = protocol.encode_inner(InnerKind.TEXT, f"m{index}", body_for(index, seq, text_size))
-            frame = protocol.encode_message(seq, seal(key, seq, protocol.message_aad(sid, seq), plaintext))
-            frames.append(frame)
-            digest.update(memoryview(frame)[5:])
-        frame_size = len(frames[0])
-        assert all(len(f) == frame_size for f in frames)
-        blob = b"".join(frames)
-        del frames
+            digest.update(view[seq * frame_size + 5:(seq + 1) * frame_size])
         relayed_size = frame_size + 8
         expected = peers * n * relayed_size
         # Keep at most ~FLOOD_BACKLOG bytes per peer in flight beyond what this
@@ -450,7 +528,6 @@ def flood_worker(sock: socket.socket, index: int, sids: list[bytes], message_key
         thread.start()
         ready_q.put(index)
         start_ev.wait()
-        view = memoryview(blob)
         for first in range(0, n, chunk):
             last = min(n, first + chunk)
             with cond:
@@ -462,7 +539,7 @@ def flood_worker(sock: socket.socket, index: int, sids: list[bytes], message_key
                         seen, stalled_at = state["bytes"], time.monotonic() + STALL_SECONDS
                     elif time.monotonic() > stalled_at:
                         raise TimeoutError(f"nothing received for {STALL_SECONDS} s (another member gone?)")
-            if state["error"] is not None or not thread.is_alive():
+            if state["error"] is not None:     # the reader failed; its error is reported
                 break
             sock.sendall(view[first * frame_size:last * frame_size])
         thread.join(WAIT)
@@ -524,13 +601,15 @@ def stop_workers(procs: list, finish_ev) -> None:
 def run_flood(server: ServerProcess, members_count: int, n: int, text_size: int,
               sample_every: int, spy: str | None = None, backlog: int = FLOOD_BACKLOG) -> FloodResult:
     ctx = mp.get_context("fork")
-    members, keys = join_room(server.port, members_count)
+    keys, salt = wait_room_empty(server.port)
+    blobs, frame_size = sealed_blobs(salt, keys.message_key, text_size, n)
+    members, keys, salt = join_room(server.port, members_count)
     sids = [m.session_id for m in members]
     ready_q, done_q = ctx.Queue(), ctx.Queue()
     start_ev, finish_ev = ctx.Event(), ctx.Event()
     procs = [ctx.Process(target=flood_worker, daemon=True,
                          args=(m.sock, i, sids, keys.message_key, n, text_size, sample_every,
-                               backlog, ready_q, done_q, start_ev, finish_ev))
+                               backlog, blobs[i], frame_size, ready_q, done_q, start_ev, finish_ev))
              for i, m in enumerate(members)]
     for p in procs:
         p.start()
@@ -546,6 +625,7 @@ def run_flood(server: ServerProcess, members_count: int, n: int, text_size: int,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
         user0, sys0 = server.cpu_split()
+        cpu0 = server.cpu()
         t0 = time.monotonic()
         start_ev.set()
         done_times, results = [], {}
@@ -555,6 +635,7 @@ def run_flood(server: ServerProcess, members_count: int, n: int, text_size: int,
                 done_times.append(value)
             else:
                 results[index] = value
+        cpu1 = server.cpu()
         user1, sys1 = server.cpu_split()
         if spy_proc:
             spy_proc.send_signal(signal.SIGINT)
@@ -585,13 +666,16 @@ def run_flood(server: ServerProcess, members_count: int, n: int, text_size: int,
             if sent_digest.get(sid) != d:
                 problems.append(f"member {index}: bytes from a sender differ from what it sent")
     if lost:
-        problems.append(f"{lost} deliveries lost")
+        problems.insert(0, f"{lost} deliveries lost (" + ", ".join(
+            f"m{i} got " + "/".join(str(c) for _, c in sorted(r.get("per_sender", {}).items()))
+            for i, r in sorted(results.items())) + f" of {n} from each)")
     verified = not problems and len(results) == members_count
     detail = (f"0 lost, 0 dup, 0 reordered, {decrypted:,} decrypted" if verified
               else "; ".join(problems[:4]) or "results missing")
-    return FloodResult(server.kind, members_count, text_size, deliveries, seconds,
-                       user1 - user0 + sys1 - sys0, verified, detail, lost, decrypted,
-                       sys_seconds=sys1 - sys0)
+    ticks = user1 - user0 + sys1 - sys0
+    return FloodResult(server.kind, members_count, text_size, deliveries, seconds, cpu1 - cpu0,
+                       verified, detail, lost, decrypted,
+                       sys_seconds=(cpu1 - cpu0) * (sys1 - sys0) / ticks if ticks else float("nan"))
 
 
 # -- end to end: real ChatSession clients ----------------------------------------
@@ -673,7 +757,7 @@ def e2e_worker(port: int, index: int, members_count: int, n: int, text_size: int
 
 
 def run_e2e(server: ServerProcess, members_count: int, n: int, text_size: int) -> FloodResult:
-    join_room(server.port, 1)[0][0].sock.close()   # wait for an empty room
+    wait_room_empty(server.port)
     ctx = mp.get_context("fork")
     ready_q, done_q = ctx.Queue(), ctx.Queue()
     start_ev, finish_ev = ctx.Event(), ctx.Event()
@@ -730,7 +814,7 @@ class Latency:
 def run_latency_raw(server: ServerProcess, n: int, label: str) -> Latency:
     """One thread, five members: member 0 seals and sends one message per ms; the
     other four decrypt and verify every copy; all stamps on perf_counter."""
-    members, keys = join_room(server.port, MEMBERS)
+    members, keys, _ = join_room(server.port, MEMBERS)
     sender, receivers = members[0], members[1:]
     key = sender_key(keys.message_key, sender.session_id)
     sel = selectors.DefaultSelector()
@@ -849,7 +933,7 @@ def run_latency_processes(server: ServerProcess, n: int) -> Latency | None:
     CLOCK_MONOTONIC, one clock for the whole machine; elsewhere this is skipped."""
     if "CLOCK_MONOTONIC" not in time.get_clock_info("perf_counter").implementation:
         return None
-    join_room(server.port, 1)[0][0].sock.close()   # wait for an empty room
+    wait_room_empty(server.port)
     ctx = mp.get_context("fork")
     ready_q, done_q, start_ev = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = [ctx.Process(target=latency_worker, args=(server.port, i, n, ready_q, done_q, start_ev),
@@ -883,7 +967,7 @@ def run_latency_processes(server: ServerProcess, n: int) -> Latency | None:
 def run_latency_sessions(server: ServerProcess, n: int) -> Latency:
     """Five real ChatSession clients in this process: member 0 calls send_text once
     per ms; a thread takes the other four's ChatMessage events off their queue."""
-    join_room(server.port, 1)[0][0].sock.close()   # wait for an empty room
+    wait_room_empty(server.port)
     inbox: queue.Queue = queue.Queue()
     own: queue.Queue = queue.Queue()
     sessions = []
@@ -1012,7 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts, for a smoke test")
     parser.add_argument("--messages", type=int, default=None, metavar="N",
-                        help="messages per member in the 100-byte flood (default 12000; "
+                        help="messages per member in the 100-byte flood (default 40000; "
                              "other phases scale from it)")
     parser.add_argument("--idle-seconds", type=float, default=None,
                         help="idle CPU window (default 10, --quick 1)")
@@ -1027,15 +1111,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.bare_relay:
         return run_bare_relay()
 
-    n = args.messages or (200 if args.quick else 12000)
+    n = args.messages or (200 if args.quick else 40000)
     idle_seconds = args.idle_seconds if args.idle_seconds is not None else (1.0 if args.quick else 10.0)
     repeat = args.repeat or (1 if args.quick else 2)
     phases = set(args.phases.split(","))
-    n_big = max(20, n // 8)
-    n_e2e = max(20, n // 6)
-    n_e2e_big = max(10, n // 24)
+    n_big = max(20, n // 5)
+    n_e2e = max(20, min(n // 20, 2000))
+    n_e2e_big = max(10, min(n // 80, 500))
     n_lat = max(50, min(n // 4, 3000))
-    sample_every = 1 if args.quick else 16
+    sample_every = 1 if args.quick else 32
     started = time.monotonic()
     print(f"Secure X relay benchmark ({'quick' if args.quick else 'default'} run, loopback, "
           f"{MEMBERS} members)", flush=True)
@@ -1072,13 +1156,13 @@ def main(argv: list[str] | None = None) -> int:
                     floods[(kind, MEMBERS, size)] = best(runs[kind])
         if "fanout" in phases:
             for k in range(2, MEMBERS):
-                count = n * (MEMBERS - 1) // (k - 1) // 2   # same messages per receiver, halved
+                count = max(20, n // 2)
                 for kind in ("secure", "bare"):
                     r = run_flood(servers[kind], k, count, 100, sample_every)
                     all_verified &= r.verified
                     floods[(kind, k, 100)] = r
                     log(f"fan-out {kind:6} {k} members: {r.rate:>9,.0f} deliveries/s, "
-                        f"{r.cpu_us:5.1f} us CPU/delivery, {r.detail}")
+                        f"{r.cpu_us:5.2f} us CPU/delivery ({r.sys_share:.0%} kernel), {r.detail}")
         if "e2e" in phases:
             for kind, size, count in (("secure", 100, n_e2e), ("bare", 100, n_e2e),
                                       ("secure", 4096, n_e2e_big)):
@@ -1133,7 +1217,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in (100, 4096):
             s, b = floods.get(("secure", MEMBERS, size)), floods.get(("bare", MEMBERS, size))
             if s and b:
-                # /proc counts CPU in 10 ms ticks: a quick run can measure zero.
+                # Without schedstat /proc counts CPU in 10 ms ticks: a quick run can measure zero.
                 cpu = f"{s.cpu_us / b.cpu_us:.2f}" if b.cpu_us else "n/a (too short to measure)"
                 out(f"  {fmt_size(size)}: secure/bare throughput {s.rate / b.rate:.2f}; server CPU per "
                     f"delivery secure/bare {cpu} (below 1 = cheaper than the bare relay)")
@@ -1175,10 +1259,9 @@ def main(argv: list[str] | None = None) -> int:
             + (f" (peak during the floods: {flood_peak_rss / 1024:.1f} MiB)" if floods else "")
             + f"; idle client.py --cli RSS {idle['cli_rss_kib'] / 1024:.1f} MiB")
         secs = idle["idle_seconds"]
-        out(f"  idle CPU over {secs:g} s: server {idle['server_idle_cpu'] * 1e3:.0f} ms "
+        out(f"  idle CPU over {secs:g} s: server {idle['server_idle_cpu'] * 1e3:.1f} ms "
             f"({100 * idle['server_idle_cpu'] / secs:.2f}%), client.py --cli "
-            f"{idle['client_idle_cpu'] * 1e3:.0f} ms ({100 * idle['client_idle_cpu'] / secs:.2f}%) "
-            f"(/proc ticks are 1/{TICKS} s)")
+            f"{idle['client_idle_cpu'] * 1e3:.1f} ms ({100 * idle['client_idle_cpu'] / secs:.2f}%)")
     out("")
     out("Targets")
     s100, b100 = floods.get(("secure", MEMBERS, 100)), floods.get(("bare", MEMBERS, 100))
@@ -1190,10 +1273,11 @@ def main(argv: list[str] | None = None) -> int:
     if latencies:
         # Judged as people run it: each member is its own process. Five sessions in one
         # process share one GIL; that row is reported above but is not how anyone chats.
-        real = [lat for lat in latencies if "one process each" in lat.label]
-        if real:
-            p99 = real[0].pct(0.99)
-            out(f"  light-load end-to-end p99 under 1 ms (one process per member): {p99 * 1e3:.3f} ms -> "
+        judged = [lat for lat in latencies
+                  if "one process each" in lat.label or lat.label.endswith("secure server")]
+        for lat in judged:
+            p99 = lat.pct(0.99)
+            out(f"  light-load end-to-end p99 under 1 ms ({lat.label}): {p99 * 1e3:.3f} ms -> "
                 f"{'met' if p99 < 0.001 else 'MISSED'}")
     out(f"  zero loss under flood: {'met' if all_verified else 'MISSED'}")
     if idle:

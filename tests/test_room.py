@@ -354,3 +354,53 @@ def test_newcomer_admitted_during_relays_sees_accepted_first_then_whole_runs():
         seqs = [r.seq for r in newcomer.relayed() if r.sender_session == sender.session_id]
         # From the moment it joined: a contiguous run ending with the last message.
         assert seqs == list(range(per_sender - len(seqs), per_sender))
+
+
+# -- batched fan-out (RoomRegistry.relay_many) ----------------------------------
+
+class ChunkMember:
+    """Records the raw bytes queued to it, whatever their framing."""
+
+    def __init__(self, name: str) -> None:
+        self.session_id = name.encode().ljust(8, b"-")[:8]
+        self.queued = bytearray()
+
+    def send(self, frame: bytes) -> bool:
+        self.queued += frame
+        return True
+
+    def close(self, reason, detail: str) -> None:
+        pass
+
+
+def test_relay_many_queues_the_same_stream_as_one_relay_per_message():
+    payloads = [protocol.encode_message(seq, bytes([seq]) * (20 + seq))[5:] for seq in range(5)]
+    streams = []
+    for batched in (False, True):
+        room = RoomRegistry(5, bytes(16), 16)
+        alice, bob, carol = ChunkMember("alice"), ChunkMember("bob"), ChunkMember("carol")
+        for member in (alice, bob, carol):
+            room.admit(member, b"k" * 32)
+        start = len(bob.queued), len(carol.queued)
+        if batched:
+            room.relay_many(alice, payloads)
+            room.relay_many(alice, [])                      # nothing to send: nothing queued
+        else:
+            for payload in payloads:
+                room.relay(alice, payload)
+        streams.append((bytes(bob.queued[start[0]:]), bytes(carol.queued[start[1]:])))
+        sent_back = protocol.FrameDecoder().feed(bytes(alice.queued))
+        assert FrameType.RELAYED not in [f.type for f in sent_back]   # never back to the sender
+    assert streams[0] == streams[1]
+    frames = protocol.FrameDecoder().feed(streams[1][0])
+    assert [f.type for f in frames] == [FrameType.RELAYED] * 5
+    assert [protocol.parse_relayed(f).seq for f in frames] == list(range(5))
+
+
+def test_relay_many_from_a_non_member_does_nothing():
+    room = RoomRegistry(5, bytes(16), 16)
+    bob = ChunkMember("bob")
+    room.admit(bob, b"k" * 32)
+    before = bytes(bob.queued)
+    room.relay_many(ChunkMember("stranger"), [protocol.encode_message(0, bytes(20))[5:]])
+    assert bytes(bob.queued) == before
