@@ -363,8 +363,7 @@ class ChatSession:
                     return _Outcome("left", "You left the room.")
                 if reason == CloseReason.WRONG_PASSPHRASE:
                     return _Outcome("fatal", str(WrongPassphraseError()), WrongPassphraseError())
-                message = f"The server disconnected you: {detail}"
-                return _Outcome("lost", message, ConnectionLostError(message))
+                return _Outcome("lost", f"The server disconnected you: {detail}")
             elif frame.type != FrameType.PING:
                 raise ProtocolError(f"unexpected {frame.type.name} frame")
         except ProtocolError as error:

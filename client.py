@@ -14,8 +14,7 @@ import os
 import sys
 
 from crypto_utils import generate_passphrase
-from errors import (EXIT_ERROR, EXIT_FULL, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE,  # noqa: F401
-                    EXIT_WRONG_PASSPHRASE, SecureXError, exit_status)
+from errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, SecureXError
 
 PASSPHRASE_ENV = "SECUREX_PASSPHRASE"
 DEFAULT_PORT = 5050

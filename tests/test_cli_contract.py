@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from chat_session import MemberJoined, MemberLeft
-from client import EXIT_FULL, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WRONG_PASSPHRASE
+from errors import EXIT_FULL, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WRONG_PASSPHRASE
 from helpers import (PASSPHRASE, Process, cli_client, core_clients, python_env,
                      running_server, server_process)
 
