@@ -14,10 +14,10 @@ import os
 import sys
 
 from crypto_utils import generate_passphrase
-from errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, SecureXError
+from securex.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, SecureXError
+from securex.protocol import DEFAULT_PORT
 
 PASSPHRASE_ENV = "SECUREX_PASSPHRASE"
-DEFAULT_PORT = 5050
 
 TKINTER_MISSING = """\
 The desktop app needs Tkinter, which this Python does not have.
@@ -65,7 +65,7 @@ def passphrase_from_args(args: argparse.Namespace) -> str | None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    import terminal_client
+    from securex import terminal as terminal_client
 
     try:
         passphrase = passphrase_from_args(args)
@@ -95,7 +95,7 @@ def run_desktop(args: argparse.Namespace) -> int:
     except ImportError:
         print(TKINTER_MISSING, file=sys.stderr)
         return EXIT_ERROR
-    import desktop_app
+    from securex.desktop import app as desktop_app
 
     try:
         passphrase = passphrase_from_args(args)

@@ -32,16 +32,13 @@ from Crypto.Cipher import AES
 from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF, scrypt
 
-from errors import DecryptionError
+from securex.errors import DecryptionError
+from securex.protocol import KEY_BYTES, SALT_BYTES, SESSION_ID_BYTES, TAG_BYTES
 
 SCRYPT_N = 2**16  # ~0.12 s and 64 MiB per join on a 2020s laptop; see bench/
 SCRYPT_R = 8
 SCRYPT_P = 1
-SALT_BYTES = 16
-KEY_BYTES = 32
-SESSION_ID_BYTES = 8
 NONCE_BYTES = 12
-TAG_BYTES = 16
 MAX_COUNTER = 2**64 - 1
 CIPHER_NAME = "AES-256-GCM"
 

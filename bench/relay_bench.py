@@ -56,11 +56,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import protocol  # noqa: E402
-from chat_session import ChatMessage, ChatSession, Closed, MembersChanged, Notice  # noqa: E402
+from securex import protocol  # noqa: E402
+from securex.session.runner import ChatMessage, ChatSession, Closed, MembersChanged, Notice  # noqa: E402
 from crypto_utils import (derive_room_keys, new_session_id, open_sealed, seal,  # noqa: E402
                           sender_key)
-from protocol import FrameType, InnerKind  # noqa: E402
+from securex.protocol import FrameType, InnerKind  # noqa: E402
 
 PASSPHRASE = "bench-tulip-harbor-quartz-violin-meadow"
 HOST = "127.0.0.1"

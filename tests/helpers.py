@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-import protocol
-from chat_session import ChatMessage, ChatSession, Closed, Connected, Event
+from securex import protocol
+from securex.session.runner import ChatMessage, ChatSession, Closed, Connected, Event
 from crypto_utils import derive_room_keys, new_session_id
-from server import RelayServer
+from securex.relay.engine import RelayServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "tulip-harbor-quartz-violin-meadow"

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chat_session import (ChatMessage, ChatSession, Closed, Connected, ConnectionLost,
+from securex.session.runner import (ChatMessage, ChatSession, Closed, Connected, ConnectionLost,
                           MemberLeft, MembersChanged, Notice)
 
 

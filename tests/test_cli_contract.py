@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from chat_session import MemberJoined, MemberLeft
-from errors import EXIT_FULL, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WRONG_PASSPHRASE
+from securex.session.runner import MemberJoined, MemberLeft
+from securex.errors import EXIT_FULL, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WRONG_PASSPHRASE
 from helpers import (PASSPHRASE, Process, cli_client, core_clients, python_env,
                      running_server, server_process)
 

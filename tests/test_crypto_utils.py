@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-import protocol
+from securex import protocol
 from crypto_utils import (
     KEY_BYTES,
     MAX_COUNTER,
@@ -31,8 +31,8 @@ from crypto_utils import (
     seal,
     sender_key,
 )
-from errors import DecryptionError
-from protocol import FrameType
+from securex.errors import DecryptionError
+from securex.protocol import FrameType
 
 h = bytes.fromhex
 FAST_N = 16  # scrypt cost for tests where the cost is not the point

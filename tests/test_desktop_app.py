@@ -22,11 +22,11 @@ import pytest
 
 tk = pytest.importorskip("tkinter")
 
-import desktop_app  # noqa: E402
-from chat_session import ChatMessage, MemberJoined, MemberLeft, MembersChanged  # noqa: E402
-from desktop_app import BATCH, App  # noqa: E402
-from desktop_theme import DARK  # noqa: E402
-from errors import EXIT_ERROR, EXIT_OK  # noqa: E402
+from securex.desktop import app as desktop_app  # noqa: E402
+from securex.session.runner import ChatMessage, MemberJoined, MemberLeft, MembersChanged  # noqa: E402
+from securex.desktop.app import BATCH, App  # noqa: E402
+from securex.desktop.theme import DARK  # noqa: E402
+from securex.errors import EXIT_ERROR, EXIT_OK  # noqa: E402
 from helpers import (PASSPHRASE, WAIT, CoreClient, Process, core_clients, python_env,  # noqa: E402
                      running_server)
 from xvfb import virtual_display, xvfb_available  # noqa: E402

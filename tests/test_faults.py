@@ -25,13 +25,13 @@ from typing import ClassVar
 
 import pytest
 
-import protocol
-from chat_session import (ChatMessage, Closed, Connected, ConnectionLost, MemberJoined, MemberLeft,
+from securex import protocol
+from securex.session.runner import (ChatMessage, Closed, Connected, ConnectionLost, MemberJoined, MemberLeft,
                           MembersChanged, Notice)
 from crypto_utils import derive_room_keys, new_session_id
 from helpers import (PASSPHRASE, WAIT, CoreClient, RawClient, cli_client, core_clients,
                      running_server, server_process)
-from protocol import CloseReason, FrameType
+from securex.protocol import CloseReason, FrameType
 
 CHURN_CONNECTIONS = int(os.environ.get("SECUREX_CHURN_CONNECTIONS", "300"))
 CHURN_THREADS = 6

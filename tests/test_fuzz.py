@@ -29,12 +29,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import protocol
-from chat_session import ChatMessage, Closed, ConnectionLost, MemberJoined, Notice, display_safe
+from securex import protocol
+from securex.session.runner import ChatMessage, Closed, ConnectionLost, MemberJoined, Notice, display_safe
 from crypto_utils import MAX_COUNTER, TAG_BYTES, open_sealed, seal, sender_key
-from errors import DecryptionError, ProtocolError
+from securex.errors import DecryptionError, ProtocolError
 from helpers import CoreClient, RawClient, running_server
-from protocol import FrameType, InnerKind
+from securex.protocol import FrameType, InnerKind
 
 EXAMPLES_ENV = "SECUREX_FUZZ_EXAMPLES"
 _LONG_EXAMPLES = int(os.environ.get(EXAMPLES_ENV) or 0)

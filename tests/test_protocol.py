@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import protocol
+from securex import protocol
 from crypto_utils import KEY_BYTES, SALT_BYTES, SESSION_ID_BYTES, TAG_BYTES, open_sealed, seal
-from errors import ProtocolError
-from protocol import (
+from securex.errors import ProtocolError
+from securex.protocol import (
     MAX_FRAME_BYTES,
     MAX_TEXT_BYTES,
     PROTOCOL_VERSION,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-import protocol
-from chat_session import ChatMessage, MemberJoined, Notice
+from securex import protocol
+from securex.session.runner import ChatMessage, MemberJoined, Notice
 from crypto_utils import seal, sender_key
 from helpers import RawClient, core_clients, running_server
-from protocol import FrameType, InnerKind
+from securex.protocol import FrameType, InnerKind
 
 
 class Mallory:

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-import protocol
-from errors import RoomFullError, WrongPassphraseError
-from protocol import CloseReason, Frame, FrameDecoder, FrameType
-from room import DuplicateSessionError, RoomRegistry
+from securex import protocol
+from securex.errors import RoomFullError, WrongPassphraseError
+from securex.protocol import CloseReason, Frame, FrameDecoder, FrameType
+from securex.relay.registry import DuplicateSessionError, RoomRegistry
 
 KEY_CHECK = b"k" * 32
 OTHER_KEY_CHECK = b"x" * 32

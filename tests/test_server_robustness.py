@@ -8,10 +8,10 @@ import struct
 
 import pytest
 
-import protocol
-from chat_session import MemberJoined, MemberLeft, Notice
+from securex import protocol
+from securex.session.runner import MemberJoined, MemberLeft, Notice
 from helpers import RawClient, cli_client, core_clients, running_server
-from protocol import CloseReason, FrameType
+from securex.protocol import CloseReason, FrameType
 
 
 def close_reason(frames: list[protocol.Frame]) -> CloseReason | None:

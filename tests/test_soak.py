@@ -26,11 +26,11 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 
-import protocol
-from chat_session import ChatMessage, MemberJoined, MemberLeft, Notice
+from securex import protocol
+from securex.session.runner import ChatMessage, MemberJoined, MemberLeft, Notice
 from helpers import (PASSPHRASE, WAIT, CoreClient, Process, RawClient, cli_client, core_clients,
                      python_env, server_process)
-from protocol import CloseReason, FrameType
+from securex.protocol import CloseReason, FrameType
 
 SOAK_MESSAGES = int(os.environ.get("SECUREX_SOAK_MESSAGES", "2000"))
 SOAK_SIZE = int(os.environ.get("SECUREX_SOAK_SIZE", "64"))

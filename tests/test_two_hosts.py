@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from errors import EXIT_UNREACHABLE
+from securex.errors import EXIT_UNREACHABLE
 from helpers import PASSPHRASE, WAIT, Process, python_env
 
 SERVER_ADDRESS, CLIENT_ADDRESS = "10.231.0.1", "10.231.0.2"

@@ -22,10 +22,10 @@ from itertools import combinations
 
 import pytest
 
-import protocol
-from chat_session import MemberJoined
+from securex import protocol
+from securex.session.runner import MemberJoined
 from helpers import WAIT, cli_client, core_clients, running_server
-from protocol import FrameType
+from securex.protocol import FrameType
 
 # A frame the relay may rewrite on its way to the server; returns the bytes to forward.
 Tamper = Callable[[protocol.Frame], bytes]

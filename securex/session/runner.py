@@ -24,19 +24,17 @@ import threading
 import time
 from dataclasses import dataclass
 
-import protocol
-from chat_events import (
+from securex import protocol
+from securex.events import (
     ChatMessage, Closed, Connected, ConnectionLost, Event, MemberJoined, MemberLeft, MembersChanged, Notice,
     Reconnecting, display_safe, validate_name)
 from crypto_utils import (CIPHER_NAME, SCRYPT_N, RandBytes, RoomKeys, derive_room_keys,
                           new_session_id, open_sealed, seal, sender_key)
-from errors import (ConnectionLostError, DecryptionError, ProtocolError, RefusedError,
+from securex.errors import (ConnectionLostError, DecryptionError, ProtocolError, RefusedError,
                     RoomFullError, SecureXError, ServerUnreachableError, WrongPassphraseError)
-from protocol import CloseReason, FrameType, InnerKind
+from securex.protocol import CLIENT_IDLE_TIMEOUT, PING_SECONDS, CloseReason, FrameType, InnerKind
 
 POLL_SECONDS = 0.5
-PING_SECONDS = 5.0
-IDLE_TIMEOUT = 15.0           # no frame (not even a PING) for this long: the link is dead
 MAX_BACKOFF = 30.0
 QUIT_COMMANDS = frozenset({"<quit>", "{quit}", "/quit"})
 
@@ -93,7 +91,7 @@ class ChatSession:
     def __init__(self, host: str, port: int, name: str, passphrase: str,
                  events: queue.Queue[Event], *, auto_reconnect: bool = True,
                  reconnect_after_shutdown: bool = False, connect_timeout: float = 5.0,
-                 idle_timeout: float = IDLE_TIMEOUT, scrypt_n: int = SCRYPT_N,
+                 idle_timeout: float = CLIENT_IDLE_TIMEOUT, scrypt_n: int = SCRYPT_N,
                  randbytes: RandBytes = os.urandom) -> None:
         self.host, self.port = host, port
         self.name = validate_name(name)

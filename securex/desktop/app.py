@@ -31,13 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from chat_session import (QUIT_COMMANDS, ChatMessage, ChatSession, Closed, Connected, ConnectionLost,
+from securex.session.runner import (QUIT_COMMANDS, ChatMessage, ChatSession, Closed, Connected, ConnectionLost,
                           Event, MemberJoined, MemberLeft, MembersChanged, Notice, Reconnecting)
-from client import DEFAULT_PORT
-from desktop_chat import ChatWindow
-from desktop_dialog import ConnectDialog, ConnectRequest, load_last_used, save_last_used
-from desktop_theme import apply_theme, palette_from_env, tk_safe
-from errors import EXIT_ERROR, EXIT_OK, SecureXError, WrongPassphraseError, exit_status
+from securex.protocol import DEFAULT_PORT
+from securex.desktop.chat import ChatWindow
+from securex.desktop.dialog import ConnectDialog, ConnectRequest, load_last_used, save_last_used
+from securex.desktop.theme import apply_theme, palette_from_env, tk_safe
+from securex.errors import EXIT_ERROR, EXIT_OK, SecureXError, WrongPassphraseError, exit_status
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import protocol
-from errors import SecureXError
+from securex import protocol
+from securex.errors import SecureXError
 
 # -- events (network thread -> front end) -----------------------------------
 

@@ -18,11 +18,12 @@ import signal
 import sys
 import threading
 
-import chat_session
-from chat_session import (ChatMessage, ChatSession, Closed, Connected, ConnectionLost, Event,
+from securex.session import runner as chat_session
+from securex.session.runner import ChatSession
+from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, Event,
                           MemberJoined, MemberLeft, MembersChanged, Notice, Reconnecting)
 from crypto_utils import passphrase_warning
-from errors import EXIT_USAGE, SecureXError, exit_status
+from securex.errors import EXIT_USAGE, SecureXError, exit_status
 
 WHO_COMMAND = "/who"
 

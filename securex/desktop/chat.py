@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from tkinter import ttk
 
-from desktop_theme import Theme, sender_colour, tk_safe
+from securex.desktop.theme import Theme, sender_colour, tk_safe
 
 MAX_VIEW_LINES = 20_000          # older lines are dropped so memory stays bounded
 GROUP_WITHIN = timedelta(minutes=3)   # consecutive messages by one sender share a header

@@ -18,9 +18,9 @@ import hmac
 import threading
 from typing import Protocol
 
-from errors import RoomFullError, SecureXError, WrongPassphraseError
-import protocol
-from protocol import CloseReason, FrameType
+from securex.errors import RoomFullError, SecureXError, WrongPassphraseError
+from securex import protocol
+from securex.protocol import CloseReason, FrameType
 
 
 class Member(Protocol):

@@ -42,10 +42,24 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from crypto_utils import KEY_BYTES, SALT_BYTES, SESSION_ID_BYTES, TAG_BYTES
-from errors import ProtocolError
+from securex.errors import ProtocolError
 
 PROTOCOL_VERSION = 1
+DEFAULT_PORT = 5050
+DEFAULT_MAX_CLIENTS = 5
+
+# Liveness, shared by both ends: each sends PING after PING_SECONDS with nothing
+# else to send; the server drops a member silent for SERVER_IDLE_TIMEOUT, a client
+# declares the link lost after CLIENT_IDLE_TIMEOUT.
+PING_SECONDS = 5.0
+SERVER_IDLE_TIMEOUT = 20.0
+CLIENT_IDLE_TIMEOUT = 15.0
+
+# Sizes on the wire (the relay needs them to check frames; crypto_utils uses the same).
+SALT_BYTES = 16
+SESSION_ID_BYTES = 8
+KEY_BYTES = 32
+TAG_BYTES = 16
 MAX_FRAME_BYTES = 128 * 1024
 MAX_TEXT_BYTES = 96 * 1024  # 16,000 four-byte emoji fit with room to spare
 MAX_NAME_CHARS = 32

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from tkinter import ttk
 
-from chat_session import validate_name
-from client import DEFAULT_PORT
+from securex.events import validate_name
+from securex.protocol import DEFAULT_PORT
 from crypto_utils import generate_passphrase, passphrase_warning
-from desktop_theme import Theme, tk_safe
+from securex.desktop.theme import Theme, tk_safe
 
 log = logging.getLogger(__name__)
 
