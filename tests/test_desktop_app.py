@@ -20,7 +20,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-tk = pytest.importorskip("tkinter")
+from helpers import skip_unless_ci  # noqa: E402
+
+try:
+    import tkinter as tk
+except ImportError:
+    skip_unless_ci("tkinter is missing (apt install python3-tk)")
 
 from securex.desktop import app as desktop_app  # noqa: E402
 from securex.session.runner import ChatMessage, MemberJoined, MemberLeft, MembersChanged  # noqa: E402
@@ -40,7 +45,7 @@ def display() -> Iterator[str]:
         yield os.environ["DISPLAY"]
         return
     if not xvfb_available():
-        pytest.skip("no DISPLAY and Xvfb is not installed (apt install xvfb) to make one")
+        skip_unless_ci("no DISPLAY and Xvfb is not installed (apt install xvfb) to make one")
     with virtual_display() as name:
         os.environ["DISPLAY"] = name
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from securex.errors import EXIT_UNREACHABLE
-from helpers import PASSPHRASE, WAIT, Process, python_env
+from helpers import PASSPHRASE, WAIT, Process, python_env, skip_unless_ci
 
 SERVER_ADDRESS, CLIENT_ADDRESS = "10.231.0.1", "10.231.0.2"
 SECOND_SERVER_ADDRESS, SECOND_CLIENT_ADDRESS = "10.232.0.1", "10.232.0.2"
@@ -74,9 +74,9 @@ class Lan:
 @pytest.fixture
 def lan():
     if os.geteuid() != 0:
-        pytest.skip("creating network namespaces needs root (CI runs as root)")
+        skip_unless_ci("creating network namespaces needs root (CI runs as root)")
     if shutil.which("ip") is None:
-        pytest.skip("needs the `ip` command from iproute2")
+        skip_unless_ci("needs the `ip` command from iproute2")
     suffix = f"{os.getpid()}-{next(_names)}"
     hosts = [f"sx-srv-{suffix}", f"sx-cli-{suffix}"]
     created: list[str] = []
@@ -86,7 +86,7 @@ def lan():
             try:
                 ip("netns", "add", host)
             except RuntimeError as error:
-                pytest.skip(f"`ip netns` is unavailable here: {error}")
+                skip_unless_ci(f"`ip netns` is unavailable here: {error}")
             created.append(host)
             ip("-n", host, "link", "set", "lo", "up")
         yield network
