@@ -1,8 +1,10 @@
 """Secure X relay server: ``python server.py``.
 
-A blind relay. It hands out the room salt, admits members whose key check
-matches, and forwards sealed frames it cannot read. It never holds the
-passphrase or a key, and never sees names or text (they travel encrypted).
+A blind relay. It gives each connection a random id, tells everyone who is
+connected, and forwards the frames members address to each other. Members prove
+the passphrase to each other; the relay holds nothing derived from it and never
+sees a name or a word (they travel encrypted). The process loads no
+cryptography at all.
 
 This file is only the command line: arguments, the address to give out, and
 signals. The relay itself lives in ``securex/relay/``.
@@ -18,8 +20,9 @@ import sys
 import threading
 
 from netinfo import detect_lan_addresses
-from securex.protocol import DEFAULT_MAX_CLIENTS, DEFAULT_PORT
-from securex.relay.engine import RelayServer
+from securex.protocol import (DEFAULT_MAX_CLIENTS, DEFAULT_PORT, HANDSHAKE_TIMEOUT, MAX_CLIENTS_LIMIT,
+                              SERVER_IDLE_TIMEOUT)
+from securex.relay.engine import DEFAULT_HIGH_WATER, RelayServer
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,18 +33,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"TCP port to listen on; 0 picks a free one (default: {DEFAULT_PORT})")
     parser.add_argument("--max-clients", type=int, default=DEFAULT_MAX_CLIENTS, metavar="N",
-                        help=f"most members in the room at once, 1-255 (default: {DEFAULT_MAX_CLIENTS})")
-    parser.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="drop connections that have not joined within this time (default: 10)")
-    parser.add_argument("--idle-timeout", type=float, default=20.0, metavar="SECONDS",
-                        help="drop members not heard from for this long (default: 20)")
-    parser.add_argument("--max-queue-bytes", type=int, default=4 * 1024 * 1024, metavar="BYTES",
-                        help="per-member outgoing buffer; a member that falls this far behind "
-                             "is disconnected (default: 4 MiB)")
+                        help=f"most members in the room at once, 1-{MAX_CLIENTS_LIMIT} "
+                             f"(default: {DEFAULT_MAX_CLIENTS})")
+    parser.add_argument("--handshake-timeout", type=float, default=HANDSHAKE_TIMEOUT, metavar="SECONDS",
+                        help="drop connections that have not finished joining within this time "
+                             f"(default: {HANDSHAKE_TIMEOUT:g})")
+    parser.add_argument("--idle-timeout", type=float, default=SERVER_IDLE_TIMEOUT, metavar="SECONDS",
+                        help=f"drop members not heard from for this long (default: {SERVER_IDLE_TIMEOUT:g})")
+    parser.add_argument("--max-pending-per-address", type=int, default=3, metavar="N",
+                        help="connections one address may have joining at once (default: 3)")
+    parser.add_argument("--member-buffer", type=int, default=DEFAULT_HIGH_WATER, metavar="BYTES",
+                        help="bytes queued for one member before whoever sends to it is slowed down "
+                             f"(default: {DEFAULT_HIGH_WATER // 2**20} MiB)")
     parser.add_argument("--quiet", action="store_true", help="log only warnings")
     args = parser.parse_args(argv)
-    if not 1 <= args.max_clients <= 255:
-        parser.error("--max-clients must be between 1 and 255")
+    if not 1 <= args.max_clients <= MAX_CLIENTS_LIMIT:
+        parser.error(f"--max-clients must be between 1 and {MAX_CLIENTS_LIMIT}")
+    if args.max_pending_per_address < 1:
+        parser.error("--max-pending-per-address must be at least 1")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
     return args
@@ -49,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def announce(server: RelayServer, host: str) -> None:
     """Tell the host which address to give out, and the exact client command."""
-    port, limit = server.port, server.registry.max_members
+    port, limit = server.port, server.registry.capacity
     if host in ("0.0.0.0", ""):
         lan = detect_lan_addresses()
         addresses = lan.addresses
@@ -60,7 +69,7 @@ def announce(server: RelayServer, host: str) -> None:
     print(f"Secure X server on {addresses[0]}:{port} (up to {limit} members)")
     for other in addresses[1:]:
         print(f"  also reachable at {other}:{port}")
-    print(f"Members join with: python client.py --host {addresses[0]} --port {port}")
+    print(f"Members join with: securex --host {addresses[0]} --port {port}")
     print("Press Ctrl+C to stop.", flush=True)
 
 
@@ -70,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         server = RelayServer(args.host, args.port, max_clients=args.max_clients,
-                             handshake_timeout=args.handshake_timeout,
-                             idle_timeout=args.idle_timeout, max_queue_bytes=args.max_queue_bytes)
+                             max_pending_per_address=args.max_pending_per_address,
+                             handshake_timeout=args.handshake_timeout, idle_timeout=args.idle_timeout,
+                             high_water=args.member_buffer)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             print(f"Error: port {args.port} is already in use (another server running?). "

@@ -1,4 +1,8 @@
-"""The Secure X wire protocol: frame layout, frame types, limits. Shared by both ends.
+"""The relay's wire protocol (version 2): frames, frame types, limits, timings.
+
+Shared by the relay and the client. It imports no cryptography: the relay
+routes these frames and never sees inside the bodies members send each other
+(``securex/session/peer_wire.py`` defines those).
 
 Every frame on the TCP stream::
 
@@ -7,33 +11,28 @@ Every frame on the TCP stream::
     +-------------------+-----------+----------------------+
 
 ``length`` counts the type byte and the payload; it must be 1..MAX_FRAME_BYTES
-and is checked before any of the body is read or buffered.
+and is checked as soon as the four length bytes arrive, before the body is read.
 
-Handshake (the server speaks first)::
+Frames (``id`` is a relay-chosen random 8-byte connection id; it means nothing
+outside one connection)::
 
-    S->C CHALLENGE  version:u8 | max_members:u8 | room_salt:16
-    C->S JOIN       version:u8 | session_id:8 | key_check:32
-    S->C ACCEPTED   session_id:8 * n          (the members already in the room)
-     or  CLOSE      reason:u8 | detail:utf-8  (then the server closes)
+    S->C WELCOME   version:u8 | capacity:u8 | your_id:8 | relay_run:8
+                   (the same length and first byte as version 1's CHALLENGE, so a
+                   version-1 client reads "this server speaks version 2; update")
+    C->S HELLO     version:u8                        (then the relay lists the newcomer)
+    S->C ROSTER    count:u8 | (id:8 | flags:u8) * count   (everyone present, newest last)
+                   flags: 1 = ready (finished joining), 2 = confirmed (verified by a member)
+    C->S STATUS    flags:u8 | count:u8 | id:8 * count  (ready; whom I have verified)
+    C->S ROUTE     to:8 | body                        the relay forwards the body unread
+    S->C ROUTED    from:8 | body
+    C->S FANOUT    count:u8 | to:8 * count | body     one body to several members (files)
+    C->S LEAVE     (empty)                            the relay answers CLOSE goodbye
+    both PING      (empty; after PING_SECONDS with nothing else to send)
+    S->C CLOSE     reason:u8 | detail:utf-8           (then the relay closes)
 
-In the room::
-
-    C->S MESSAGE    seq:u64 | ciphertext | tag:16
-    S->C RELAYED    sender_session:8 | seq:u64 | ciphertext | tag:16
-    S->C JOINED     session_id:8
-    S->C LEFT       session_id:8
-    C->S LEAVE      (empty)
-    both PING       (empty; sent after a few idle seconds so a dead peer is noticed)
-    S->C CLOSE      reason:u8 | detail:utf-8
-
-The ciphertext is AES-256-GCM under the sender's session key with nonce
-``0^32 || seq`` and associated data ``b"SX" | version | MESSAGE | sender_session | seq``.
-Inside it (the server never sees this)::
-
-    kind:u8 | name_len:u8 | name:utf-8 | body:utf-8
-
-where kind is TEXT, HELLO (I just joined) or HERE (I was already here; sent
-when someone joins so the newcomer learns names).
+The relay derives "confirmed" from STATUS claims that match in both directions
+(A says it verified B and B says it verified A). It is a hint for the joining
+client's passphrase verdict and nothing else: no security decision rests on it.
 """
 
 from __future__ import annotations
@@ -44,48 +43,43 @@ from dataclasses import dataclass
 
 from securex.errors import ProtocolError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_PORT = 5050
 DEFAULT_MAX_CLIENTS = 5
+MAX_CLIENTS_LIMIT = 16           # a room is for a handful of people; bounds every roster
+MAX_FRAME_BYTES = 256 * 1024
+ID_BYTES = 8
+MAX_BODY_BYTES = MAX_FRAME_BYTES - 1 - 1 - ID_BYTES * MAX_CLIENTS_LIMIT   # fits a FANOUT to everyone
 
 # Liveness, shared by both ends: each sends PING after PING_SECONDS with nothing
-# else to send; the server drops a member silent for SERVER_IDLE_TIMEOUT, a client
+# else to send; the relay drops a member silent for SERVER_IDLE_TIMEOUT, a client
 # declares the link lost after CLIENT_IDLE_TIMEOUT.
 PING_SECONDS = 5.0
 SERVER_IDLE_TIMEOUT = 20.0
 CLIENT_IDLE_TIMEOUT = 15.0
+HANDSHAKE_TIMEOUT = 20.0         # from connecting to STATUS ready
 
-# Sizes on the wire (the relay needs them to check frames; crypto_utils uses the same).
-SALT_BYTES = 16
-SESSION_ID_BYTES = 8
-KEY_BYTES = 32
-TAG_BYTES = 16
-MAX_FRAME_BYTES = 128 * 1024
-MAX_TEXT_BYTES = 96 * 1024  # 16,000 four-byte emoji fit with room to spare
-MAX_NAME_CHARS = 32
 HEADER = struct.Struct(">IB")
 _LENGTH = struct.Struct(">I")
-_SEQ = struct.Struct(">Q")
 
 
 class FrameType(enum.IntEnum):
-    CHALLENGE = 0x01
-    JOIN = 0x02
-    ACCEPTED = 0x03
+    WELCOME = 0x01
+    HELLO = 0x02
     CLOSE = 0x04
-    MESSAGE = 0x10
-    RELAYED = 0x11
-    JOINED = 0x20
-    LEFT = 0x21
+    ROUTE = 0x10
+    ROUTED = 0x11
+    FANOUT = 0x12
+    ROSTER = 0x20
+    STATUS = 0x21
     LEAVE = 0x30
     PING = 0x31
 
 
 class CloseReason(enum.IntEnum):
-    """Why the server closes a connection. The detail text is for people."""
+    """Why the relay closes a connection. Clients show their own words for each."""
 
     FULL = 1
-    WRONG_PASSPHRASE = 2
     PROTOCOL = 3
     HANDSHAKE_TIMEOUT = 4
     TOO_SLOW = 5
@@ -96,11 +90,9 @@ class CloseReason(enum.IntEnum):
     GOODBYE = 10
 
 
-class InnerKind(enum.IntEnum):
-    TEXT = 1
-    HELLO = 2
-    HERE = 3
-
+ROSTER_READY = 0x01
+ROSTER_CONFIRMED = 0x02
+STATUS_READY = 0x01
 
 _FRAME_TYPES = {frame_type.value: frame_type for frame_type in FrameType}
 
@@ -119,7 +111,7 @@ def encode_frame(frame_type: FrameType, payload: bytes = b"") -> bytes:
 
 
 class FrameDecoder:
-    """Feed it bytes as they arrive; it yields whole frames.
+    """Feed it bytes as they arrive; it returns whole frames.
 
     Handles frames split across reads and several frames in one read. Raises
     ProtocolError for a length of zero, a length over the limit (as soon as the
@@ -163,134 +155,161 @@ def _expect_length(frame: Frame, size: int) -> None:
         raise ProtocolError(f"{frame.type.name} frame has {len(frame.payload)} payload bytes, expected {size}")
 
 
-# -- handshake -------------------------------------------------------------
+def _ids(payload: bytes, count: int, what: str) -> list[bytes]:
+    if len(payload) != count * ID_BYTES:
+        raise ProtocolError(f"{what} does not hold {count} ids")
+    return [payload[i:i + ID_BYTES] for i in range(0, len(payload), ID_BYTES)]
+
+
+# -- joining -------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Challenge:
+class Welcome:
     version: int
-    max_members: int
-    room_salt: bytes
+    capacity: int
+    your_id: bytes
+    relay_run: bytes
 
 
-def encode_challenge(max_members: int, room_salt: bytes) -> bytes:
-    return encode_frame(FrameType.CHALLENGE, bytes([PROTOCOL_VERSION, max_members]) + room_salt)
+def encode_welcome(capacity: int, your_id: bytes, relay_run: bytes) -> bytes:
+    return encode_frame(FrameType.WELCOME, bytes([PROTOCOL_VERSION, capacity]) + your_id + relay_run)
 
 
-def parse_challenge(frame: Frame) -> Challenge:
-    _expect_length(frame, 2 + SALT_BYTES)
-    return Challenge(frame.payload[0], frame.payload[1], frame.payload[2:])
+def parse_welcome(frame: Frame) -> Welcome:
+    """Only the version byte is read when the length is not this version's: a server
+    of another version then gets a clear "update" message, not a protocol error."""
+    if not frame.payload:
+        raise ProtocolError("WELCOME frame without a version")
+    version = frame.payload[0]
+    if version != PROTOCOL_VERSION:
+        return Welcome(version, 0, b"", b"")
+    _expect_length(frame, 2 + 2 * ID_BYTES)
+    p = frame.payload
+    return Welcome(version, p[1], p[2:2 + ID_BYTES], p[2 + ID_BYTES:])
+
+
+def encode_hello() -> bytes:
+    return encode_frame(FrameType.HELLO, bytes([PROTOCOL_VERSION]))
+
+
+def parse_hello(frame: Frame) -> int:
+    """The client's protocol version."""
+    if not frame.payload:
+        raise ProtocolError("HELLO frame without a version")
+    return frame.payload[0]
 
 
 @dataclass(frozen=True)
-class Join:
-    version: int
-    session_id: bytes
-    key_check: bytes
+class RosterEntry:
+    member_id: bytes
+    ready: bool
+    confirmed: bool
 
 
-def encode_join(session_id: bytes, key_check: bytes) -> bytes:
-    return encode_frame(FrameType.JOIN, bytes([PROTOCOL_VERSION]) + session_id + key_check)
+def encode_roster(entries: list[RosterEntry]) -> bytes:
+    body = b"".join(e.member_id + bytes([(ROSTER_READY if e.ready else 0)
+                                         | (ROSTER_CONFIRMED if e.confirmed else 0)]) for e in entries)
+    return encode_frame(FrameType.ROSTER, bytes([len(entries)]) + body)
 
 
-def parse_join(frame: Frame) -> Join:
-    _expect_length(frame, 1 + SESSION_ID_BYTES + KEY_BYTES)
+def parse_roster(frame: Frame, capacity: int) -> list[RosterEntry]:
+    """The relay's list of who is connected. More entries than the room's capacity,
+    or an id listed twice, is a protocol error: a roster is bounded by construction."""
     p = frame.payload
-    return Join(p[0], p[1:1 + SESSION_ID_BYTES], p[1 + SESSION_ID_BYTES:])
+    if not p:
+        raise ProtocolError("ROSTER frame without a count")
+    count = p[0]
+    if count > capacity:
+        raise ProtocolError(f"ROSTER lists {count} members in a room for {capacity}")
+    _expect_length(frame, 1 + count * (ID_BYTES + 1))
+    entries = []
+    for i in range(count):
+        start = 1 + i * (ID_BYTES + 1)
+        flags = p[start + ID_BYTES]
+        entries.append(RosterEntry(p[start:start + ID_BYTES], bool(flags & ROSTER_READY),
+                                   bool(flags & ROSTER_CONFIRMED)))
+    if len({e.member_id for e in entries}) != len(entries):
+        raise ProtocolError("ROSTER lists a member twice")
+    return entries
 
 
-def encode_session_ids(frame_type: FrameType, session_ids: list[bytes]) -> bytes:
-    """ACCEPTED (a list), JOINED and LEFT (one each)."""
-    return encode_frame(frame_type, b"".join(session_ids))
+@dataclass(frozen=True)
+class Status:
+    ready: bool
+    verified: list[bytes]
 
 
-def parse_session_ids(frame: Frame) -> list[bytes]:
+def encode_status(ready: bool, verified: list[bytes]) -> bytes:
+    return encode_frame(FrameType.STATUS, bytes([STATUS_READY if ready else 0, len(verified)]) + b"".join(verified))
+
+
+def parse_status(frame: Frame) -> Status:
     p = frame.payload
-    if len(p) % SESSION_ID_BYTES:
-        raise ProtocolError(f"{frame.type.name} frame is not a whole number of session ids")
-    return [p[i:i + SESSION_ID_BYTES] for i in range(0, len(p), SESSION_ID_BYTES)]
-
-
-def parse_session_id(frame: Frame) -> bytes:
-    _expect_length(frame, SESSION_ID_BYTES)
-    return frame.payload
+    if len(p) < 2:
+        raise ProtocolError("STATUS frame too short")
+    if p[1] > MAX_CLIENTS_LIMIT:
+        raise ProtocolError("STATUS lists too many members")
+    return Status(bool(p[0] & STATUS_READY), _ids(p[2:], p[1], "STATUS"))
 
 
 def encode_close(reason: CloseReason, detail: str) -> bytes:
     return encode_frame(FrameType.CLOSE, bytes([reason]) + detail.encode("utf-8")[:1024])
 
 
-def parse_close(frame: Frame) -> tuple[CloseReason | None, str]:
-    """The reason (None if this version does not know it) and the server's words."""
+def parse_close(frame: Frame) -> CloseReason | None:
+    """The reason, or None if this version does not know it. The relay's own words
+    (the detail) are deliberately not returned: clients show their own."""
     if not frame.payload:
         raise ProtocolError("CLOSE frame without a reason")
     try:
-        reason: CloseReason | None = CloseReason(frame.payload[0])
+        return CloseReason(frame.payload[0])
     except ValueError:
-        reason = None
-    return reason, frame.payload[1:].decode("utf-8", "replace")
+        return None
 
 
-# -- messages --------------------------------------------------------------
+# -- routing -------------------------------------------------------------------
 
-def message_aad(sender_session: bytes, seq: int) -> bytes:
-    """What the tag binds besides the text: version, frame type, sender and sequence."""
-    return b"SX" + bytes([PROTOCOL_VERSION, FrameType.MESSAGE]) + sender_session + _SEQ.pack(seq)
-
-
-def encode_message(seq: int, sealed: bytes) -> bytes:
-    return encode_frame(FrameType.MESSAGE, _SEQ.pack(seq) + sealed)
+def encode_route(to: bytes, body: bytes) -> bytes:
+    return encode_frame(FrameType.ROUTE, to + body)
 
 
-def relayed_from_message(sender_session: bytes, message_payload: bytes) -> bytes:
-    """The server's only transformation: stamp who sent it. It cannot read the rest."""
-    return encode_frame(FrameType.RELAYED, sender_session + message_payload)
-
-
-def check_message(frame: Frame) -> None:
-    if len(frame.payload) < _SEQ.size + TAG_BYTES:
-        raise ProtocolError("MESSAGE frame too short")
+def encode_fanout(recipients: list[bytes], body: bytes) -> bytes:
+    return encode_frame(FrameType.FANOUT, bytes([len(recipients)]) + b"".join(recipients) + body)
 
 
 @dataclass(frozen=True)
-class Relayed:
-    sender_session: bytes
-    seq: int
-    sealed: bytes
+class Routed:
+    """A body and the id of the member it is for (ROUTE) or from (ROUTED)."""
+    member_id: bytes
+    body: bytes
 
 
-def parse_relayed(frame: Frame) -> Relayed:
+def parse_routed(frame: Frame) -> Routed:
+    """ROUTE (C->S) and ROUTED (S->C) share one layout: an id, then the body."""
+    if len(frame.payload) <= ID_BYTES:
+        raise ProtocolError(f"{frame.type.name} frame too short")
+    return Routed(frame.payload[:ID_BYTES], frame.payload[ID_BYTES:])
+
+
+def routed_from_route(sender: bytes, payload: bytes) -> bytes:
+    """The relay's only transformation of a ROUTE: swap the recipient for the sender."""
+    return encode_frame(FrameType.ROUTED, sender + payload[ID_BYTES:])
+
+
+@dataclass(frozen=True)
+class Fanout:
+    recipients: list[bytes]
+    body: bytes
+
+
+def parse_fanout(frame: Frame) -> Fanout:
     p = frame.payload
-    if len(p) < SESSION_ID_BYTES + _SEQ.size + TAG_BYTES:
-        raise ProtocolError("RELAYED frame too short")
-    (seq,) = _SEQ.unpack_from(p, SESSION_ID_BYTES)
-    return Relayed(p[:SESSION_ID_BYTES], seq, p[SESSION_ID_BYTES + _SEQ.size:])
-
-
-@dataclass(frozen=True)
-class InnerMessage:
-    kind: InnerKind
-    name: str
-    body: str
-
-
-def encode_inner(kind: InnerKind, name: str, body: str = "") -> bytes:
-    name_bytes = name.encode("utf-8")
-    body_bytes = body.encode("utf-8")
-    if len(name_bytes) > 255:
-        raise ValueError("display name too long")
-    if len(body_bytes) > MAX_TEXT_BYTES:
-        raise ValueError(f"message is {len(body_bytes)} bytes; the limit is {MAX_TEXT_BYTES}")
-    return bytes([kind, len(name_bytes)]) + name_bytes + body_bytes
-
-
-def decode_inner(plaintext: bytes) -> InnerMessage:
-    """Parse an authenticated plaintext. Raises ProtocolError if a member's client is broken."""
-    try:
-        kind = InnerKind(plaintext[0])
-        name_end = 2 + plaintext[1]
-        if len(plaintext) < name_end:
-            raise ValueError
-        return InnerMessage(kind, plaintext[2:name_end].decode("utf-8"),
-                            plaintext[name_end:].decode("utf-8"))
-    except (IndexError, ValueError):
-        raise ProtocolError("a member sent a malformed message") from None
+    if not p or p[0] == 0 or p[0] > MAX_CLIENTS_LIMIT:
+        raise ProtocolError("FANOUT frame needs 1 to 16 recipients")
+    end = 1 + p[0] * ID_BYTES
+    if len(p) <= end:
+        raise ProtocolError("FANOUT frame too short")
+    recipients = _ids(p[1:end], p[0], "FANOUT")
+    if len(set(recipients)) != len(recipients):
+        raise ProtocolError("FANOUT names a recipient twice")
+    return Fanout(recipients, p[end:])

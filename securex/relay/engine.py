@@ -1,12 +1,24 @@
-"""The relay's socket engine: accepts connections, runs each handshake, and moves
-frames between sockets and the room registry (``registry.py``), which holds the
-room's logic and never touches a socket.
+"""The relay's socket engine: accepts connections and moves frames between sockets
+and the room registry (``registry.py``), which holds the room's logic and never
+touches a socket.
 
-Each connection has two threads: the handler reads and dispatches frames; a
-writer drains that connection's bounded outbox, joining everything queued into
-one ``send`` per wake-up, so one slow member never blocks the others.
+Each connection has two threads. Its handler reads frames and hands them to
+the registry; its writer drains the connection's outbox, joining everything
+queued into one ``send`` per wake-up.
 
-This module, like everything the relay process loads, imports no cryptography.
+Flow control, so that nobody honest is evicted by a flood:
+
+* A member's outbox has a high-water mark. When a sender's frames push a
+  recipient past it, the sender's handler stops reading from the sender until
+  that recipient has caught up (below the low-water mark). The sender's TCP
+  window fills and its client slows down: back-pressure reaches the one who
+  sends too much, not the ones who read.
+* A member whose writer makes no progress at all for ``stall_timeout`` (it does
+  not read: frozen, or its network is gone) is dropped with a reason, and
+  everyone held back by it is released. Memory stays bounded by the high-water
+  mark plus one frame per sender.
+
+Like everything the relay process loads, this module imports no cryptography.
 """
 
 from __future__ import annotations
@@ -19,50 +31,70 @@ import socketserver
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 
 from securex import protocol
-from securex.errors import ProtocolError, RoomFullError, WrongPassphraseError
-from securex.protocol import (DEFAULT_MAX_CLIENTS, DEFAULT_PORT, PING_SECONDS, SALT_BYTES, SERVER_IDLE_TIMEOUT, CloseReason,
-                              FrameType)
-from securex.relay.registry import DuplicateSessionError, RoomRegistry
+from securex.errors import ProtocolError
+from securex.protocol import (DEFAULT_MAX_CLIENTS, DEFAULT_PORT, HANDSHAKE_TIMEOUT, ID_BYTES, MAX_CLIENTS_LIMIT,
+                              PING_SECONDS, PROTOCOL_VERSION, SERVER_IDLE_TIMEOUT, CloseReason, FrameType)
+from securex.relay.registry import RoomRegistry
 
 log = logging.getLogger("securex.server")
 
 POLL_SECONDS = 0.5         # how often a blocked read or write looks at its deadlines
 SHUTDOWN_LINGER = 2.0      # how long a closing connection may take to flush
 SLOW_LINGER = 30.0         # a frozen member gets this long to wake and read why it was dropped
+DEFAULT_HIGH_WATER = 4 * 1024 * 1024
+DEFAULT_STALL_TIMEOUT = 10.0
+MAX_BATCH_BYTES = 256 * 1024   # one send's worth: what a dropped member still gets before its CLOSE
+
+# What the relay tells a connection it closes. Clients show their own wording for
+# each reason; these are for anything else that connects (and for logs).
+_CLOSE_DETAIL = {
+    CloseReason.FULL: "The room is full.",
+    CloseReason.BUSY: "Too many connections are joining at once; try again shortly.",
+    CloseReason.SHUTDOWN: "The server is shutting down.",
+    CloseReason.VERSION: f"This server speaks Secure X protocol version {PROTOCOL_VERSION}; update Secure X.",
+    CloseReason.HANDSHAKE_TIMEOUT: "You took too long to join.",
+    CloseReason.IDLE: "Nothing heard from you for too long.",
+    CloseReason.TOO_SLOW: "Your connection stopped reading.",
+    CloseReason.GOODBYE: "Goodbye.",
+}
 
 
 class Connection:
-    """One client socket: the ``room.Member`` the registry talks to."""
+    """One client socket: the ``registry.Member`` the room talks to."""
 
-    def __init__(self, sock: socket.socket, peer: str, max_queue_bytes: int) -> None:
+    def __init__(self, sock: socket.socket, address: str, peer: str, member_id: bytes, *,
+                 high_water: int, stall_timeout: float) -> None:
         self.sock = sock
+        self.address = address
         self.peer = peer
-        self.session_id = b""
-        self._max_queue_bytes = max_queue_bytes
+        self.member_id = member_id
+        self._high_water = high_water
+        self._low_water = high_water // 2
+        self._stall_timeout = stall_timeout
         self._cond = threading.Condition()
         self._outbox: deque[bytes] = deque()
-        self._unsent = 0          # queued plus in-flight bytes; bounded by max_queue_bytes
+        self._unsent = 0              # queued plus in-flight bytes
         self._closing = False
         self._give_up_at: float | None = None
         self.close_reason: CloseReason | None = None
         self._writer = threading.Thread(target=self._write_loop, name=f"writer {peer}", daemon=True)
         self._writer.start()
 
-    def send(self, frame: bytes) -> bool:
+    # -- Member interface (any thread; never blocks) -------------------------------
+
+    def send(self, frame: bytes) -> None:
         with self._cond:
             if self._closing:
-                return True
-            if self._unsent and self._unsent + len(frame) > self._max_queue_bytes:
-                return False
+                return
             self._outbox.append(frame)
             self._unsent += len(frame)
             if len(self._outbox) == 1:
-                # The writer only waits on an empty outbox: wake it for the first
+                # The writer waits only on an empty outbox: wake it for the first
                 # frame; later ones join the same batch without another notify.
-                self._cond.notify()
-            return True
+                self._cond.notify_all()
 
     def close(self, reason: CloseReason, detail: str) -> None:
         with self._cond:
@@ -77,7 +109,25 @@ class Connection:
                 self._unsent -= sum(map(len, self._outbox))
                 self._outbox.clear()
             self._outbox.append(protocol.encode_close(reason, detail))
-            self._cond.notify()
+            self._cond.notify_all()
+
+    # -- flow control (called by other connections' handler threads) ----------------
+
+    def wait_until_caught_up(self) -> None:
+        """Block the calling sender while this member is behind. Returns once it is
+        below the low-water mark, or closing (dropped, or gone)."""
+        with self._cond:
+            if self._unsent <= self._high_water:
+                return
+            while self._unsent > self._low_water and not self._closing:
+                self._cond.wait(POLL_SECONDS)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        with self._cond:
+            return self._closing
 
     def wait_closed(self, timeout: float) -> None:
         self._writer.join(timeout)
@@ -98,11 +148,6 @@ class Connection:
             except OSError:
                 return
 
-    @property
-    def closing(self) -> bool:
-        with self._cond:
-            return self._closing
-
     def _write_loop(self) -> None:
         flushed = False
         while True:
@@ -117,37 +162,60 @@ class Connection:
                         flushed = True
                         break
                     continue
-                batch = b"".join(self._outbox)
-                self._outbox.clear()
+                batch = self._take_batch_locked()
             if not self._send_all(batch):
                 break
-            with self._cond:
-                self._unsent -= len(batch)
         # Flushed: FIN after the CLOSE; the reader stops by itself (it is closing) and
         # the handler drains the peer's input (see drain). Gave up: make the reader's
         # recv() return so the handler ends.
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR if flushed else socket.SHUT_RDWR)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()   # release every sender waiting on us
+
+    def _take_batch_locked(self) -> bytes:
+        """Whole frames from the front of the outbox, up to about MAX_BATCH_BYTES."""
+        frames, size = [], 0
+        while self._outbox and (not frames or size + len(self._outbox[0]) <= MAX_BATCH_BYTES):
+            frame = self._outbox.popleft()
+            frames.append(frame)
+            size += len(frame)
+        return b"".join(frames)
 
     def _send_all(self, batch: bytes) -> bool:
         view = memoryview(batch)
+        last_progress = time.monotonic()
         while view:
             try:
                 sent = self.sock.send(view)
             except TimeoutError:
+                now = time.monotonic()
                 with self._cond:
-                    give_up_at = self._give_up_at
-                if give_up_at is not None and time.monotonic() > give_up_at:
+                    give_up_at, closing = self._give_up_at, self._closing
+                if give_up_at is not None and now > give_up_at:
                     return False
+                if not closing and now - last_progress > self._stall_timeout:
+                    # It has not read a byte for that long: frozen or gone. Tell it
+                    # why (it may wake up) and free everyone waiting on it.
+                    # The rest of this batch still goes first (a half-sent frame
+                    # would garble the stream), all within SLOW_LINGER.
+                    log.info("dropping %s: it stopped reading", self.peer)
+                    self.close(CloseReason.TOO_SLOW, _CLOSE_DETAIL[CloseReason.TOO_SLOW])
                 continue
             except OSError:
                 return False
             view = view[sent:]
+            last_progress = time.monotonic()
+            with self._cond:
+                self._unsent -= sent
+                if self._unsent <= self._low_water:
+                    self._cond.notify_all()
         return True
 
 
 class ConnectionHandler(socketserver.BaseRequestHandler):
-    """Handshake, then relay frames, for one connection."""
+    """One connection from accept to close."""
 
     server: RelayServer
 
@@ -155,151 +223,137 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         sock.settimeout(POLL_SECONDS)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        address = str(self.client_address[0])
         peer = "{}:{}".format(*self.client_address[:2])
         registry = self.server.registry
-        refusal = registry.begin_handshake()
+        refusal, member_id = registry.reserve(address)
         if refusal is not None:
-            self._refuse_early(sock, peer, refusal)
+            log.info("refused %s: %s", peer, refusal.name.lower())
+            with contextlib.suppress(OSError):
+                sock.sendall(protocol.encode_close(refusal, _CLOSE_DETAIL[refusal]))
             return
-        conn = Connection(sock, peer, self.server.max_queue_bytes)
-        in_handshake, admitted = True, False
+        conn = Connection(sock, address, peer, member_id, high_water=self.server.high_water,
+                          stall_timeout=self.server.stall_timeout)
+        admitted = False
         try:
-            conn.send(protocol.encode_challenge(registry.max_members, registry.room_salt))
-            admitted = self._read_handshake(conn)
-            registry.end_handshake()
-            in_handshake = False
+            conn.send(protocol.encode_welcome(registry.capacity, member_id, self.server.relay_run))
+            frames = self._frames(conn, time.monotonic() + self.server.handshake_timeout)
+            admitted = self._read_hello(conn, frames)
             if admitted:
-                log.info("member %s joined from %s (%d/%d)", conn.session_id[:4].hex(), peer,
-                         registry.member_count, registry.max_members)
-                self._relay_frames(conn)
+                log.info("connection %s from %s joined (%d/%d)", member_id[:4].hex(), peer,
+                         registry.member_count, registry.capacity)
+                self._relay(conn, frames)
         finally:
-            if in_handshake:
-                registry.end_handshake()
-            registry.remove(conn)   # already done if the room dropped it as too slow
-            conn.close(CloseReason.GOODBYE, "Goodbye.")  # no-op if already closing
+            if admitted:
+                registry.remove(conn)
+            else:
+                registry.release(conn)
+            conn.close(CloseReason.GOODBYE, _CLOSE_DETAIL[CloseReason.GOODBYE])  # no-op if closing
             conn.wait_closed(SLOW_LINGER + 1)
             conn.drain()
             if admitted:
-                log.info("member %s left (%s); %d/%d in the room", conn.session_id[:4].hex(),
+                log.info("connection %s left (%s); %d/%d in the room", member_id[:4].hex(),
                          conn.close_reason.name.lower() if conn.close_reason else "gone",
-                         registry.member_count, registry.max_members)
+                         registry.member_count, registry.capacity)
 
-    def _refuse_early(self, sock: socket.socket, peer: str, reason: CloseReason) -> None:
-        detail = {CloseReason.FULL: "The room is full.",
-                  CloseReason.BUSY: "The server is busy with other connections; try again.",
-                  CloseReason.SHUTDOWN: "The server is shutting down."}[reason]
-        log.info("refused %s: %s", peer, reason.name.lower())
-        with contextlib.suppress(OSError):
-            sock.sendall(protocol.encode_close(reason, detail))
-
-    def _frames(self, conn: Connection, deadline: float | None):
-        """Yield frames until EOF, an error, a closing connection or the deadline.
-        Garbage, oversized frames and silence are answered with a CLOSE."""
-        for frames in self._frame_batches(conn, deadline):
-            yield from frames
-
-    def _frame_batches(self, conn: Connection, deadline: float | None):
-        """Like ``_frames``, but yields the list of whole frames each read brought."""
-        decoder = FrameDecoderWithIdle(self.server.idle_timeout)
+    def _frames(self, conn: Connection, ready_by: float) -> Iterator[list[protocol.Frame]]:
+        """Yield the whole frames each read brings, until EOF, an error, a closing
+        connection, silence or the joining deadline. Garbage, oversized frames and
+        silence are answered with a CLOSE."""
+        decoder = protocol.FrameDecoder()
+        registry = self.server.registry
+        last_heard = time.monotonic()
         while not conn.closing:
+            now = time.monotonic()
             # Checked on every pass, not only when a read times out: a peer that
             # trickles a byte or a PING now and then must not outstay the deadline.
-            if deadline is not None and time.monotonic() > deadline:
-                conn.close(CloseReason.HANDSHAKE_TIMEOUT, "You took too long to join.")
+            if now > ready_by and not registry.is_ready(conn):
+                self._close(conn, CloseReason.HANDSHAKE_TIMEOUT)
                 return
             try:
                 data = conn.sock.recv(65536)
             except TimeoutError:
-                if decoder.idle_too_long():
-                    conn.close(CloseReason.IDLE, "Nothing heard from you for too long.")
+                if time.monotonic() - last_heard > self.server.idle_timeout:
+                    self._close(conn, CloseReason.IDLE)
                     return
                 continue
             except OSError:
                 return
             if not data:
                 return
+            last_heard = time.monotonic()
             try:
                 frames = decoder.feed(data)
             except ProtocolError as error:
-                log.info("dropping %s: %s", conn.peer, error)
-                conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
+                self._protocol_error(conn, error)
                 return
             if frames:
                 yield frames
 
-    def _read_handshake(self, conn: Connection) -> bool:
-        deadline = time.monotonic() + self.server.handshake_timeout
-        for frame in self._frames(conn, deadline):
-            if frame.type == FrameType.PING:
-                continue
-            try:
-                if frame.type != FrameType.JOIN:
-                    raise ProtocolError(f"expected JOIN, got {frame.type.name}")
-                join = protocol.parse_join(frame)
-            except ProtocolError as error:
-                conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
-                return False
-            if join.version != protocol.PROTOCOL_VERSION:
-                conn.close(CloseReason.VERSION, f"This server speaks protocol version "
-                           f"{protocol.PROTOCOL_VERSION}; update Secure X.")
-                return False
-            conn.session_id = join.session_id
-            try:
-                self.server.registry.admit(conn, join.key_check)
-            except RoomFullError:
-                conn.close(CloseReason.FULL, "The room is full.")
-                return False
-            except WrongPassphraseError:
-                log.info("refused %s: wrong passphrase", conn.peer)
-                conn.close(CloseReason.WRONG_PASSPHRASE, "Wrong passphrase for this room.")
-                return False
-            except DuplicateSessionError:
-                conn.close(CloseReason.PROTOCOL, "Session id already in use; reconnect.")
-                return False
-            return True
+    def _read_hello(self, conn: Connection, batches: Iterator[list[protocol.Frame]]) -> bool:
+        for frames in batches:
+            for index, frame in enumerate(frames):
+                if frame.type == FrameType.PING:
+                    continue
+                try:
+                    if frame.type != FrameType.HELLO:
+                        raise ProtocolError(f"expected HELLO, got {frame.type.name}")
+                    version = protocol.parse_hello(frame)
+                except ProtocolError as error:
+                    self._protocol_error(conn, error)
+                    return False
+                if version != PROTOCOL_VERSION:
+                    self._close(conn, CloseReason.VERSION)
+                    return False
+                if not self.server.registry.admit(conn):
+                    self._close(conn, CloseReason.SHUTDOWN)
+                    return False
+                if index + 1 < len(frames):
+                    self._dispatch(conn, frames[index + 1:])
+                return True
         return False
 
-    def _relay_frames(self, conn: Connection) -> None:
+    def _relay(self, conn: Connection, batches: Iterator[list[protocol.Frame]]) -> None:
+        for frames in batches:
+            if not self._dispatch(conn, frames):
+                return
+
+    def _dispatch(self, conn: Connection, frames: list[protocol.Frame]) -> bool:
+        """Handle one read's frames; False once the connection is to end."""
         registry = self.server.registry
-        for frames in self._frame_batches(conn, None):
-            # The MESSAGE frames of one read are relayed together: one registry lock
-            # and one queued chunk per member, not one of each per frame. Anything
-            # else first flushes the messages before it, so the order is unchanged.
-            payloads: list[bytes] = []
+        behind: set[Connection] = set()
+        try:
             for frame in frames:
-                if frame.type == FrameType.MESSAGE:
-                    try:
-                        protocol.check_message(frame)
-                    except ProtocolError as error:
-                        registry.relay_many(conn, payloads)
-                        conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
-                        return
-                    payloads.append(frame.payload)
-                    continue
-                registry.relay_many(conn, payloads)
-                payloads = []
-                if frame.type == FrameType.LEAVE:
-                    return
-                if frame.type != FrameType.PING:
-                    conn.close(CloseReason.PROTOCOL, f"Protocol error: unexpected {frame.type.name} frame")
-                    return
-            registry.relay_many(conn, payloads)
+                if frame.type == FrameType.ROUTE:
+                    if len(frame.payload) <= ID_BYTES:
+                        raise ProtocolError("ROUTE frame too short")
+                    target = registry.route(conn, frame.payload)
+                    if target is not None:
+                        behind.add(target)
+                elif frame.type == FrameType.FANOUT:
+                    behind.update(registry.fan_out(conn, protocol.parse_fanout(frame)))
+                elif frame.type == FrameType.STATUS:
+                    registry.set_status(conn, protocol.parse_status(frame))
+                elif frame.type == FrameType.LEAVE:
+                    return False
+                elif frame.type != FrameType.PING:
+                    raise ProtocolError(f"unexpected {frame.type.name} frame")
+        except ProtocolError as error:
+            self._protocol_error(conn, error)
+            return False
+        finally:
+            # Back-pressure: read nothing more from this sender until everyone it
+            # just sent to has caught up (or has been dropped for not reading).
+            for target in behind:
+                target.wait_until_caught_up()
+        return True
 
+    def _close(self, conn: Connection, reason: CloseReason) -> None:
+        conn.close(reason, _CLOSE_DETAIL[reason])
 
-class FrameDecoderWithIdle(protocol.FrameDecoder):
-    """A frame decoder that also remembers when it was last fed."""
-
-    def __init__(self, idle_timeout: float) -> None:
-        super().__init__()
-        self._idle_timeout = idle_timeout
-        self._last_heard = time.monotonic()
-
-    def feed(self, data: bytes) -> list[protocol.Frame]:
-        self._last_heard = time.monotonic()
-        return super().feed(data)
-
-    def idle_too_long(self) -> bool:
-        return time.monotonic() - self._last_heard > self._idle_timeout
+    def _protocol_error(self, conn: Connection, error: ProtocolError) -> None:
+        log.info("dropping %s: %s", conn.peer, error)
+        conn.close(CloseReason.PROTOCOL, f"Protocol error: {error}")
 
 
 class RelayServer(socketserver.ThreadingTCPServer):
@@ -311,23 +365,28 @@ class RelayServer(socketserver.ThreadingTCPServer):
     request_queue_size = 64
 
     def __init__(self, host: str = "0.0.0.0", port: int = DEFAULT_PORT, *,
-                 max_clients: int = DEFAULT_MAX_CLIENTS, max_pending: int = 16,
-                 handshake_timeout: float = 10.0, idle_timeout: float = SERVER_IDLE_TIMEOUT,
-                 max_queue_bytes: int = 4 * 1024 * 1024) -> None:
-        if not 1 <= max_clients <= 255:
-            raise ValueError("max_clients must be 1..255")
-        self.registry = RoomRegistry(max_clients, os.urandom(SALT_BYTES), max_pending)
+                 max_clients: int = DEFAULT_MAX_CLIENTS, max_pending: int = 8,
+                 max_pending_per_address: int = 3, handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 idle_timeout: float = SERVER_IDLE_TIMEOUT, high_water: int = DEFAULT_HIGH_WATER,
+                 stall_timeout: float = DEFAULT_STALL_TIMEOUT) -> None:
+        if not 1 <= max_clients <= MAX_CLIENTS_LIMIT:
+            raise ValueError(f"max_clients must be 1..{MAX_CLIENTS_LIMIT}")
+        self.registry = RoomRegistry(max_clients, max_pending=max_pending,
+                                     max_pending_per_address=max_pending_per_address,
+                                     new_id=lambda: os.urandom(ID_BYTES))
+        self.relay_run = os.urandom(ID_BYTES)
         self.handshake_timeout = handshake_timeout
         self.idle_timeout = idle_timeout
-        self.max_queue_bytes = max_queue_bytes
+        self.high_water = high_water
+        self.stall_timeout = stall_timeout
         super().__init__((host, port), ConnectionHandler)
 
     @property
     def port(self) -> int:
         return self.server_address[1]
 
-    def stop(self, detail: str = "The server is shutting down.") -> None:
-        members = self.registry.close_all(CloseReason.SHUTDOWN, detail)
+    def stop(self) -> None:
+        members = self.registry.close_all(CloseReason.SHUTDOWN, _CLOSE_DETAIL[CloseReason.SHUTDOWN])
         self.shutdown()
         for member in members:
             member.wait_closed(SHUTDOWN_LINGER)

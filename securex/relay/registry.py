@@ -1,118 +1,169 @@
-"""The relay's room: who is in it, who may join, and fan-out. No sockets here.
+"""The relay's room: who holds a place, who may join, and routing. No sockets here.
 
 The registry talks to each connection through the small ``Member`` interface
-(``session_id``, ``send``, ``close``), so the same logic is unit-tested with fake
-members. One lock guards all of the room's state; ``send`` only queues bytes
-and never blocks, so holding the lock across a fan-out keeps every member's view
-in one order (a newcomer's ACCEPTED always precedes the first message it sees).
+(``member_id``, ``address``, ``send``, ``close``), so the same logic is
+unit-tested with fake members. One lock guards all of the room's state;
+``send`` only queues bytes and never blocks, so holding the lock while routing
+keeps every member's view in one order (a member's ROSTER always precedes the
+first frame it receives from a newcomer).
 
-The registry never sees a key: the first member's ``key_check`` (an HKDF output
-of the room key) is kept so later members with another passphrase are refused
-at once. It is forgotten when the room empties, so a room whose first member
-mistyped the passphrase recovers once that member leaves.
+The registry never sees a key or a name. It knows connections by random ids it
+chose, whether each has finished joining ("ready"), and which pairs both claim
+to have verified each other ("confirmed"); joining clients use that only as a
+hint for their passphrase verdict.
+
+Places: a connection holds one from the moment it is accepted until it goes,
+whether it has finished joining or not. Joining connections ("pending") are
+capped in total and per address, and must become ready within the engine's
+handshake deadline, so a stranger can hold at most a few places for a bounded
+time.
 """
 
 from __future__ import annotations
 
-import hmac
 import threading
+from collections import Counter
+from collections.abc import Callable
 from typing import Protocol
 
-from securex.errors import RoomFullError, SecureXError, WrongPassphraseError
 from securex import protocol
-from securex.protocol import CloseReason, FrameType
+from securex.protocol import CloseReason, RosterEntry
 
 
 class Member(Protocol):
-    session_id: bytes
+    member_id: bytes
+    address: str
 
-    def send(self, frame: bytes) -> bool:
-        """Queue an encoded frame (from ``relay_many``: several whole frames joined)
-        without blocking; False if the member's outgoing buffer is over its limit
-        (it cannot keep up)."""
+    def send(self, frame: bytes) -> None:
+        """Queue encoded frames without blocking. (The engine holds senders back,
+        outside the lock, when a member's queue is long: see ``engine.py``.)"""
 
     def close(self, reason: CloseReason, detail: str) -> None:
         """Tell the member why with a CLOSE frame, then disconnect it."""
 
 
-class DuplicateSessionError(SecureXError):
-    """Another member already uses this session id."""
-
-
 class RoomRegistry:
-    def __init__(self, max_members: int, room_salt: bytes, max_pending: int) -> None:
-        self.max_members = max_members
-        self.room_salt = room_salt
+    def __init__(self, capacity: int, *, max_pending: int, max_pending_per_address: int,
+                 new_id: Callable[[], bytes]) -> None:
+        self.capacity = capacity
         self.max_pending = max_pending
+        self.max_pending_per_address = max_pending_per_address
+        self._new_id = new_id
         self._lock = threading.Lock()
-        self._members: list[Member] = []
-        self._key_check: bytes | None = None
-        self._pending = 0
+        self._members: dict[bytes, Member] = {}   # admitted, in order of arrival
+        self._reserved = 0                          # accepted, not yet admitted (before HELLO)
+        self._pending: Counter[str] = Counter()     # not yet ready, per address
+        self._unready: set[bytes] = set()
+        self._claims: dict[bytes, frozenset[bytes]] = {}
         self._closed = False
 
-    # -- handshakes ---------------------------------------------------------
+    # -- arriving -------------------------------------------------------------
 
-    def begin_handshake(self) -> CloseReason | None:
-        """Reserve a pending slot for a new connection, or say why it must be turned away.
-        Pending connections never take a member's place, and their number is capped."""
+    def reserve(self, address: str) -> tuple[CloseReason | None, bytes]:
+        """A place for a new connection, with its id; or why it is turned away."""
         with self._lock:
             if self._closed:
-                return CloseReason.SHUTDOWN
-            if len(self._members) >= self.max_members:
-                return CloseReason.FULL
-            if self._pending >= self.max_pending:
-                return CloseReason.BUSY
-            self._pending += 1
-            return None
+                return CloseReason.SHUTDOWN, b""
+            if len(self._members) + self._reserved >= self.capacity:
+                return CloseReason.FULL, b""
+            if (sum(self._pending.values()) >= self.max_pending
+                    or self._pending[address] >= self.max_pending_per_address):
+                return CloseReason.BUSY, b""
+            self._reserved += 1
+            self._pending[address] += 1
+            member_id = self._new_id()
+            while member_id in self._members:   # ids are random; a repeat is astronomically rare
+                member_id = self._new_id()
+            return None, member_id
 
-    def end_handshake(self) -> None:
+    def admit(self, member: Member) -> bool:
+        """Turn a reservation into a place in the room (on HELLO) and tell everyone.
+        False if the relay is shutting down."""
         with self._lock:
-            self._pending -= 1
+            self._reserved -= 1
+            if self._closed:
+                self._pending[member.address] -= 1
+                self._pending += Counter()   # drop zero counts
+                return False
+            self._members[member.member_id] = member
+            self._unready.add(member.member_id)
+            self._claims[member.member_id] = frozenset()
+            self._send_roster_locked()
+            return True
 
-    def admit(self, member: Member, key_check: bytes) -> None:
-        """Make ``member`` a member: queue ACCEPTED to it and JOINED to the others.
-        Raises RoomFullError, WrongPassphraseError or DuplicateSessionError."""
+    def release(self, member: Member) -> None:
+        """A reserved connection went away before HELLO."""
         with self._lock:
-            if self._closed or len(self._members) >= self.max_members:
-                raise RoomFullError()
-            if self._key_check is None:
-                self._key_check = key_check
-            elif not hmac.compare_digest(self._key_check, key_check):
-                raise WrongPassphraseError()
-            if any(m.session_id == member.session_id for m in self._members):
-                raise DuplicateSessionError()
-            present = [m.session_id for m in self._members]
-            self._members.append(member)
-            member.send(protocol.encode_session_ids(FrameType.ACCEPTED, present))
-            self._fan_out_locked(member, protocol.encode_session_ids(FrameType.JOINED, [member.session_id]))
+            self._reserved -= 1
+            self._end_pending_locked(member)
 
-    # -- in the room --------------------------------------------------------
-
-    def relay(self, sender: Member, message_payload: bytes) -> None:
-        """Send one member's sealed MESSAGE to every other member."""
-        self.relay_many(sender, [message_payload])
-
-    def relay_many(self, sender: Member, message_payloads: list[bytes]) -> None:
-        """``relay`` for several MESSAGE payloads in a row from one member: the RELAYED
-        frames are joined and queued to each member as one chunk, under one lock."""
-        if not message_payloads:
-            return
-        relayed = protocol.relayed_from_message
-        chunk = b"".join([relayed(sender.session_id, payload) for payload in message_payloads])
+    def set_status(self, member: Member, status: protocol.Status) -> None:
+        """The member finished joining and/or says whom it has verified."""
         with self._lock:
-            if sender in self._members:
-                self._fan_out_locked(sender, chunk)
+            if self._members.get(member.member_id) is not member:
+                return
+            changed = False
+            if status.ready and member.member_id in self._unready:
+                self._unready.discard(member.member_id)
+                self._end_pending_locked(member)
+                changed = True
+            claims = frozenset(status.verified) & self._members.keys()
+            if claims != self._claims[member.member_id]:
+                before = self._confirmed_locked()
+                self._claims[member.member_id] = claims
+                changed = changed or self._confirmed_locked() != before
+            if changed:
+                self._send_roster_locked()
+
+    def is_ready(self, member: Member) -> bool:
+        with self._lock:
+            return member.member_id not in self._unready
+
+    # -- in the room ------------------------------------------------------------
+
+    def route(self, sender: Member, payload: bytes) -> Member | None:
+        """Forward one ROUTE payload (``to | body``) to its member as ROUTED. Returns
+        that member (the engine may hold the sender back until it catches up), or
+        None when the recipient is not here (it left: nothing to do)."""
+        to = payload[:protocol.ID_BYTES]
+        with self._lock:
+            target = self._members.get(to)
+            if target is None or target is sender or self._members.get(sender.member_id) is not sender:
+                return None
+            target.send(protocol.routed_from_route(sender.member_id, payload))
+            return target
+
+    def fan_out(self, sender: Member, fanout: protocol.Fanout) -> list[Member]:
+        """One body to each named member present (files are sealed once)."""
+        with self._lock:
+            if self._members.get(sender.member_id) is not sender:
+                return []
+            frame = protocol.encode_frame(protocol.FrameType.ROUTED, sender.member_id + fanout.body)
+            targets = [self._members[to] for to in fanout.recipients
+                       if to in self._members and to != sender.member_id]
+            for target in targets:
+                target.send(frame)
+            return targets
 
     def remove(self, member: Member) -> bool:
         """Take a member out (it left or its connection died); tell the others."""
         with self._lock:
-            return self._remove_locked(member)
+            if self._members.get(member.member_id) is not member:
+                return False
+            del self._members[member.member_id]
+            del self._claims[member.member_id]
+            if member.member_id in self._unready:
+                self._unready.discard(member.member_id)
+                self._end_pending_locked(member)
+            self._send_roster_locked()
+            return True
 
     def close_all(self, reason: CloseReason, detail: str) -> list[Member]:
-        """Refuse newcomers from now on and close every member (server shutdown)."""
+        """Refuse newcomers from now on and close every member (relay shutdown)."""
         with self._lock:
             self._closed = True
-            members, self._members = self._members, []
+            members = list(self._members.values())
+            self._members.clear()
         for member in members:
             member.close(reason, detail)
         return members
@@ -125,23 +176,22 @@ class RoomRegistry:
     @property
     def pending_count(self) -> int:
         with self._lock:
-            return self._pending
+            return sum(self._pending.values())
 
-    # -- internals (lock held) ---------------------------------------------
+    # -- internals (lock held) -----------------------------------------------------
 
-    def _fan_out_locked(self, sender: Member | None, frame: bytes) -> None:
-        too_slow = [m for m in self._members if m is not sender and not m.send(frame)]
-        for member in too_slow:
-            # False if the LEFT fan-out for an earlier slow member already dropped it.
-            if self._remove_locked(member):
-                member.close(CloseReason.TOO_SLOW,
-                             "You were disconnected: your connection could not keep up with the room.")
+    def _end_pending_locked(self, member: Member) -> None:
+        self._pending[member.address] -= 1
+        self._pending += Counter()   # drop zero counts so the counter stays small
 
-    def _remove_locked(self, member: Member) -> bool:
-        if member not in self._members:
-            return False
-        self._members.remove(member)
-        if not self._members:
-            self._key_check = None
-        self._fan_out_locked(member, protocol.encode_session_ids(FrameType.LEFT, [member.session_id]))
-        return True
+    def _confirmed_locked(self) -> set[bytes]:
+        return {a for a, claimed in self._claims.items()
+                if any(a in self._claims.get(b, ()) for b in claimed)}
+
+    def _send_roster_locked(self) -> None:
+        confirmed = self._confirmed_locked()
+        frame = protocol.encode_roster([
+            RosterEntry(member_id, member_id not in self._unready, member_id in confirmed)
+            for member_id in self._members])
+        for member in self._members.values():
+            member.send(frame)

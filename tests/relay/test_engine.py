@@ -1,0 +1,249 @@
+"""securex.relay.engine over real sockets on loopback: bad input answered and closed,
+deadlines that cannot be dodged, flow control that slows a flooder instead of
+evicting the members who read, a frozen member dropped, and a relay process that
+loads no cryptography at all."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+
+from helpers import (WAIT, CoreClient, Process, RawConnection, close_reason, python_env, running_server,
+                     wait_until)
+from securex import protocol
+from securex.protocol import CloseReason, FrameType
+
+
+def joined_raw(port: int) -> RawConnection:
+    raw = RawConnection(port)
+    raw.hello()
+    raw.ready()
+    return raw
+
+
+def test_garbage_is_answered_with_a_protocol_error_and_closed():
+    with running_server() as server:
+        raw = RawConnection(server.port)
+        raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert close_reason(raw.read_until_closed()) == CloseReason.PROTOCOL
+
+
+def test_an_oversized_frame_is_refused_before_its_body_arrives():
+    with running_server() as server:
+        raw = RawConnection(server.port)
+        raw.hello()
+        raw.send((1 << 30).to_bytes(4, "big"))   # claims a gigabyte, sends nothing more
+        assert close_reason(raw.read_until_closed()) == CloseReason.PROTOCOL
+
+
+def test_a_client_of_another_version_is_told_to_update():
+    with running_server() as server:
+        raw = RawConnection(server.port)
+        raw.read_until(FrameType.WELCOME)
+        raw.send(protocol.encode_frame(FrameType.HELLO, b"\x01"))
+        assert close_reason(raw.read_until_closed()) == CloseReason.VERSION
+
+
+def test_a_connection_that_never_finishes_joining_is_dropped_and_leaves_the_roster():
+    with running_server(handshake_timeout=1.0) as server:
+        member = joined_raw(server.port)
+        stalled = RawConnection(server.port)
+        stalled.hello()                              # listed, but never ready
+        assert close_reason(stalled.read_until_closed()) == CloseReason.HANDSHAKE_TIMEOUT
+        while True:   # the member is told: a roster without it
+            frame = member.read_until(FrameType.ROSTER)
+            if len(protocol.parse_roster(frame, 5)) == 1:
+                break
+
+
+def test_trickling_a_byte_at_a_time_does_not_dodge_the_joining_deadline():
+    with running_server(handshake_timeout=1.0) as server:
+        raw = RawConnection(server.port)
+        raw.hello()
+        started = time.monotonic()
+        ping = protocol.encode_frame(FrameType.PING)
+        try:
+            while time.monotonic() - started < 3 * 1.0 + WAIT:
+                raw.send(ping[:1])
+                raw.send(ping[1:])
+                time.sleep(0.2)
+        except OSError:
+            pass
+        assert time.monotonic() - started < 1.0 + 3.0
+
+
+def test_the_sixth_connection_is_refused_as_full():
+    with running_server(max_clients=5, max_pending_per_address=8) as server:
+        members = [joined_raw(server.port) for _ in range(5)]
+        sixth = RawConnection(server.port)
+        assert close_reason(sixth.read_until_closed()) == CloseReason.FULL
+        for member in members:
+            member.close()
+
+
+def test_one_address_cannot_hold_more_than_its_joining_connections():
+    with running_server(max_clients=8, max_pending_per_address=2) as server:
+        joining = [RawConnection(server.port) for _ in range(2)]
+        for raw in joining:
+            raw.hello()
+        third = RawConnection(server.port)
+        assert close_reason(third.read_until_closed()) == CloseReason.BUSY
+        joining[0].ready()
+        wait_until(lambda: server.registry.pending_count == 1, "the first to finish joining")
+        RawConnection(server.port).hello()   # now there is room again
+
+
+def test_a_killed_client_leaves_the_room_within_seconds():
+    with running_server() as server:
+        alice = CoreClient(server.port, "Alice")
+        alice.join()
+        bob = Process(["client.py", "--cli", "--host", "127.0.0.1", "--port", str(server.port), "--name",
+                       "Bob"], python_env(SECUREX_PASSPHRASE=alice.session.options.passphrase))
+        bob.expect(r"\* Joined the room")
+        alice.wait_members("Bob")
+        bob.proc.send_signal(signal.SIGKILL)
+        alice.wait_members()
+        alice.close()
+
+
+def test_a_member_sending_garbage_is_dropped_and_the_others_carry_on():
+    with running_server() as server:
+        alice, bob = CoreClient(server.port, "Alice"), CoreClient(server.port, "Bob")
+        alice.join()
+        bob.join()
+        alice.wait_members("Bob")
+        vandal = joined_raw(server.port)
+        vandal.send(b"\x00\x00\x00\x05\x99junk")
+        assert close_reason(vandal.read_until_closed()) == CloseReason.PROTOCOL
+        alice.session.send_text("still fine")
+        bob.wait_message("still fine")
+        alice.close()
+        bob.close()
+
+
+# -- flow control -------------------------------------------------------------------------
+
+class SlowReader(threading.Thread):
+    """A raw member that reads, but slowly: ``rate`` bytes a second."""
+
+    def __init__(self, raw: RawConnection, rate: int) -> None:
+        super().__init__(daemon=True)
+        self.raw, self.rate = raw, rate
+        self.routed: list[protocol.Routed] = []
+        self.closed_with: CloseReason | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        decoder = protocol.FrameDecoder()
+        self.raw.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                data = self.raw.sock.recv(self.rate // 10)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            for frame in decoder.feed(data):
+                if frame.type == FrameType.ROUTED:
+                    self.routed.append(protocol.parse_routed(frame))
+                elif frame.type == FrameType.CLOSE:
+                    self.closed_with = protocol.parse_close(frame)
+            time.sleep(0.1)
+
+
+def test_a_flooding_member_is_slowed_while_members_who_read_are_never_dropped():
+    """Version 1 dropped the honest readers ("too slow") 18 times in 15 s while the
+    flooder sent at will, and a third member's messages were lost."""
+    with running_server(high_water=256 * 1024, stall_timeout=3.0) as server:
+        readers = [SlowReader(joined_raw(server.port), rate=2_000_000) for _ in range(2)]
+        flooder, talker = joined_raw(server.port), joined_raw(server.port)
+        roster = []
+        while len(roster) < 4:
+            frame = talker.read_until(FrameType.ROSTER)
+            roster = protocol.parse_roster(frame, 5)
+        reader_ids = [entry.member_id for entry in roster[:2]]
+        for reader in readers:
+            reader.start()
+        flooding = threading.Event()
+        flooding.set()
+
+        def flood() -> None:
+            body = b"\x10" + bytes(200_000)
+            try:
+                while flooding.is_set():
+                    for reader_id in reader_ids:
+                        flooder.send(protocol.encode_route(reader_id, body))
+            except OSError:
+                pass   # the test is over and the relay closed
+
+        threading.Thread(target=flood, daemon=True).start()
+        for n in range(150):
+            for reader_id in reader_ids:
+                talker.send(protocol.encode_route(reader_id, b"\x10" + n.to_bytes(4, "big")))
+        talker_id = roster[3].member_id
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+                sum(r.member_id == talker_id for r in reader.routed) == 150 for reader in readers):
+            time.sleep(0.1)
+        flooding.clear()
+        for reader in readers:
+            got = [int.from_bytes(r.body[1:], "big") for r in reader.routed if r.member_id == talker_id]
+            assert got == list(range(150)), "every one of the third member's messages, in order"
+            assert reader.closed_with is None, "a member who reads is never dropped"
+            reader.stop.set()
+
+
+def test_a_frozen_member_is_dropped_and_stalls_the_others_only_briefly():
+    with running_server(high_water=64 * 1024, stall_timeout=1.0) as server:
+        frozen = joined_raw(server.port)
+        reader = SlowReader(joined_raw(server.port), rate=50_000_000)
+        sender = joined_raw(server.port)
+        roster = []
+        while len(roster) < 3:
+            roster = protocol.parse_roster(sender.read_until(FrameType.ROSTER), 5)
+        frozen_id, reader_id = roster[0].member_id, roster[1].member_id
+        reader.start()
+        body = b"\x10" + bytes(100_000)
+        started = time.monotonic()
+        for _ in range(60):          # 6 MB each: far past what the frozen member's buffers hold
+            sender.send(protocol.encode_route(frozen_id, body))
+            sender.send(protocol.encode_route(reader_id, body))
+        wait_until(lambda: len(reader.routed) == 60, "every frame to reach the member who reads", timeout=30)
+        assert time.monotonic() - started < 20
+        wait_until(lambda: server.registry.member_count == 2, "the frozen member to be dropped")
+        reader.stop.set()
+        # It wakes up: what was in flight, then why it was dropped, promptly.
+        woke = time.monotonic()
+        assert close_reason(frozen.read_until_closed()) == CloseReason.TOO_SLOW
+        assert time.monotonic() - woke < 5
+
+
+# -- blind by construction -------------------------------------------------------------------
+
+def test_the_relay_process_loads_no_cryptography_at_all():
+    """The real server.py in a fresh interpreter, with a room chatting through it:
+    ``-X importtime`` lists every module it ever imported."""
+    process = Process(["-X", "importtime", "server.py", "--host", "127.0.0.1", "--port", "0"], python_env())
+    try:
+        port = int(process.expect(r"Secure X server on [\d.]+:(\d+)").group(1))
+        alice, bob = CoreClient(port, "Alice"), CoreClient(port, "Bob")
+        alice.join()
+        bob.join()
+        alice.session.send_text("through a blind relay")
+        bob.wait_message("through a blind relay")
+        alice.close()
+        bob.close()
+    finally:
+        process.proc.send_signal(signal.SIGTERM)
+        process.wait()
+    imported = {m.group(1).strip() for line in process.errors
+                if (m := re.search(r"import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", line))}
+    assert "securex.relay.engine" in imported
+    forbidden = {name for name in imported
+                 if name.split(".")[0] in ("Crypto", "Cryptodome", "cryptography", "crypto_utils", "ssl",
+                                           "hashlib", "hmac", "_hashlib", "secrets")}
+    assert not forbidden, f"the relay imported {sorted(forbidden)}"

@@ -1,0 +1,204 @@
+"""securex.protocol (the relay's frames): the decoder under merged and split reads,
+limits checked before the body, and every encode/parse pair round-tripping or
+refusing malformed input with a ProtocolError and nothing else."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from securex import protocol
+from securex.errors import ProtocolError
+from securex.protocol import (ID_BYTES, MAX_CLIENTS_LIMIT, MAX_FRAME_BYTES, PROTOCOL_VERSION, CloseReason, Frame,
+                              FrameDecoder, FrameType, RosterEntry, encode_frame)
+import contextlib
+
+ALICE, BOB = b"alice-01", b"bob---02"
+
+
+def decode_one(data: bytes) -> Frame:
+    """The single frame ``data`` holds; fails if it holds more, fewer or leftovers."""
+    decoder = FrameDecoder()
+    frames = decoder.feed(data)
+    assert len(frames) == 1 and decoder.pending_bytes == 0
+    return frames[0]
+
+
+# -- framing ------------------------------------------------------------------------
+
+def test_frame_layout_is_length_then_type_then_payload():
+    assert encode_frame(FrameType.PING) == b"\x00\x00\x00\x01\x31"
+    assert encode_frame(FrameType.ROUTE, ALICE + b"x") == b"\x00\x00\x00\x0a\x10" + ALICE + b"x"
+
+
+STREAM_FRAMES = [
+    Frame(FrameType.WELCOME, bytes([PROTOCOL_VERSION, 5]) + ALICE + BOB),
+    Frame(FrameType.PING, b""),
+    Frame(FrameType.ROUTED, ALICE + bytes(range(40))),
+    Frame(FrameType.LEAVE, b""),
+    Frame(FrameType.CLOSE, b"\x06bye \xf0\x9f\x91\x8b"),
+]
+STREAM = b"".join(encode_frame(f.type, f.payload) for f in STREAM_FRAMES)
+
+
+def test_merged_frames_in_one_read():
+    decoder = FrameDecoder()
+    assert decoder.feed(STREAM) == STREAM_FRAMES
+    assert decoder.pending_bytes == 0
+
+
+@pytest.mark.parametrize("cut", range(len(STREAM) + 1))
+def test_split_at_every_byte_boundary(cut):
+    decoder = FrameDecoder()
+    first = decoder.feed(STREAM[:cut])
+    assert decoder.pending_bytes == cut - sum(5 + len(f.payload) for f in first)
+    assert first + decoder.feed(STREAM[cut:]) == STREAM_FRAMES
+
+
+@settings(max_examples=100, deadline=None)
+@given(frames=st.lists(st.tuples(st.sampled_from(list(FrameType)), st.binary(max_size=300)), max_size=8),
+       cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=12))
+def test_any_chunking_gives_the_same_frames(frames, cuts):
+    stream = b"".join(encode_frame(t, p) for t, p in frames)
+    bounds = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
+    decoder = FrameDecoder()
+    got = []
+    for start, end in itertools.pairwise(bounds):
+        got += decoder.feed(stream[start:end])
+    assert got == [Frame(t, p) for t, p in frames]
+    assert decoder.pending_bytes == 0
+
+
+def test_zero_length_is_refused():
+    with pytest.raises(ProtocolError, match="length 0"):
+        FrameDecoder().feed(b"\x00\x00\x00\x00")
+
+
+def test_oversize_length_is_refused_before_the_body_arrives():
+    decoder = FrameDecoder()
+    header = (MAX_FRAME_BYTES + 1).to_bytes(4, "big")
+    assert decoder.feed(header[:3]) == []
+    with pytest.raises(ProtocolError, match="outside"):
+        decoder.feed(header[3:])  # only the 4 length bytes: no type byte, no body
+
+
+def test_body_exactly_at_the_limit_is_accepted():
+    payload = bytes(MAX_FRAME_BYTES - 1)
+    assert decode_one(encode_frame(FrameType.ROUTE, payload)) == Frame(FrameType.ROUTE, payload)
+
+
+def test_encode_frame_refuses_oversize():
+    with pytest.raises(ProtocolError, match="limit"):
+        encode_frame(FrameType.ROUTE, bytes(MAX_FRAME_BYTES))
+
+
+def test_unknown_frame_type_is_refused():
+    with pytest.raises(ProtocolError, match="unknown frame type 0x7f"):
+        FrameDecoder().feed(b"\x00\x00\x00\x01\x7f")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_garbage_never_raises_anything_but_a_protocol_error(garbage):
+    with contextlib.suppress(ProtocolError):
+        FrameDecoder().feed(garbage)
+
+
+# -- joining --------------------------------------------------------------------------
+
+def test_welcome_round_trip():
+    welcome = protocol.parse_welcome(decode_one(protocol.encode_welcome(5, ALICE, BOB)))
+    assert welcome == protocol.Welcome(PROTOCOL_VERSION, 5, ALICE, BOB)
+
+
+def test_welcome_has_version_1s_challenge_layout_so_old_clients_read_update():
+    # Version 1 read "version:u8 | max:u8 | salt:16" from type 0x01: the same 18 bytes.
+    frame = decode_one(protocol.encode_welcome(5, ALICE, BOB))
+    assert frame.type == 0x01 and len(frame.payload) == 18 and frame.payload[0] == 2
+
+
+def test_a_version_1_challenge_parses_as_version_1_not_as_an_error():
+    challenge = encode_frame(FrameType.WELCOME, bytes([1, 5]) + bytes(16))
+    assert protocol.parse_welcome(decode_one(challenge)).version == 1
+    assert protocol.parse_welcome(Frame(FrameType.WELCOME, b"\x09")).version == 9
+
+
+def test_welcome_of_this_version_with_the_wrong_length_is_refused():
+    with pytest.raises(ProtocolError):
+        protocol.parse_welcome(Frame(FrameType.WELCOME, bytes([PROTOCOL_VERSION, 5]) + ALICE))
+
+
+def test_roster_round_trip_keeps_order_and_flags():
+    entries = [RosterEntry(ALICE, True, True), RosterEntry(BOB, False, False)]
+    assert protocol.parse_roster(decode_one(protocol.encode_roster(entries)), capacity=5) == entries
+
+
+def test_roster_larger_than_the_room_is_refused():
+    entries = [RosterEntry(bytes([i]) * ID_BYTES, True, False) for i in range(6)]
+    with pytest.raises(ProtocolError, match="6 members in a room for 5"):
+        protocol.parse_roster(decode_one(protocol.encode_roster(entries)), capacity=5)
+
+
+def test_roster_listing_a_member_twice_is_refused():
+    entries = [RosterEntry(ALICE, True, False), RosterEntry(ALICE, True, False)]
+    with pytest.raises(ProtocolError, match="twice"):
+        protocol.parse_roster(decode_one(protocol.encode_roster(entries)), capacity=5)
+
+
+def test_roster_with_a_count_that_does_not_match_its_length_is_refused():
+    with pytest.raises(ProtocolError):
+        protocol.parse_roster(Frame(FrameType.ROSTER, b"\x02" + ALICE + b"\x01"), capacity=5)
+
+
+def test_status_round_trip():
+    status = protocol.parse_status(decode_one(protocol.encode_status(True, [ALICE, BOB])))
+    assert status == protocol.Status(True, [ALICE, BOB])
+
+
+def test_status_listing_too_many_is_refused():
+    with pytest.raises(ProtocolError):
+        protocol.parse_status(Frame(FrameType.STATUS, bytes([1, MAX_CLIENTS_LIMIT + 1])
+                                    + ALICE * (MAX_CLIENTS_LIMIT + 1)))
+
+
+def test_close_gives_the_reason_and_never_the_relays_words():
+    assert protocol.parse_close(decode_one(protocol.encode_close(CloseReason.FULL, "anything"))) == CloseReason.FULL
+    assert protocol.parse_close(Frame(FrameType.CLOSE, b"\xee...")) is None
+    with pytest.raises(ProtocolError):
+        protocol.parse_close(Frame(FrameType.CLOSE, b""))
+
+
+def test_close_detail_is_capped():
+    assert len(protocol.encode_close(CloseReason.PROTOCOL, "x" * 100_000)) < 1100
+
+
+# -- routing ----------------------------------------------------------------------------
+
+def test_the_relay_swaps_the_recipient_for_the_sender_and_nothing_else():
+    route = decode_one(protocol.encode_route(BOB, b"sealed body"))
+    routed = decode_one(protocol.routed_from_route(ALICE, route.payload))
+    assert routed.type == FrameType.ROUTED
+    assert protocol.parse_routed(routed) == protocol.Routed(ALICE, b"sealed body")
+
+
+def test_route_without_a_body_is_refused():
+    with pytest.raises(ProtocolError):
+        protocol.parse_routed(Frame(FrameType.ROUTED, ALICE))
+
+
+def test_fanout_round_trip():
+    fanout = protocol.parse_fanout(decode_one(protocol.encode_fanout([ALICE, BOB], b"chunk")))
+    assert fanout == protocol.Fanout([ALICE, BOB], b"chunk")
+
+
+@pytest.mark.parametrize("payload", [
+    b"", b"\x00" + b"chunk", b"\x02" + ALICE + ALICE + b"chunk", b"\x01" + ALICE,
+    bytes([MAX_CLIENTS_LIMIT + 1]) + ALICE * (MAX_CLIENTS_LIMIT + 1) + b"x"],
+    ids=["empty", "no-recipients", "recipient-twice", "no-body", "too-many"])
+def test_malformed_fanout_is_refused(payload):
+    with pytest.raises(ProtocolError):
+        protocol.parse_fanout(Frame(FrameType.FANOUT, payload))
+
