@@ -7,6 +7,8 @@ Library exceptions are translated at the boundary where they happen.
 
 from __future__ import annotations
 
+import socket
+
 
 class SecureXError(Exception):
     """Something went wrong in Secure X."""
@@ -43,6 +45,30 @@ class RefusedError(SecureXError):
     """The server closed the connection."""
 
 
+class MessageTooLongError(SecureXError):
+    """Message not sent: it is over the size limit."""
+
+
+class MissingDependencyError(SecureXError, ImportError):
+    """Secure X needs pycryptodome, which this Python does not have. Install Secure X with its
+    dependencies (`.venv/bin/pip install .` in the project folder), or run
+    `pip install pycryptodome` inside the virtual environment you use."""
+
+
+def describe_connect_error(error: OSError, host: str, port: int, timeout: float) -> ServerUnreachableError:
+    """The one place a failed connect becomes words a person can act on."""
+    server = f"{host}:{port}"
+    if isinstance(error, socket.gaierror):
+        return ServerUnreachableError(f"Unknown host {host!r}: check the server address.")
+    if isinstance(error, TimeoutError):
+        return ServerUnreachableError(f"No answer from {server} within {timeout:g} s. Check the address, and "
+                                      f"that no firewall blocks port {port}.")
+    if isinstance(error, ConnectionRefusedError):
+        return ServerUnreachableError(f"Nothing is listening at {server}. Check the address and port, and that "
+                                      "the Secure X server is running.")
+    return ServerUnreachableError(f"Cannot reach {server}: {error.strerror or error}.")
+
+
 # Exit statuses of client.py, a stable contract for scripts.
 EXIT_OK = 0                 # left normally, or the server shut down
 EXIT_ERROR = 1              # anything else
@@ -63,3 +89,4 @@ def exit_status(error: SecureXError | None) -> int:
     if isinstance(error, (ServerUnreachableError, ConnectionLostError)):
         return EXIT_UNREACHABLE
     return EXIT_ERROR
+

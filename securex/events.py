@@ -1,19 +1,34 @@
-"""What the client core tells a front end, and how chat text is made safe to show.
+"""What the client core tells a front end, and the one way front ends handle it.
 
 Events are immutable and carry the local time they were made. The network
-thread puts them on a ``queue.Queue``; front ends read them on their own thread.
+thread puts them on a bounded ``queue.Queue``; a front end reads them on its own
+thread and hands each to ``dispatch(handler, event)``, which calls the handler's
+``on_<event>`` method (``on_chat_message`` for ``ChatMessage``). ``EventHandler``
+gives every method a default that does nothing, so a front end implements only
+what it shows, and a test checks that every front end handles every event.
+
+Every string in an event that another member chose (names, text) has already
+been made safe to show (``securex.text``).
 """
 
 from __future__ import annotations
 
-import unicodedata
+import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from securex import protocol
 from securex.errors import SecureXError
 
-# -- events (network thread -> front end) -----------------------------------
+
+@dataclass(frozen=True)
+class Member:
+    """A verified member as a person sees them."""
+    name: str
+    safety_code: str
+    label: str          # the name, with a safety-code suffix while two members share it
+    you: bool = False
+
 
 @dataclass(frozen=True)
 class Event:
@@ -22,39 +37,63 @@ class Event:
 
 @dataclass(frozen=True)
 class Connected(Event):
+    """The relay answered; the passphrase is being checked with the members present."""
     server: str
-    fingerprint: str
-    cipher: str
+    you: Member
     reconnected: bool
 
 
 @dataclass(frozen=True)
-class ChatMessage(Event):
-    sender: str
-    text: str
-    own: bool
-
-
-@dataclass(frozen=True)
-class MemberJoined(Event):
-    name: str
-
-
-@dataclass(frozen=True)
-class MemberLeft(Event):
-    name: str
+class Joined(Event):
+    """In the room. ``verified`` of the ``present`` members proved the same passphrase;
+    ``present == 0`` means nobody was here to confirm it."""
+    server: str
+    cipher: str
+    you: Member
+    verified: int
+    present: int
+    reconnected: bool
 
 
 @dataclass(frozen=True)
 class MembersChanged(Event):
-    names: tuple[str, ...]   # you first
+    members: tuple[Member, ...]   # you first
     capacity: int
 
 
 @dataclass(frozen=True)
-class Notice(Event):
-    """Something the user should know: a dropped forgery, lost messages, an unsent line."""
+class MemberJoined(Event):
+    member: Member
+
+
+@dataclass(frozen=True)
+class MemberLeft(Event):
+    """``dropped``: its connection ended without an authenticated goodbye."""
+    member: Member
+    dropped: bool
+
+
+@dataclass(frozen=True)
+class ChatMessage(Event):
+    sender: Member
     text: str
+    own: bool
+    sent_at: datetime
+    late: bool = False       # arrived after later messages from the same sender
+    caught_up: bool = False  # sent while we were away, delivered when we came back
+
+
+class Severity(enum.Enum):
+    INFO = "info"
+    WARNING = "warning"      # something went wrong or needs a look
+    ALERT = "alert"          # possibly an attack: a changed safety code, a forged room
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the user should know that is not a chat message."""
+    text: str
+    severity: Severity = Severity.INFO
 
 
 @dataclass(frozen=True)
@@ -75,27 +114,34 @@ class Closed(Event):
     error: SecureXError | None
 
 
-# -- text hygiene -------------------------------------------------------------
-
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def display_safe(text: str, *, keep_newlines: bool = True) -> str:
-    """Neutralise characters another member could use to fake output: terminal
-    escapes, other control characters and bidi overrides become U+FFFD."""
-    allowed = "\n\t" if keep_newlines else "\t"
-    return "".join(
-        ch if ch in allowed or (unicodedata.category(ch) != "Cc" and ch not in _BIDI_CONTROLS)
-        else "\ufffd" for ch in text)
+EVENT_TYPES: tuple[type[Event], ...] = (Connected, Joined, MembersChanged, MemberJoined, MemberLeft,
+                                        ChatMessage, Notice, ConnectionLost, Reconnecting, Closed)
 
 
-def validate_name(name: str) -> str:
-    """The display name to use, or ValueError saying what is wrong with it."""
-    name = name.strip()
-    if not name:
-        raise ValueError("Enter a display name.")
-    if len(name) > protocol.MAX_NAME_CHARS:
-        raise ValueError(f"Keep the name to {protocol.MAX_NAME_CHARS} characters.")
-    if display_safe(name, keep_newlines=False) != name:
-        raise ValueError("The name cannot contain control characters.")
-    return name
+def handler_name(event_type: type[Event]) -> str:
+    """``ChatMessage`` -> ``on_chat_message``."""
+    return "on_" + re.sub(r"(?<!^)(?=[A-Z])", "_", event_type.__name__).lower()
+
+
+class EventHandler:
+    """Base class of a front end: one ``on_<event>`` method per event type, each a
+    no-op until overridden."""
+
+    def on_connected(self, event: Connected) -> None: ...
+    def on_joined(self, event: Joined) -> None: ...
+    def on_members_changed(self, event: MembersChanged) -> None: ...
+    def on_member_joined(self, event: MemberJoined) -> None: ...
+    def on_member_left(self, event: MemberLeft) -> None: ...
+    def on_chat_message(self, event: ChatMessage) -> None: ...
+    def on_notice(self, event: Notice) -> None: ...
+    def on_connection_lost(self, event: ConnectionLost) -> None: ...
+    def on_reconnecting(self, event: Reconnecting) -> None: ...
+    def on_closed(self, event: Closed) -> None: ...
+
+
+_HANDLERS = {event_type: handler_name(event_type) for event_type in EVENT_TYPES}
+
+
+def dispatch(handler: EventHandler, event: Event) -> None:
+    """Call the handler's method for this event's type."""
+    getattr(handler, _HANDLERS[type(event)])(event)

@@ -1,152 +1,125 @@
-"""The client core, shared by the desktop and terminal front ends. No GUI here.
+"""The session runner: one network thread moving bytes between a socket and the core.
 
-``ChatSession.start()`` runs a network thread that connects, does the
-handshake, receives, verifies and decrypts, and reconnects with back-off when
-the link drops. A second thread per link owns sending: it seals each message
-with this session's key and counter and writes it. Front ends call
-``send_text``/``leave``/``reconnect_now`` (which only queue work, never touch a
-socket) and read ``Event`` objects from the queue they passed in.
+``ChatSession.start()`` starts the thread. It loads this name's identity key,
+derives the passphrase scalar once (scrypt), then connects, serves the link and
+reconnects with back-off when it drops. All protocol decisions are made by the
+sans-IO ``RoomCore``; this thread only:
 
-Every incoming message is checked before it is shown: it must come from a
-session the server announced, carry a sequence number above the last one seen
-from that sender (replay and reordering are dropped), and authenticate under
-that sender's key. Skipped sequence numbers are reported as lost messages.
+* reads and writes the socket without ever blocking on either (select over a
+  non-blocking socket), so a relay that slows our sending never stops us
+  reading, and a send that makes no progress for SEND_STALL ends the link;
+* takes the front end's typed commands from a bounded queue (a socketpair
+  wakes the select at once);
+* puts the core's events on the front end's bounded queue, blocking while it
+  is full, so a slow front end slows the relay down rather than growing memory.
+
+Front ends call ``send_text``, ``leave`` and ``reconnect_now`` from their own
+thread; those only queue commands and never touch the socket.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import enum
+import logging
 import queue
 import select
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from securex import protocol
-from securex.events import (
-    ChatMessage, Closed, Connected, ConnectionLost, Event, MemberJoined, MemberLeft, MembersChanged, Notice,
-    Reconnecting, display_safe, validate_name)
-from crypto_utils import (CIPHER_NAME, SCRYPT_N, RandBytes, RoomKeys, derive_room_keys,
-                          new_session_id, open_sealed, seal, sender_key)
-from securex.errors import (ConnectionLostError, DecryptionError, ProtocolError, RefusedError,
-                    RoomFullError, SecureXError, ServerUnreachableError, WrongPassphraseError)
-from securex.protocol import CLIENT_IDLE_TIMEOUT, PING_SECONDS, CloseReason, FrameType, InnerKind
+import crypto_utils
+from securex.errors import MessageTooLongError, RoomFullError, SecureXError, describe_connect_error
+from securex.events import Closed, ConnectionLost, Event, Notice, Reconnecting, Severity
+from securex.session.core import LinkEnd, LinkOutcome, RoomCore
+from securex.session.identity import load_identity, load_known_codes, save_known_codes
+from securex.session.peer_wire import MAX_TEXT_BYTES
+from securex.text import validate_name
 
-POLL_SECONDS = 0.5
+log = logging.getLogger(__name__)
+
+EVENT_QUEUE_SIZE = 1000       # what a front end should give as its queue's maxsize
+COMMAND_QUEUE_SIZE = 1000
+MAX_POLL_SECONDS = 1.0
+SEND_STALL = 15.0             # queued bytes that make no progress for this long: the link is dead
+LEAVE_TIMEOUT = 2.0           # a goodbye that cannot be sent within this is given up
 MAX_BACKOFF = 30.0
-QUIT_COMMANDS = frozenset({"<quit>", "{quit}", "/quit"})
+READ_CHUNK = 256 * 1024
 
 
-# -- per-link state -----------------------------------------------------------
-
-@dataclass
-class _Peer:
-    key: bytes
-    joined_after_us: bool   # then its first message must be number 0
-    present: bool = True
-    name: str | None = None
-    last_seq: int | None = None
+@dataclass(frozen=True)
+class SessionOptions:
+    host: str
+    port: int
+    name: str
+    passphrase: str = field(repr=False)
+    auto_reconnect: bool = True
+    connect_timeout: float = 5.0
+    scrypt_n: int = crypto_utils.SCRYPT_N
+    config_dir: Path | None = None
 
     @property
-    def label(self) -> str:
-        return self.name or "a member"
-
-    def expected_seq(self, arriving: int) -> int:
-        """The sequence number due next. A member who was here before us spoke
-        before we could listen, so its first message we see sets the base."""
-        if self.last_seq is not None:
-            return self.last_seq + 1
-        return 0 if self.joined_after_us else arriving
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
-class _Outcome(Exception):
-    """How a link ended: ``kind`` is left, shutdown, lost or fatal."""
-
-    def __init__(self, kind: str, message: str, error: SecureXError | None = None) -> None:
-        super().__init__(message)
-        if kind == "lost" and error is None:   # a lost link is an error however it was noticed (exit 5)
-            error = ConnectionLostError(message)
-        self.kind, self.message, self.error = kind, message, error
+class CommandKind(enum.Enum):
+    SEND_TEXT = "send a message"
+    LEAVE = "leave the room"
+    RECONNECT_NOW = "skip the back-off"
 
 
-class _Link:
-    """One TCP connection that has joined the room."""
-
-    def __init__(self, sock: socket.socket, decoder: protocol.FrameDecoder, keys: RoomKeys,
-                 session_id: bytes, capacity: int) -> None:
-        self.sock = sock
-        self.decoder = decoder
-        self.keys = keys
-        self.session_id = session_id
-        self.capacity = capacity
-        self.outbox: queue.Queue[tuple] = queue.Queue()
-        self.peers: dict[bytes, _Peer] = {}            # receiver thread only
-        self.leftover: list[protocol.Frame] = []       # frames that came in with ACCEPTED
-        self.leave_sent = threading.Event()            # set by the sender thread
+@dataclass(frozen=True)
+class Command:
+    kind: CommandKind
+    text: str = ""
 
 
 class ChatSession:
-    def __init__(self, host: str, port: int, name: str, passphrase: str,
-                 events: queue.Queue[Event], *, auto_reconnect: bool = True,
-                 reconnect_after_shutdown: bool = False, connect_timeout: float = 5.0,
-                 idle_timeout: float = CLIENT_IDLE_TIMEOUT, scrypt_n: int = SCRYPT_N,
-                 randbytes: RandBytes = os.urandom) -> None:
-        self.host, self.port = host, port
-        self.name = validate_name(name)
-        self.server = f"{host}:{port}"
-        self._passphrase = passphrase
+    """A member's session with one room, across reconnects."""
+
+    def __init__(self, options: SessionOptions, events: queue.Queue[Event]) -> None:
+        validate_name(options.name)   # ValueError with a message for the user
+        self.options = options
         self._events = events
-        self._auto_reconnect = auto_reconnect
-        self._reconnect_after_shutdown = reconnect_after_shutdown
-        self._connect_timeout = connect_timeout
-        self._idle_timeout = idle_timeout
-        self._scrypt_n = scrypt_n
-        self._randbytes = randbytes
-        self._keys_cache: tuple[bytes, RoomKeys] | None = None   # network thread only
-        self._lock = threading.Lock()          # guards _link and _leaving
-        self._link: _Link | None = None
-        self._leaving = False
-        self._wake = threading.Event()         # cuts a back-off wait short
+        self._commands: queue.Queue[Command] = queue.Queue(maxsize=COMMAND_QUEUE_SIZE)
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._leaving = threading.Event()
+        self._detached = threading.Event()
         self._thread = threading.Thread(target=self._run, name="securex network", daemon=True)
 
-    # -- front-end API (any thread; never blocks on the network) --------------
+    # -- the front end's side (any thread; never blocks on the network) ----------------------
 
     def start(self) -> None:
         self._thread.start()
 
     def send_text(self, text: str) -> None:
-        """Queue a message; a quit command leaves instead. Empty text is ignored."""
-        if text.strip() in QUIT_COMMANDS:
-            self.leave()
-            return
-        if not text.strip():
-            return
+        """Queue a message. Raises MessageTooLongError (nothing is queued) when it is over
+        the limit, so the front end can keep the draft."""
         size = len(text.encode("utf-8"))
-        if size > protocol.MAX_TEXT_BYTES:
-            self._post(Notice(f"Message not sent: it is {size:,} bytes; the limit is "
-                              f"{protocol.MAX_TEXT_BYTES:,}."))
-            return
-        with self._lock:
-            link = self._link
-        if link is None:
-            self._post(Notice("Not connected: message not sent."))
-        else:
-            link.outbox.put(("text", text))
+        if size > MAX_TEXT_BYTES:
+            raise MessageTooLongError(f"Message not sent: it is {size:,} bytes; the limit is {MAX_TEXT_BYTES:,}.")
+        if text.strip():
+            self._command(Command(CommandKind.SEND_TEXT, text))
 
     def leave(self) -> None:
         """Leave cleanly; a ``Closed`` event follows."""
-        with self._lock:
-            self._leaving = True
-            link = self._link
-        if link is not None:
-            link.outbox.put(("leave",))
-        self._wake.set()
+        self._leaving.set()
+        self._command(Command(CommandKind.LEAVE))
 
     def reconnect_now(self) -> None:
         """Skip the rest of the back-off wait."""
-        self._wake.set()
+        self._command(Command(CommandKind.RECONNECT_NOW))
+
+    def detach(self) -> None:
+        """The front end will read no more events (its window is gone): drop them
+        instead of waiting for room in its queue, and leave."""
+        self._detached.set()
+        self.leave()
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
@@ -155,295 +128,188 @@ class ChatSession:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
-    # -- network thread -----------------------------------------------------
+    def _command(self, command: Command) -> None:
+        try:
+            self._commands.put_nowait(command)
+        except queue.Full:
+            if command.kind != CommandKind.SEND_TEXT:
+                raise
+            self._post(Notice("Too many messages are waiting to be sent: this one was not.", Severity.WARNING))
+            return
+        with contextlib.suppress(OSError):   # a full wake-up pipe already wakes the thread
+            self._wake_write.send(b"\0")
 
-    def _post(self, event: Event) -> None:
-        self._events.put(event)
-
-    def _leaving_now(self) -> bool:
-        with self._lock:
-            return self._leaving
+    # -- the network thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        attempt, ever_joined = 0, False
+        try:
+            self._run_session()
+        except Exception as error:   # the last line of defence: a message, never a traceback
+            log.exception("the network thread failed")
+            self._post(Closed(f"Secure X hit an internal error ({type(error).__name__}). Please report it.",
+                              SecureXError(str(error))))
+        finally:
+            for sock in (self._wake_read, self._wake_write):
+                sock.close()
+
+    def _run_session(self) -> None:
+        options = self.options
+        try:
+            me = load_identity(options.name, options.config_dir)
+        except SecureXError as error:
+            self._post(Closed(str(error), error))
+            return
+        core = RoomCore(me, crypto_utils.passphrase_to_w(options.passphrase, n=options.scrypt_n),
+                        server=options.server, known_codes=load_known_codes(options.config_dir))
+        attempt = 0
         while True:
-            try:
-                link = self._connect()
-            except SecureXError as error:
-                fatal = isinstance(error, WrongPassphraseError) or not ever_joined
-                if fatal or not self._auto_reconnect or self._leaving_now():
-                    self._post(Closed(str(error), error))
-                    return
-                reason = str(error)
-            else:
-                outcome = self._serve(link, reconnected=ever_joined)
-                ever_joined, attempt = True, 0
-                if outcome.kind == "left":
-                    self._post(Closed(outcome.message, None))
-                    return
-                stop_here = (outcome.kind == "fatal" or not self._auto_reconnect
-                             or (outcome.kind == "shutdown" and not self._reconnect_after_shutdown))
-                if stop_here:
-                    self._post(Closed(outcome.message, outcome.error))
-                    return
-                reason = outcome.message
+            outcome = self._connect_and_serve(core)
+            if core.known_codes_changed:
+                core.known_codes_changed = False
+                save_known_codes(core.known_codes, options.config_dir)
+            if outcome.end == LinkEnd.LEFT or self._leaving.is_set():
+                self._post(Closed("You left the room.", None))
+                return
+            if outcome.end == LinkEnd.SHUTDOWN:
+                self._post(Closed(outcome.message, None))
+                return
+            joined = core.joined_before
+            retry = (outcome.end == LinkEnd.RETRY
+                     or (options.auto_reconnect and joined and (
+                         outcome.end == LinkEnd.LOST or isinstance(outcome.error, RoomFullError))))
+            if not retry:
+                self._post(Closed(outcome.message, outcome.error))
+                return
+            attempt = 0 if core.reached_room else attempt
             delay = min(MAX_BACKOFF, 0.5 * 2 ** attempt)
             attempt += 1
-            self._post(ConnectionLost(reason, delay))
-            self._wake.clear()
-            self._wake.wait(delay)
-            if self._leaving_now():
+            self._post(ConnectionLost(outcome.message, delay))
+            if not self._wait_to_retry(core, delay):
                 self._post(Closed("You left the room.", None))
                 return
             self._post(Reconnecting(attempt))
 
-    def _connect(self) -> _Link:
-        """TCP connect and handshake. Raises a SecureXError a person can act on."""
+    def _wait_to_retry(self, core: RoomCore, delay: float) -> bool:
+        """Wait out the back-off, taking commands meanwhile. False if the user left."""
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([self._wake_read], [], [], remaining)
+            if readable:
+                for command in self._take_commands():
+                    if command.kind == CommandKind.LEAVE:
+                        return False
+                    if command.kind == CommandKind.RECONNECT_NOW:
+                        return True
+                    self._post(Notice("Not connected: message not sent.", Severity.WARNING))
+        return not self._leaving.is_set()
+
+    def _connect_and_serve(self, core: RoomCore) -> LinkOutcome:
+        options = self.options
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self._connect_timeout)
-        except socket.gaierror:
-            raise ServerUnreachableError(f"Unknown host {self.host!r}: check the server address.") from None
-        except TimeoutError:
-            raise ServerUnreachableError(
-                f"No answer from {self.server} within {self._connect_timeout:g} s. Check the address, "
-                f"and that no firewall blocks port {self.port}.") from None
-        except ConnectionRefusedError:
-            raise ServerUnreachableError(
-                f"Nothing is listening at {self.server}. Check the address and port, and that "
-                "server.py is running.") from None
+            sock = socket.create_connection((options.host, options.port), timeout=options.connect_timeout)
         except OSError as error:
-            raise ServerUnreachableError(f"Cannot reach {self.server}: {error.strerror or error}.") from None
+            failure = describe_connect_error(error, options.host, options.port, options.connect_timeout)
+            return LinkOutcome(LinkEnd.LOST, str(failure), failure)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return self._handshake(sock)
-        except BaseException:
-            sock.close()
-            raise
-
-    def _handshake(self, sock: socket.socket) -> _Link:
-        decoder = protocol.FrameDecoder()
-        pending: list[protocol.Frame] = []
-
-        def next_frame() -> protocol.Frame:
-            while not pending:
-                try:
-                    data = sock.recv(65536)
-                except TimeoutError:
-                    raise ServerUnreachableError(
-                        f"{self.server} accepted the connection but did not answer; "
-                        "is it a Secure X server?") from None
-                except OSError as error:
-                    raise ConnectionLostError(f"The connection to {self.server} failed: {error.strerror}.") from None
-                if not data:
-                    raise ConnectionLostError(f"{self.server} closed the connection during the handshake.")
-                pending.extend(decoder.feed(data))
-            frame = pending.pop(0)
-            if frame.type == FrameType.CLOSE:
-                raise self._refusal(*protocol.parse_close(frame))
-            return frame
-
-        frame = next_frame()
-        if frame.type != FrameType.CHALLENGE:
-            raise ProtocolError(f"{self.server} is not a Secure X server (it sent {frame.type.name} first).")
-        challenge = protocol.parse_challenge(frame)
-        if challenge.version != protocol.PROTOCOL_VERSION:
-            raise RefusedError(f"The server speaks protocol version {challenge.version}; "
-                               f"this client speaks {protocol.PROTOCOL_VERSION}. Update Secure X.")
-        keys = self._room_keys(challenge.room_salt)
-        session_id = new_session_id(self._randbytes)
-        sock.sendall(protocol.encode_join(session_id, keys.key_check))
-        frame = next_frame()
-        if frame.type != FrameType.ACCEPTED:
-            raise ProtocolError(f"Expected ACCEPTED from the server, got {frame.type.name}.")
-        link = _Link(sock, decoder, keys, session_id, challenge.max_members)
-        for sid in protocol.parse_session_ids(frame):
-            link.peers[sid] = _Peer(sender_key(keys.message_key, sid), joined_after_us=False)
-        link.leftover = pending
-        # Blocking from here on: the sender's sendall must never time out half-way
-        # through a frame; the receiver polls with select() instead.
-        sock.settimeout(None)
-        return link
-
-    def _room_keys(self, salt: bytes) -> RoomKeys:
-        # scrypt costs ~0.1 s; a reconnect to the same server run reuses the result.
-        if self._keys_cache is None or self._keys_cache[0] != salt:
-            self._keys_cache = (salt, derive_room_keys(self._passphrase, salt, n=self._scrypt_n))
-        return self._keys_cache[1]
-
-    def _refusal(self, reason: CloseReason | None, detail: str) -> SecureXError:
-        if reason == CloseReason.FULL:
-            return RoomFullError(f"The room at {self.server} is full. Try again when someone leaves.")
-        if reason == CloseReason.WRONG_PASSPHRASE:
-            return WrongPassphraseError()
-        return RefusedError(f"The server refused the connection: {detail}")
-
-    def _serve(self, link: _Link, *, reconnected: bool) -> _Outcome:
-        with self._lock:
-            self._link = link
-            leaving = self._leaving
-        # Only now: a front end may send the moment it hears Connected.
-        self._post(Connected(self.server, link.keys.fingerprint, CIPHER_NAME, reconnected))
-        sender = threading.Thread(target=self._send_loop, args=(link,), name="securex sender", daemon=True)
-        sender.start()
-        if leaving:
-            link.outbox.put(("leave",))
-        else:
-            link.outbox.put(("presence", InnerKind.HELLO))
-        self._post_members(link)
-        try:
-            return self._receive_loop(link)
+            sock.setblocking(False)
+            return self._serve(sock, core)
         finally:
-            with self._lock:
-                self._link = None
-            link.outbox.put(("stop",))
             with contextlib.suppress(OSError):
-                link.sock.shutdown(socket.SHUT_RDWR)
-            sender.join(2.0)
-            link.sock.close()
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
-    def _receive_loop(self, link: _Link) -> _Outcome:
-        last_heard = time.monotonic()
-        frames, left_since = link.leftover, None
-        while True:
-            for frame in frames:
-                outcome = self._on_frame(link, frame)
-                if outcome is not None:
-                    return outcome
-            frames = []
-            if link.leave_sent.is_set():
-                # The server answers LEAVE by closing; do not wait long for it.
-                left_since = left_since or time.monotonic()
-                if time.monotonic() - left_since > 2.0:
-                    return _Outcome("left", "You left the room.")
+    def _serve(self, sock: socket.socket, core: RoomCore) -> LinkOutcome:
+        core.connection_made()
+        outgoing = bytearray()
+        leave_by: float | None = None
+        last_progress = time.monotonic()
+        while core.outcome is None:
+            for command in self._take_commands():
+                if command.kind == CommandKind.SEND_TEXT:
+                    core.send_text(command.text)
+                elif command.kind == CommandKind.LEAVE and leave_by is None:
+                    core.leave()
+                    leave_by = time.monotonic() + LEAVE_TIMEOUT
+            if self._leaving.is_set() and leave_by is None:   # asked to leave before we connected
+                core.leave()
+                leave_by = time.monotonic() + LEAVE_TIMEOUT
+            outgoing += core.data_to_send()
+            self._post_all(core.take_events())
+            if core.outcome is not None:
+                break
+            now = time.monotonic()
+            if leave_by is not None and now > leave_by:
+                break    # the goodbye could not be sent in time: close anyway
+            timeout = min(MAX_POLL_SECONDS, max(0.0, core.next_deadline() - now))
+            if leave_by is not None:
+                timeout = min(timeout, max(0.0, leave_by - now))
             try:
-                readable, _, _ = select.select([link.sock], [], [], POLL_SECONDS)
-                data = link.sock.recv(65536) if readable else None
-            except (OSError, ValueError):   # ValueError: the socket was closed under us
-                data = b""
-            if data is None:
-                if time.monotonic() - last_heard > self._idle_timeout:
-                    return _Outcome("lost", f"No answer from {self.server} for "
-                                            f"{self._idle_timeout:g} s: the connection is lost.")
-                continue
-            if not data:
-                if link.leave_sent.is_set() or self._leaving_now():
-                    return _Outcome("left", "You left the room.")
-                return _Outcome("lost", f"The connection to {self.server} was lost.")
-            last_heard = time.monotonic()
-            try:
-                frames = link.decoder.feed(data)
-            except ProtocolError as error:
-                return _Outcome("lost", f"The server sent bad data ({error}); reconnecting.")
+                readable, writable, _ = select.select([sock, self._wake_read], [sock] if outgoing else [], [],
+                                                      timeout)
+            except (OSError, ValueError):
+                break
+            if sock in readable:
+                try:
+                    data = sock.recv(READ_CHUNK)
+                except BlockingIOError:
+                    data = None
+                except OSError:
+                    data = b""
+                if data == b"":
+                    break   # the relay closed the connection
+                if data:
+                    core.receive_data(data)
+            if sock in writable and outgoing:
+                try:
+                    sent = sock.send(outgoing)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    break
+                del outgoing[:sent]
+                if sent:
+                    last_progress = now
+            if not outgoing:
+                last_progress = now
+            elif now - last_progress > SEND_STALL:
+                core.outcome = LinkOutcome(LinkEnd.LOST, f"Could not send anything to {self.options.server} "
+                                                         f"for {SEND_STALL:g} s: the connection is lost.")
+                break
+            core.tick()
+        outcome = core.outcome
+        if outcome is None:
+            outcome = (LinkOutcome(LinkEnd.LEFT, "You left the room.") if self._leaving.is_set()
+                       else LinkOutcome(LinkEnd.LOST, f"The connection to {self.options.server} was lost."))
+            core.outcome = outcome
+        core.connection_lost()
+        self._post_all(core.take_events())
+        return outcome
 
-    def _on_frame(self, link: _Link, frame: protocol.Frame) -> _Outcome | None:
-        try:
-            if frame.type == FrameType.RELAYED:
-                self._on_relayed(link, protocol.parse_relayed(frame))
-            elif frame.type == FrameType.JOINED:
-                sid = protocol.parse_session_id(frame)
-                old = link.peers.get(sid)
-                if old is not None:   # a recycled id must not reset replay protection
-                    old.present = True
-                else:
-                    link.peers[sid] = _Peer(sender_key(link.keys.message_key, sid), joined_after_us=True)
-                link.outbox.put(("presence", InnerKind.HERE))
-            elif frame.type == FrameType.LEFT:
-                peer = link.peers.get(protocol.parse_session_id(frame))
-                if peer is not None and peer.present:
-                    peer.present = False
-                    self._post(MemberLeft(peer.label))
-                    self._post_members(link)
-            elif frame.type == FrameType.CLOSE:
-                reason, detail = protocol.parse_close(frame)
-                if reason == CloseReason.SHUTDOWN:
-                    return _Outcome("shutdown", "The server shut down.")
-                if reason == CloseReason.GOODBYE and link.leave_sent.is_set():
-                    return _Outcome("left", "You left the room.")
-                if reason == CloseReason.WRONG_PASSPHRASE:
-                    return _Outcome("fatal", str(WrongPassphraseError()), WrongPassphraseError())
-                return _Outcome("lost", f"The server disconnected you: {detail}")
-            elif frame.type != FrameType.PING:
-                raise ProtocolError(f"unexpected {frame.type.name} frame")
-        except ProtocolError as error:
-            self._post(Notice(f"Ignored a malformed frame from the server ({error})."))
-        return None
-
-    def _on_relayed(self, link: _Link, relayed: protocol.Relayed) -> None:
-        peer = link.peers.get(relayed.sender_session)
-        if peer is None or not peer.present:
-            self._post(Notice("Dropped a message from a session that is not in the room (injected?)."))
-            return
-        if peer.last_seq is not None and relayed.seq <= peer.last_seq:
-            self._post(Notice(f"Dropped a replayed or out-of-order message from {peer.label}."))
-            return
-        aad = protocol.message_aad(relayed.sender_session, relayed.seq)
-        try:
-            plaintext = open_sealed(peer.key, relayed.seq, aad, relayed.sealed)
-        except DecryptionError:
-            self._post(Notice(f"Dropped a message claiming to be from {peer.label}: it failed "
-                              "authentication (tampered with, or not encrypted with this room's key)."))
-            return
-        # Authentic from here on: its number counts even if its content is malformed,
-        # so it is not reported again as a missing message.
-        missed = relayed.seq - peer.expected_seq(relayed.seq)
-        peer.last_seq = relayed.seq
-        was_named = peer.name is not None
-        try:
-            inner: protocol.InnerMessage | None = protocol.decode_inner(plaintext)
-        except ProtocolError:
-            inner = None
-        if inner is not None:
-            peer.name = display_safe(inner.name, keep_newlines=False) or "?"
-        if missed > 0:
-            self._post(Notice(f"{missed} message{'s' if missed > 1 else ''} from {peer.label} "
-                              f"{'were' if missed > 1 else 'was'} not received."))
-        if inner is None:
-            self._post(Notice(f"Dropped a malformed message from {peer.label}."))
-            return
-        if inner.kind == InnerKind.TEXT:
-            self._post(ChatMessage(peer.name, display_safe(inner.body), own=False))
-        elif inner.kind == InnerKind.HELLO:
-            self._post(MemberJoined(peer.name))
-        if not was_named or inner.kind != InnerKind.TEXT:
-            self._post_members(link)
-
-    def _post_members(self, link: _Link) -> None:
-        others = tuple(p.label for p in link.peers.values() if p.present)
-        self._post(MembersChanged((self.name, *others), link.capacity))
-
-    # -- sender thread (one per link) ----------------------------------------
-
-    def _send_loop(self, link: _Link) -> None:
-        key = sender_key(link.keys.message_key, link.session_id)
-        seq = 0
+    def _take_commands(self) -> list[Command]:
+        with contextlib.suppress(OSError):
+            while self._wake_read.recv(4096):
+                pass
+        commands = []
         while True:
             try:
-                item = link.outbox.get(timeout=PING_SECONDS)
+                commands.append(self._commands.get_nowait())
             except queue.Empty:
-                item = ("ping",)
-            kind = item[0]
+                return commands
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _post_all(self, events: list[Event]) -> None:
+        for event in events:
+            self._post(event)
+
+    def _post(self, event: Event) -> None:
+        """Hand an event to the front end, waiting while its queue is full (back-pressure),
+        unless the front end has gone away."""
+        while not self._detached.is_set():
             try:
-                if kind == "stop":
-                    return
-                if kind == "ping":
-                    link.sock.sendall(protocol.encode_frame(FrameType.PING))
-                elif kind == "leave":
-                    link.sock.sendall(protocol.encode_frame(FrameType.LEAVE))
-                    link.leave_sent.set()
-                    return
-                else:
-                    inner_kind, body = (InnerKind.TEXT, item[1]) if kind == "text" else (item[1], "")
-                    plaintext = protocol.encode_inner(inner_kind, self.name, body)
-                    sealed = seal(key, seq, protocol.message_aad(link.session_id, seq), plaintext)
-                    link.sock.sendall(protocol.encode_message(seq, sealed))
-                    seq += 1
-                    if kind == "text":
-                        self._post(ChatMessage(self.name, display_safe(body), own=True))
-            except OSError:
-                if kind == "text":
-                    self._post(Notice("Message not sent: the connection dropped."))
-                if kind == "leave":
-                    link.leave_sent.set()
-                with contextlib.suppress(OSError):   # wake the receiver so the link is torn down now
-                    link.sock.shutdown(socket.SHUT_RDWR)
+                self._events.put(event, timeout=0.25)
                 return
+            except queue.Full:
+                continue
+

@@ -1,0 +1,68 @@
+"""What a user types, understood the same way by both front ends.
+
+A line is a chat message unless it is a quit word or starts with ``/``. To send
+a message that starts with a slash, start it with two (``//shrug`` sends
+``/shrug``). An unknown ``/command`` is never sent to the room by accident.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Action(enum.Enum):
+    SEND = "send a message"
+    QUIT = "leave the room"
+    WHO = "list the members and their safety codes"
+    HELP = "list the commands"
+    UNKNOWN = "an unknown command"
+    REFUSED = "a command this version does not offer"
+
+
+QUIT_WORDS = frozenset({"<quit>", "{quit}", "/quit", "/exit"})
+
+# The commands, as /help lists them (file commands are added with file transfer).
+HELP = (
+    ("/who", "list the members in the room with their safety codes"),
+    ("/help", "show this list"),
+    ("/quit", "leave the room (also <quit>, {quit}, Ctrl+D at the start of a line, Ctrl+C)"),
+    ("//text", "send a message that starts with a slash"),
+)
+
+
+@dataclass(frozen=True)
+class Input:
+    action: Action
+    text: str = ""        # the message for SEND; the command word otherwise
+
+
+def parse_input(line: str) -> Input:
+    stripped = line.strip()
+    if stripped.lower() in QUIT_WORDS:
+        return Input(Action.QUIT, stripped)
+    if stripped.startswith("//"):
+        return Input(Action.SEND, line.replace("//", "/", 1))
+    if not stripped.startswith("/"):
+        return Input(Action.SEND, line)
+    word = stripped.split(maxsplit=1)[0].lower()
+    if word == "/who":
+        return Input(Action.WHO, word)
+    if word in ("/help", "/?"):
+        return Input(Action.HELP, word)
+    if word == "/me":
+        return Input(Action.REFUSED, word)
+    return Input(Action.UNKNOWN, word)
+
+
+def help_lines() -> list[str]:
+    width = max(len(command) for command, _ in HELP)
+    return [f"{command:<{width}}  {what}" for command, what in HELP]
+
+
+def refusal(parsed: Input) -> str:
+    """The message for an UNKNOWN or REFUSED command (nothing is sent)."""
+    if parsed.action == Action.REFUSED:
+        return (f"{parsed.text} is not supported (it would let a message pass for a notice); "
+                "type the message itself.")
+    return f"Unknown command {parsed.text}: nothing was sent. /help lists the commands; //text sends /text."

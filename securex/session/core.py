@@ -1,0 +1,681 @@
+"""The client core: one member's view of the room, as a state machine. Sans-IO.
+
+``RoomCore`` is fed the bytes the relay sends (``receive_data``), the user's
+commands (``send_text``, ``leave``) and the time (``tick``); it hands back the
+bytes to send (``data_to_send``), events for the front end (``take_events``),
+when it next needs the time (``next_deadline``) and, once the connection should
+end, ``outcome``. It owns no socket, thread or file, so tests drive it with
+byte strings and a fake clock. ``runner.py`` moves bytes between it and a socket.
+
+The relay is a router, not an authority. Its roster says which connections
+exist; a member appears in *our* room only after a SPAKE2 run and an identity
+proof with *us* (``handshake.py``). Joining::
+
+    WAITING  --WELCOME-->  send HELLO
+             --ROSTER-->   JOINING: a PAKE run (as A) with every member listed
+    JOINING  --every run ended (or JOIN_TIMEOUT)-->  verdict:
+               some verified               -> IN_ROOM; the others named as unverified
+               none; a confirmed one differs -> wrong passphrase (fatal)
+               none; only unconfirmed ones   -> IN_ROOM alone (nobody can tell who is right)
+               nobody present                -> IN_ROOM alone ("you are the first")
+    IN_ROOM  --LEAVE-->  GOODBYE to each peer, LEAVE to the relay  -> LEAVING
+
+Any member answers a newcomer's PAKE_A (as B) in any state, unless the room is
+backing off after failed guesses (``guard.py``).
+
+Messages: a text is numbered once per run of this program (``next_msg_no``) and
+sealed separately for each verified peer, carrying our view of the room. A
+receiver shows each number once, reports gaps ("2 messages from Bob were not
+received"), checks the sender's view against its own, and learns from a
+peer's GOODBYE or KEEPALIVE which numbers it should have had.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import crypto_utils
+from crypto_utils import CIPHER_NAME, RandBytes
+from securex import protocol
+from securex.errors import (ConnectionLostError, DecryptionError, ProtocolError, RefusedError, RoomFullError,
+                            SecureXError, WrongPassphraseError)
+from securex.events import (ChatMessage, Connected, Event, Joined, Member, MemberJoined, MemberLeft,
+                            MembersChanged, Notice, Severity)
+from securex.protocol import CLIENT_IDLE_TIMEOUT, PING_SECONDS, CloseReason, FrameType
+from securex.session import peer_wire
+from securex.session.guard import JoinGuard
+from securex.session.handshake import Failure, LocalIdentity, PairHandshake, State, Step
+from securex.session.members import Peer, ReceivedLogs, labels, view_difference
+from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, FailedJoin, Goodbye, KeepAlive,
+                                       RefuseReason, Text)
+from securex.text import display_safe
+
+RUN_TIMEOUT = 10.0          # a PAKE run that has not ended by then is abandoned
+JOIN_TIMEOUT = 15.0         # the join verdict comes at the latest this long after the roster
+KEEPALIVE_SECONDS = 5.0     # an encrypted keep-alive to a peer we have sent nothing for this long
+PEER_SILENCE = 20.0         # nothing from a peer the relay still lists: we say so
+VIEW_SETTLE = 3.0           # views younger than this are still changing; not compared
+MAX_RETRY_SECONDS = 600.0
+
+
+class Phase(enum.Enum):
+    WAITING = "waiting for the relay"
+    JOINING = "checking the passphrase with the members present"
+    IN_ROOM = "in the room"
+    LEAVING = "leaving"
+
+
+class LinkEnd(enum.Enum):
+    LEFT = "we said goodbye"
+    SHUTDOWN = "the relay shut down"
+    LOST = "the connection was lost: try again"
+    RETRY = "the relay is busy: try again shortly"
+    FATAL = "there is no point trying again"
+
+
+@dataclass(frozen=True)
+class LinkOutcome:
+    end: LinkEnd
+    message: str
+    error: SecureXError | None = None
+
+
+class RunResult(enum.Enum):
+    VERIFIED = "verified"
+    MISMATCH = "passphrase differs"
+    SILENT = "did not answer"
+    GONE = "left"
+
+
+@dataclass
+class Run:
+    """A PAKE run in progress with one connection."""
+    handshake: PairHandshake
+    started_at: float
+
+
+class RoomCore:
+    def __init__(self, me: LocalIdentity, w: int, *, server: str, known_codes: dict[str, str] | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
+                 randbytes: RandBytes = secrets.token_bytes) -> None:
+        self.me = me
+        self.server = server
+        self.known_codes = known_codes if known_codes is not None else {}
+        self.known_codes_changed = False
+        self._w = w
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._randbytes = randbytes
+        self.run_id = randbytes(peer_wire.RUN_ID_BYTES)
+        self.next_msg_no = 0
+        self.guard = JoinGuard()
+        self._received = ReceivedLogs()
+        self._events: list[Event] = []
+        self._out: list[bytes] = []
+        self.joined_before = False
+        self._present_before: set[bytes] = set()     # identity keys verified when the link was lost
+        self.outcome: LinkOutcome | None = None
+        self.phase = Phase.WAITING
+        self.reached_room = False                    # this link got past the join verdict
+        self._reset_link()
+
+    # -- the connection ---------------------------------------------------------------
+
+    def _reset_link(self) -> None:
+        now = self._clock()
+        self._decoder = protocol.FrameDecoder()
+        self.my_id = b""
+        self.capacity = 0
+        self.roster: dict[bytes, protocol.RosterEntry] = {}
+        self._runs: dict[bytes, Run] = {}
+        self.peers: dict[bytes, Peer] = {}
+        self._targets: dict[bytes, RunResult | None] = {}
+        self._retry_at: dict[bytes, float] = {}
+        self._join_deadline = 0.0
+        self._view_changed_at = now
+        self._status_sent: tuple[bool, frozenset[bytes]] | None = None
+        self._heard_at = self._sent_at = now
+        self._refusal_noted = False
+        self._attempt = crypto_utils.new_nonce(self._randbytes)   # our nonce as A, for every run of this link
+        self._members_posted: tuple[tuple[Member, ...], int] | None = None
+
+    def connection_made(self) -> None:
+        """A new TCP connection to the relay is open."""
+        self._reset_link()
+        self.phase = Phase.WAITING
+        self.outcome = None
+        self.reached_room = False
+
+    def connection_lost(self) -> None:
+        """The connection is gone (whatever the reason); forget everything tied to it."""
+        if self.outcome is None:
+            self._end(LinkEnd.LOST, f"The connection to {self.server} was lost.")
+        self._present_before = {peer.verified.identity.public_key for peer in self.peers.values()}
+        self._reset_link()
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the relay, as they arrived."""
+        self._heard_at = self._clock()
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError as error:
+            self._end(LinkEnd.LOST, f"The server sent data that is not Secure X protocol ({error}).")
+            return
+        for frame in frames:
+            if self.outcome is not None:
+                return
+            try:
+                self._on_frame(frame)
+            except ProtocolError as error:
+                self._end(LinkEnd.LOST, f"The server broke the protocol ({error}).")
+
+    def send_text(self, text: str) -> bool:
+        """Send a message to every verified member. False (with a notice) if it cannot go now."""
+        if self.phase != Phase.IN_ROOM or self.outcome is not None:
+            self._notice("Not in the room right now: message not sent.", Severity.WARNING)
+            return False
+        now = self._clock()
+        message = Text(self.next_msg_no, int(self._wall_clock() * 1000), int((now - self._view_changed_at) * 1000),
+                       tuple(sorted(self._view())), text)
+        plaintext = peer_wire.encode_text(message)    # ValueError if too long: checked by the caller
+        self.next_msg_no += 1
+        for peer in self.peers.values():
+            self._send_app(peer, plaintext)
+        self._post(ChatMessage(self._me_member(), display_safe(text), own=True,
+                               sent_at=datetime.fromtimestamp(message.sent_at_ms / 1000)))
+        return True
+
+    def leave(self) -> None:
+        """Say an authenticated goodbye to every peer, then ask the relay to close."""
+        if self.phase == Phase.LEAVING or self.outcome is not None:
+            return
+        goodbye = peer_wire.encode_app(Goodbye(self.next_msg_no))
+        for peer in self.peers.values():
+            self._send_app(peer, goodbye)
+        self._send(protocol.encode_frame(FrameType.LEAVE))
+        self.phase = Phase.LEAVING
+
+    def tick(self) -> None:
+        """Let timers fire: run timeouts, the join verdict, keep-alives, silence."""
+        now = self._clock()
+        if self.outcome is not None:
+            return
+        if now - self._heard_at > CLIENT_IDLE_TIMEOUT:
+            self._end(LinkEnd.LOST, f"No answer from {self.server} for {CLIENT_IDLE_TIMEOUT:g} s: "
+                                    "the connection is lost.")
+            return
+        for member_id, run in list(self._runs.items()):
+            if now - run.started_at > RUN_TIMEOUT:
+                self._on_step(member_id, run, run.handshake.abandon())
+        for member_id, retry_at in list(self._retry_at.items()):
+            if now >= retry_at:
+                del self._retry_at[member_id]
+                if member_id in self.roster and self.phase == Phase.JOINING:
+                    self._join_deadline = max(self._join_deadline, now + JOIN_TIMEOUT)
+                    self._start_run(member_id)
+        if self.phase == Phase.JOINING and now >= self._join_deadline and not self._retry_at:
+            for member_id, result in self._targets.items():
+                if result is None:
+                    self._targets[member_id] = RunResult.SILENT
+            self._give_verdict()
+        if self.phase in (Phase.IN_ROOM, Phase.JOINING):
+            for peer in self.peers.values():
+                if now - peer.sent_at >= KEEPALIVE_SECONDS:
+                    self._send_app(peer, peer_wire.encode_app(KeepAlive(self.next_msg_no)))
+                if now - peer.heard_at > PEER_SILENCE and not peer.silence_reported:
+                    peer.silence_reported = True
+                    self._notice(f"Nothing heard from {peer.member.label} for {PEER_SILENCE:g} s although the "
+                                 "server lists them: the server may be holding back their messages.",
+                                 Severity.WARNING)
+        self._announce_failures(now)
+        if self.phase != Phase.WAITING and now - self._sent_at >= PING_SECONDS:
+            self._send(protocol.encode_frame(FrameType.PING))
+
+    # -- outputs ----------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def take_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def next_deadline(self) -> float:
+        """When ``tick`` should next run (monotonic clock)."""
+        deadlines = [self._heard_at + CLIENT_IDLE_TIMEOUT, self._sent_at + PING_SECONDS]
+        deadlines += [run.started_at + RUN_TIMEOUT for run in self._runs.values()]
+        deadlines += self._retry_at.values()
+        if self.phase == Phase.JOINING:
+            deadlines.append(self._join_deadline)
+        for peer in self.peers.values():
+            deadlines.append(peer.sent_at + KEEPALIVE_SECONDS)
+            if not peer.silence_reported:
+                deadlines.append(peer.heard_at + PEER_SILENCE)
+        notice_at = self.guard.next_notice_at()
+        if notice_at is not None:
+            deadlines.append(notice_at)
+        return min(deadlines)
+
+    @property
+    def in_room(self) -> bool:
+        return self.phase == Phase.IN_ROOM and self.outcome is None
+
+    def members(self) -> tuple[Member, ...]:
+        """Who is in our room: us first, then every verified member."""
+        return (self._me_member(), *(peer.member for peer in self.peers.values()))
+
+    # -- frames from the relay ----------------------------------------------------------------
+
+    def _on_frame(self, frame: protocol.Frame) -> None:
+        kind = frame.type
+        if kind == FrameType.ROUTED:
+            routed = protocol.parse_routed(frame)
+            self._on_routed(routed.member_id, routed.body)
+        elif kind == FrameType.ROSTER:
+            if not self.my_id:
+                raise ProtocolError("ROSTER before WELCOME")
+            self._on_roster(protocol.parse_roster(frame, self.capacity))
+        elif kind == FrameType.WELCOME:
+            self._on_welcome(protocol.parse_welcome(frame))
+        elif kind == FrameType.CLOSE:
+            self._on_close(protocol.parse_close(frame))
+        elif kind != FrameType.PING:
+            raise ProtocolError(f"unexpected {kind.name} frame")
+
+    def _on_welcome(self, welcome: protocol.Welcome) -> None:
+        if self.my_id:
+            raise ProtocolError("a second WELCOME")
+        if welcome.version != protocol.PROTOCOL_VERSION:
+            older = welcome.version < protocol.PROTOCOL_VERSION
+            self._end(LinkEnd.FATAL, f"The server at {self.server} speaks Secure X protocol version "
+                                     f"{welcome.version}; this client speaks {protocol.PROTOCOL_VERSION}. "
+                                     + ("Update the server: run server.py from Secure X 2." if older
+                                        else "Update Secure X on this computer."),
+                      RefusedError())
+            return
+        if not 1 <= welcome.capacity <= protocol.MAX_CLIENTS_LIMIT:
+            raise ProtocolError(f"a room for {welcome.capacity} members")
+        self.my_id, self.capacity = welcome.your_id, welcome.capacity
+        self.guard.set_room_size(welcome.capacity)
+        self._send(protocol.encode_hello())
+        self._post(Connected(self.server, self._me_member(), self.joined_before))
+
+    def _on_roster(self, entries: list[protocol.RosterEntry]) -> None:
+        roster = {entry.member_id: entry for entry in entries}
+        if self.my_id not in roster:
+            raise ProtocolError("the ROSTER does not list us")
+        first = not self.roster
+        gone = [member_id for member_id in self.roster if member_id not in roster]
+        self.roster = roster
+        for member_id in gone:
+            self._on_gone(member_id)
+        if first:
+            self._begin_joining([member_id for member_id in roster if member_id != self.my_id])
+        elif gone or self.phase != Phase.JOINING:
+            self._post_members()
+
+    def _on_close(self, reason: CloseReason | None) -> None:
+        server = self.server
+        if reason == CloseReason.GOODBYE and self.phase == Phase.LEAVING:
+            self._end(LinkEnd.LEFT, "You left the room.")
+        elif reason == CloseReason.SHUTDOWN:
+            self._end(LinkEnd.SHUTDOWN, "The server shut down.")
+        elif reason == CloseReason.FULL:
+            self._end(LinkEnd.FATAL, f"The room at {server} is full. Try again when someone leaves.",
+                      RoomFullError(f"The room at {server} is full. Try again when someone leaves."))
+        elif reason == CloseReason.BUSY:
+            self._end(LinkEnd.RETRY, f"The server at {server} is busy with other people joining.")
+        elif reason == CloseReason.VERSION:
+            self._end(LinkEnd.FATAL, f"The server at {server} speaks another version of the Secure X protocol. "
+                                     "Update Secure X (client and server).", RefusedError())
+        else:
+            # The relay's own words are not shown: it could say anything.
+            why = {CloseReason.TOO_SLOW: "this connection stopped reading",
+                   CloseReason.IDLE: "it heard nothing from this client for too long",
+                   CloseReason.HANDSHAKE_TIMEOUT: "joining took too long",
+                   CloseReason.PROTOCOL: "it says this client broke the protocol",
+                   CloseReason.GOODBYE: "it closed the connection"}.get(reason, "for a reason this version "
+                                                                                   "does not know")
+            self._end(LinkEnd.LOST, f"The server closed the connection: {why}.")
+
+    # -- joining ---------------------------------------------------------------------------
+
+    def _begin_joining(self, present: list[bytes]) -> None:
+        self.phase = Phase.JOINING
+        self._join_deadline = self._clock() + JOIN_TIMEOUT
+        self._targets = {member_id: None for member_id in present}
+        for member_id in present:
+            self._start_run(member_id)
+        self._check_join_done()
+
+    def _start_run(self, member_id: bytes) -> None:
+        handshake, body = PairHandshake.as_newcomer(self._w, self.me, self._message_state, self._attempt,
+                                                    self._randbytes)
+        self._runs[member_id] = Run(handshake, self._clock())
+        self._route(member_id, body)
+
+    def _check_join_done(self) -> None:
+        if self.phase == Phase.JOINING and not self._retry_at and all(
+                result is not None for result in self._targets.values()):
+            self._give_verdict()
+
+    def _give_verdict(self) -> None:
+        results = [result for result in self._targets.values() if result != RunResult.GONE]
+        verified = results.count(RunResult.VERIFIED)
+        mismatched = [member_id for member_id, result in self._targets.items() if result == RunResult.MISMATCH]
+        silent = results.count(RunResult.SILENT)
+        if not verified and mismatched and any(self.roster.get(m) and self.roster[m].confirmed for m in mismatched):
+            n = len(mismatched)
+            message = (f"Wrong passphrase: it does not match the {n} member{'s' if n != 1 else ''} present. "
+                       "Check it with them and try again.")
+            self._end(LinkEnd.FATAL, message, WrongPassphraseError(message))
+            return
+        self.phase = Phase.IN_ROOM
+        self.reached_room = True
+        self._runs = {m: run for m, run in self._runs.items() if run.handshake.role == crypto_utils.ROLE_B}
+        self._send_status()
+        self._post(Joined(self.server, CIPHER_NAME, self._me_member(), verified, len(results),
+                          self.joined_before))
+        if not results:
+            self._notice("You are the first here. Nobody can confirm the passphrase until someone else joins; "
+                         "you will be told if theirs differs.")
+        elif not verified and mismatched:
+            n = len(mismatched)
+            self._notice(f"The {'member' if n == 1 else f'{n} members'} present "
+                         f"{'has' if n == 1 else 'have'} a different passphrase, and nobody has confirmed "
+                         "either one yet: one of you typed it wrong. You stay in the room; the next person "
+                         "to arrive with the right passphrase confirms it.", Severity.WARNING)
+        elif mismatched:
+            n = len(mismatched)
+            self._notice(f"Could not verify {n} member{'s' if n != 1 else ''}: "
+                         f"{'its' if n == 1 else 'their'} passphrase differs from yours. "
+                         f"{'It does' if n == 1 else 'They do'} not see your messages.", Severity.WARNING)
+        if silent:
+            self._notice(f"{silent} member{'s' if silent != 1 else ''} present did not answer "
+                         f"{'its' if silent == 1 else 'their'} passphrase check; "
+                         f"{'it' if silent == 1 else 'they'} cannot see your messages.", Severity.WARNING)
+        if self.joined_before:
+            now_present = {peer.verified.identity.public_key for peer in self.peers.values()}
+            missing = len(self._present_before - now_present)
+            if missing:
+                self._notice(f"{missing} member{'s' if missing != 1 else ''} who were here before left while "
+                             "you were disconnected.")
+        self.joined_before = True
+        self._post_members()
+
+    # -- routed bodies -------------------------------------------------------------------------
+
+    def _on_routed(self, member_id: bytes, body: bytes) -> None:
+        try:
+            kind, payload = peer_wire.split_body(body)
+        except ProtocolError:
+            self._notice("Dropped a malformed message relayed by the server.", Severity.WARNING)
+            return
+        if kind == BodyKind.RECORD:
+            self._on_record(member_id, payload)
+        elif kind == BodyKind.PAKE_A:
+            self._on_pake_a(member_id, payload)
+        elif kind == BodyKind.BULK:
+            pass   # file chunks: handled by the file layer
+        else:
+            run = self._runs.get(member_id)
+            if run is not None:
+                self._on_step(member_id, run, run.handshake.receive(kind, payload))
+
+    def _on_pake_a(self, member_id: bytes, payload: bytes) -> None:
+        if member_id == self.my_id or not self.my_id:
+            return
+        if payload[:crypto_utils.SESSION_NONCE_BYTES] == self._attempt:
+            self._notice("The server sent this client's own join message back to it; ignored "
+                         "(a reflection attack, or a broken server).", Severity.ALERT)
+            return
+        if member_id in self.peers:
+            return   # already verified over this connection: a replay, or a confused peer
+        existing = self._runs.get(member_id)
+        if existing is not None:
+            if existing.handshake.role == crypto_utils.ROLE_B or self.my_id < member_id:
+                return   # a duplicate, or both sides started: the lower id's run goes on
+            del self._runs[member_id]   # ours gives way; no guess was spent on it
+        backoff = self.guard.backoff_remaining(self._clock())
+        if backoff:
+            self._route(member_id, peer_wire.encode_refuse(RefuseReason.BACKOFF, int(backoff * 1000)))
+            return
+        try:
+            handshake, reply = PairHandshake.as_member(self._w, self.me, self._message_state, payload,
+                                                       self._randbytes)
+        except (ProtocolError, DecryptionError):
+            return   # not a valid share: nothing was revealed, nothing to count
+        self._runs[member_id] = Run(handshake, self._clock())
+        self._route(member_id, reply)
+
+    def _on_step(self, member_id: bytes, run: Run, step: Step) -> None:
+        for body in step.send:
+            self._route(member_id, body)
+        if step.verified is not None:
+            del self._runs[member_id]
+            self._on_verified(member_id, step)
+        elif step.failure is not None:
+            del self._runs[member_id]
+            self._on_failed(member_id, run, step)
+
+    def _on_verified(self, member_id: bytes, step: Step) -> None:
+        assert step.verified is not None
+        verified = step.verified
+        identity = verified.identity
+        if any(peer.verified.identity.public_key == identity.public_key for peer in self.peers.values()):
+            self._notice(f"{display_safe(identity.name)} verified a second time over another connection; "
+                         "the second one is ignored (the server may be replaying them).", Severity.ALERT)
+            return
+        now = self._clock()
+        name = identity.name
+        peer = Peer(member_id, verified, Member(name, verified.safety_code, name), heard_at=now, sent_at=now)
+        self.peers[member_id] = peer
+        self._view_changed_at = now
+        self._relabel()
+        self._check_known_code(peer)
+        if member_id in self._targets:
+            self._targets[member_id] = RunResult.VERIFIED
+            self._check_join_done()
+        else:
+            if identity.public_key not in self._present_before:
+                self._post(MemberJoined(peer.member))
+            self._present_before.discard(identity.public_key)
+            self._post_members()
+        self._send_status()
+
+    def _on_failed(self, member_id: bytes, run: Run, step: Step) -> None:
+        failure, handshake = step.failure, run.handshake
+        if handshake.role == crypto_utils.ROLE_A:
+            if failure == Failure.REFUSED:
+                wait = min(MAX_RETRY_SECONDS, step.retry_after_ms / 1000)
+                self._retry_at[member_id] = self._clock() + wait
+                if not self._refusal_noted:
+                    self._refusal_noted = True
+                    self._notice(f"The room is refusing new members for {wait:.0f} s after failed passphrase "
+                                 "attempts; trying again then.", Severity.WARNING)
+                return
+            result = {Failure.MISMATCH: RunResult.MISMATCH, Failure.ABANDONED: RunResult.SILENT}.get(
+                failure, RunResult.SILENT)
+            if failure == Failure.REFLECTED:
+                self._notice("The server sent this client's own identity back to it; ignored "
+                             "(a reflection attack, or a broken server).", Severity.ALERT)
+            if member_id in self._targets and self._targets[member_id] is None:
+                self._targets[member_id] = result
+                self._check_join_done()
+            return
+        # We are B: a newcomer failed with us. A mismatch is a guess; so is a run the
+        # newcomer abandoned after our confirmation, since it could check its guess on it.
+        if failure in (Failure.MISMATCH, Failure.ABANDONED) and not handshake.confirmed:
+            self._count_failure(FailedJoin(handshake.attempt, handshake.nonce))
+            if not self.peers:
+                self._notice("Someone tried to join with a different passphrase. If you expected someone, "
+                             "check the passphrase together: one of you typed it wrong.", Severity.WARNING)
+            report = peer_wire.encode_app(FailedJoin(handshake.attempt, handshake.nonce))
+            for peer in self.peers.values():
+                self._send_app(peer, report)
+        elif failure == Failure.REFLECTED:
+            self._notice("The server sent this client's own identity back to it; ignored "
+                         "(a reflection attack, or a broken server).", Severity.ALERT)
+
+    def _count_failure(self, failure: FailedJoin) -> None:
+        now = self._clock()
+        if self.guard.record(failure.run, failure.attempt, now):
+            self._announce_failures(now)
+
+    def _announce_failures(self, now: float) -> None:
+        text = self.guard.notice_due(now)
+        if text:
+            self._notice(text, Severity.WARNING)
+
+    def _on_gone(self, member_id: bytes) -> None:
+        """The relay no longer lists this connection."""
+        run = self._runs.get(member_id)
+        if run is not None:
+            self._on_step(member_id, run, run.handshake.abandon())
+        if self._targets.get(member_id) is None and member_id in self._targets:
+            self._targets[member_id] = RunResult.GONE
+            self._check_join_done()
+        self._retry_at.pop(member_id, None)
+        peer = self.peers.pop(member_id, None)
+        if peer is None:
+            return
+        self._view_changed_at = self._clock()
+        self._post(MemberLeft(peer.member, dropped=not peer.goodbye))
+        self._relabel()
+        self._send_status()
+
+    # -- the channel ---------------------------------------------------------------------------
+
+    def _on_record(self, member_id: bytes, payload: bytes) -> None:
+        peer = self.peers.get(member_id)
+        if peer is None:
+            self._notice("Dropped an encrypted message from a connection that is not a verified member.",
+                         Severity.WARNING)
+            return
+        try:
+            message = peer_wire.parse_app(peer.verified.channel.open_record(payload))
+        except DecryptionError:
+            self._notice(f"Dropped a message claiming to be from {peer.member.label}: it failed "
+                         "authentication, or was replayed or reordered.", Severity.WARNING)
+            return
+        except ProtocolError:
+            self._notice(f"Dropped a malformed message from {peer.member.label}.", Severity.WARNING)
+            return
+        peer.heard_at = self._clock()
+        peer.silence_reported = False
+        self._on_app(peer, message)
+
+    def _on_app(self, peer: Peer, message: AppMessage) -> None:
+        identity = peer.verified.identity
+        log = self._received.get(identity.public_key, identity.run_id)
+        if isinstance(message, Text):
+            if log.has(message.msg_no):
+                return   # delivered before: shown once
+            skipped, late = log.add(message.msg_no, peer.expect_from)
+            self._report_missing(peer, skipped)
+            self._check_view(peer, message)
+            sent_at = datetime.fromtimestamp(min(message.sent_at_ms, 2**41) / 1000)
+            self._post(ChatMessage(peer.member, display_safe(message.text), own=False, sent_at=sent_at, late=late))
+        elif isinstance(message, (Goodbye, KeepAlive)):
+            self._report_missing(peer, log.missing_until(message.next_msg_no, peer.expect_from))
+            if isinstance(message, Goodbye):
+                peer.goodbye = True
+        elif isinstance(message, FailedJoin):
+            self._count_failure(message)
+        elif isinstance(message, (Ack, CaughtUp)):
+            pass   # delivery receipts: the delivery layer
+
+    def _report_missing(self, peer: Peer, count: int) -> None:
+        if count > 0:
+            self._notice(f"{count} message{'s' if count != 1 else ''} from {peer.member.label} "
+                         f"{'were' if count != 1 else 'was'} not received.", Severity.WARNING)
+
+    def _check_view(self, peer: Peer, message: Text) -> None:
+        now = self._clock()
+        if message.view_age_ms < VIEW_SETTLE * 1000 or now - self._view_changed_at < VIEW_SETTLE:
+            return   # one of the two views is still changing: joins take a moment to reach everyone
+        theirs, mine = frozenset(message.view), frozenset(self._view())
+        if theirs == mine or (theirs, mine) in peer.reported_views:
+            return
+        peer.reported_views.add((theirs, mine))
+        names = {p.verified.tag: p.member.label for p in self.peers.values()}
+        self._notice(f"{peer.member.label} sees a different set of members: "
+                     f"{view_difference(peer.member.label, theirs, mine, names)}. The server may be showing "
+                     "people different rooms; compare who you see out loud.", Severity.ALERT)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _message_state(self) -> tuple[bytes, int]:
+        return self.run_id, self.next_msg_no
+
+    def _view(self) -> set[bytes]:
+        return {crypto_utils.member_tag(self.me.public_key)} | {peer.verified.tag for peer in self.peers.values()}
+
+    def _me_member(self) -> Member:
+        return Member(self.me.name, self.me.safety_code, self.me.name, you=True)
+
+    def _relabel(self) -> None:
+        peers = list(self.peers.values())
+        names = [(self.me.name, self.me.safety_code)] + [(p.name, p.verified.safety_code) for p in peers]
+        for peer, label in zip(peers, labels(names)[1:], strict=True):
+            if peer.member.label != label:
+                peer.member = Member(peer.name, peer.verified.safety_code, label)
+
+    def _check_known_code(self, peer: Peer) -> None:
+        """Trust on first use: a name seen before with another safety code is an alert."""
+        name, code = peer.name, peer.verified.safety_code
+        previous = self.known_codes.get(name)
+        if previous != code:
+            self.known_codes[name] = code
+            self.known_codes_changed = True
+        if previous is not None and previous != code:
+            self._notice(f"{peer.member.label}'s safety code has changed: it was {previous}, it is now {code}. "
+                         f"If {peer.name} did not reinstall Secure X or switch computers, this may be someone "
+                         "else using the name: compare safety codes out loud.", Severity.ALERT)
+
+    def _send_status(self) -> None:
+        status = (self.phase == Phase.IN_ROOM, frozenset(self.peers))
+        if status != self._status_sent:
+            self._status_sent = status
+            self._send(protocol.encode_status(status[0], sorted(status[1])))
+
+    def _post_members(self) -> None:
+        members = (self.members(), self.capacity)
+        if members != self._members_posted:    # roster news about unverified connections changes nothing here
+            self._members_posted = members
+            self._post(MembersChanged(*members))
+
+    def _send_app(self, peer: Peer, plaintext: bytes) -> None:
+        peer.sent_at = self._clock()
+        self._route(peer.member_id, peer.verified.channel.seal_record(plaintext))
+
+    def _route(self, member_id: bytes, body: bytes) -> None:
+        self._send(protocol.encode_route(member_id, body))
+
+    def _send(self, frame: bytes) -> None:
+        self._out.append(frame)
+        self._sent_at = self._clock()
+
+    def _post(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _notice(self, text: str, severity: Severity = Severity.INFO) -> None:
+        self._post(Notice(text, severity))
+
+    def _end(self, end: LinkEnd, message: str, error: SecureXError | None = None) -> None:
+        if self.outcome is None:
+            if end == LinkEnd.LOST and error is None:
+                error = ConnectionLostError(message)
+            self.outcome = LinkOutcome(end, message, error)
+
+
+__all__ = ["LinkEnd", "LinkOutcome", "Phase", "RoomCore", "State"]

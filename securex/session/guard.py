@@ -1,0 +1,93 @@
+"""Counting wrong-passphrase guesses across the room, and backing off. Sans-IO.
+
+Every failed confirmation is one guess at the passphrase (and so is a run a
+newcomer abandons after seeing our confirmation: it could have checked its
+guess against it). Each member counts the failures it sees itself and those its
+verified peers report, once each, keyed by the nonce the *member* drew for that
+run: a guesser cannot make two guesses count as one by reusing its own nonce.
+The newcomer's nonce, shared by its runs with each member, only groups them
+into "attempts" for the people reading the notice. A few are free,
+enough for honest typos in a full room; after that the room stops answering
+new joins for a back-off that doubles with every further failure, up to ten
+minutes, so a stranger's guessing slows to a crawl while members are told.
+
+Legitimate newcomers are held back too while the room backs off: that is the
+price of a shared passphrase with no accounts, and it is said in the README.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+WINDOW_SECONDS = 15 * 60           # failures older than this are forgotten
+FIRST_BACKOFF_SECONDS = 10.0
+MAX_BACKOFF_SECONDS = 10 * 60.0
+NOTICE_EVERY_SECONDS = 10.0        # members are told at most this often, with the count
+MAX_REMEMBERED = 1024              # bounded against a flood of reports
+
+
+class JoinGuard:
+    def __init__(self, free_failures: int = 8) -> None:
+        self.free_failures = free_failures
+        # the member's run nonce -> (the newcomer's attempt nonce, when), oldest first
+        self._failures: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
+        self._last_notice_at: float | None = None
+        self._unannounced = 0
+        self._announced_backoff = False    # the last notice already said the room refuses joins
+
+    def set_room_size(self, capacity: int) -> None:
+        """Two honest typos in a full room are free: each costs one guess per member."""
+        self.free_failures = max(4, 2 * (capacity - 1))
+
+    def record(self, run: bytes, attempt: bytes, now: float) -> bool:
+        """Count one failed run (seen here or reported by a peer). False if it was
+        already counted."""
+        self._forget_old(now)
+        if run in self._failures:
+            return False
+        self._failures[run] = (attempt, now)
+        while len(self._failures) > MAX_REMEMBERED:
+            self._failures.popitem(last=False)
+        self._unannounced += 1
+        return True
+
+    def backoff_remaining(self, now: float) -> float:
+        """Seconds until the room answers new joins again (0 when it does)."""
+        self._forget_old(now)
+        excess = len(self._failures) - self.free_failures
+        if excess <= 0:
+            return 0.0
+        last = next(reversed(self._failures.values()))[1]
+        backoff = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (excess - 1))
+        return max(0.0, last + backoff - now)
+
+    def recent_attempts(self, now: float, seconds: float = 60.0) -> int:
+        """Distinct attempts to join (one per newcomer connection) that failed lately."""
+        return len({attempt for attempt, at in self._failures.values() if now - at <= seconds})
+
+    def notice_due(self, now: float) -> str | None:
+        """A line for the user about new failures, at most every NOTICE_EVERY_SECONDS,
+        except that the room starting to refuse joins is said at once."""
+        if not self._unannounced:
+            return None
+        backoff = self.backoff_remaining(now)
+        starts_refusing = bool(backoff) and not self._announced_backoff
+        if (not starts_refusing and self._last_notice_at is not None
+                and now - self._last_notice_at < NOTICE_EVERY_SECONDS):
+            return None
+        self._last_notice_at, self._unannounced, self._announced_backoff = now, 0, bool(backoff)
+        count = self.recent_attempts(now)
+        text = (f"{count} failed attempt{'s' if count != 1 else ''} to join with a wrong passphrase "
+                f"in the last minute.")
+        if backoff:
+            text += f" The room refuses new joins for {backoff:.0f} s."
+        return text
+
+    def next_notice_at(self) -> float | None:
+        if not self._unannounced or self._last_notice_at is None:
+            return None
+        return self._last_notice_at + NOTICE_EVERY_SECONDS
+
+    def _forget_old(self, now: float) -> None:
+        while self._failures and now - next(iter(self._failures.values()))[1] > WINDOW_SECONDS:
+            self._failures.popitem(last=False)

@@ -1,0 +1,126 @@
+"""The members one client has verified, and what it has received from each. Sans-IO.
+
+* ``ReceivedLog`` remembers which message numbers of one sender's run arrived,
+  so a message delivered twice (resent after a reconnect) is shown once, a gap
+  is reported once, and a message filling a reported gap is marked late.
+* ``labels`` gives each member the name people see, with a safety-code suffix
+  while two members share a name.
+* ``view_difference`` explains, in words, how another member's view of the room
+  differs from ours.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from securex.events import Member
+from securex.session.handshake import VerifiedPeer
+
+DEDUPE_WINDOW = 4096        # message numbers remembered below the highest one seen
+MAX_SENDER_RUNS = 256       # senders' runs remembered (bounded against a hostile stream)
+SUFFIX_CHARS = 4
+
+
+class ReceivedLog:
+    """The message numbers received from one run of one sender."""
+
+    def __init__(self) -> None:
+        self.high = -1                       # highest number received
+        self._seen: set[int] = set()         # received numbers within DEDUPE_WINDOW of high
+        self._missing: set[int] = set()      # reported as not received
+        self.reported_through = -1           # numbers below this were already checked for gaps
+
+    def has(self, msg_no: int) -> bool:
+        return msg_no in self._seen or msg_no <= self.high - DEDUPE_WINDOW
+
+    def add(self, msg_no: int, expect_from: int) -> tuple[int, bool]:
+        """Record a new number: (how many numbers it shows were skipped, whether it
+        arrives late, after a gap that was already reported)."""
+        late = msg_no in self._missing
+        self._missing.discard(msg_no)
+        skipped = self.missing_until(msg_no, expect_from)
+        self._seen.add(msg_no)
+        if msg_no > self.high:
+            self.high = msg_no
+            floor = self.high - DEDUPE_WINDOW
+            if len(self._seen) > 2 * DEDUPE_WINDOW:
+                self._seen = {n for n in self._seen if n > floor}
+                self._missing = {n for n in self._missing if n > floor}
+        return skipped, late
+
+    def missing_until(self, next_msg_no: int, expect_from: int) -> int:
+        """Numbers from ``expect_from`` up to (not including) ``next_msg_no`` that never
+        arrived and were not reported yet; they are reported now (counted once)."""
+        start = max(expect_from, self.reported_through)
+        if next_msg_no <= start:
+            return 0
+        gap = [n for n in range(start, next_msg_no) if not self.has(n)]
+        self.reported_through = next_msg_no
+        if len(gap) <= DEDUPE_WINDOW:
+            self._missing.update(gap)
+        return len(gap)
+
+
+class ReceivedLogs:
+    """A bounded map from (sender key, run id) to its ``ReceivedLog``."""
+
+    def __init__(self) -> None:
+        self._logs: OrderedDict[tuple[bytes, bytes], ReceivedLog] = OrderedDict()
+
+    def get(self, public_key: bytes, run_id: bytes) -> ReceivedLog:
+        key = (public_key, run_id)
+        log = self._logs.get(key)
+        if log is None:
+            log = self._logs[key] = ReceivedLog()
+            while len(self._logs) > MAX_SENDER_RUNS:
+                self._logs.popitem(last=False)
+        else:
+            self._logs.move_to_end(key)
+        return log
+
+
+@dataclass
+class Peer:
+    """A member verified over this connection, known to the relay by ``member_id``."""
+    member_id: bytes
+    verified: VerifiedPeer
+    member: Member
+    heard_at: float
+    sent_at: float
+    goodbye: bool = False
+    silence_reported: bool = False
+    reported_views: set[tuple[frozenset[bytes], frozenset[bytes]]] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.verified.identity.name
+
+    @property
+    def expect_from(self) -> int:
+        """The first of its message numbers owed to us since this pairing."""
+        return self.verified.identity.next_msg_no
+
+
+def labels(names_and_codes: list[tuple[str, str]]) -> list[str]:
+    """The label of each (name, safety code): the name, or ``name (CODE)`` with the
+    start of the safety code while another member has the same name."""
+    counts: dict[str, int] = {}
+    for name, _ in names_and_codes:
+        counts[name.casefold()] = counts.get(name.casefold(), 0) + 1
+    return [f"{name} ({code.replace(' ', '')[:SUFFIX_CHARS]})" if counts[name.casefold()] > 1 else name
+            for name, code in names_and_codes]
+
+
+def view_difference(sender: str, their_view: frozenset[bytes], my_view: frozenset[bytes],
+                    names_by_tag: dict[bytes, str]) -> str:
+    """How ``sender``'s room differs from ours, in words."""
+    parts = []
+    unknown = their_view - my_view
+    if unknown:
+        parts.append(f"{sender} sees {len(unknown)} member{'s' if len(unknown) != 1 else ''} "
+                     "you have not verified")
+    hidden = [names_by_tag.get(tag, "a member") for tag in sorted(my_view - their_view)]
+    if hidden:
+        parts.append(f"{sender} does not see {', '.join(hidden)}")
+    return "; ".join(parts)

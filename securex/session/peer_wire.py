@@ -1,0 +1,308 @@
+"""What members send each other inside the relay's ROUTE bodies. Pure code over bytes.
+
+The relay forwards these bodies unread. Every body starts with a kind byte::
+
+    PAKE_A     0x01  nonce_a:16 | share_a:65                       newcomer -> member
+    PAKE_B     0x02  nonce_b:16 | share_b:65 | confirm_b:32        member -> newcomer
+    CONFIRM_A  0x03  confirm_a:32 | sealed identity (A->B key, counter 0)
+    IDENTITY_B 0x04  sealed identity (B->A key, counter 0)
+    REFUSE     0x05  reason:u8 | retry_after_ms:u32                 either way, unauthenticated
+    RECORD     0x10  counter:u64 | sealed app message               a verified pair's channel
+    BULK       0x11  file_id:16 | index:u64 | final:u8 | sealed chunk    (files, fanned out)
+
+The associated data of every sealed identity and record binds the protocol
+version, the kind byte, both PAKE nonces and the counter::
+
+    aad = "SX" | version:u8 | kind:u8 | nonce_a:16 | nonce_b:16 | counter:u64
+
+An identity (sealed, so no observer learns who joined)::
+
+    name_len:u8 | name:utf-8 | public_key:32 | signature:64 | run_id:16 | next_msg_no:u64
+
+``signature`` is Ed25519 over ``crypto_utils.identity_proof_message`` (role and
+transcript). ``run_id`` names this run of the sender's program; its messages
+are numbered from 0 per run, and ``next_msg_no`` says where the new ones start.
+
+App messages (the plaintext of a RECORD), by type byte::
+
+    TEXT        0x01  msg_no:u64 | sent_at_ms:u64 | view_age_ms:u32 | view_n:u8 | tag:8 * view_n | text:utf-8
+    ACK         0x02  run_id:16 | count:u8 | (first:u64 | last:u64) * count
+    GOODBYE     0x03  next_msg_no:u64          "I am leaving; I sent you everything below this"
+    KEEPALIVE   0x04  next_msg_no:u64          every few idle seconds: withheld messages show up
+    FAILED_JOIN 0x05  attempt:16 | run:16    a member saw a wrong guess (newcomer's nonce, its own)
+    CAUGHT_UP   0x06  resent:u32               the backlog for you is all sent again
+
+``view`` is the sender's room as it verified it (each member's tag, itself
+included); ``view_age_ms`` how long that view has been unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from crypto_utils import (CONFIRM_BYTES, IDENTITY_KEY_BYTES, MEMBER_TAG_BYTES, POINT_BYTES, SESSION_NONCE_BYTES,
+                          SIGNATURE_BYTES, TAG_BYTES)
+from securex.errors import ProtocolError
+from securex.protocol import MAX_CLIENTS_LIMIT, PROTOCOL_VERSION
+from securex.text import validate_name
+
+MAX_TEXT_BYTES = 96 * 1024      # 16,000 four-byte emoji fit with room to spare
+RUN_ID_BYTES = 16
+MAX_ACK_RANGES = 32
+
+_U64 = struct.Struct(">Q")
+_REFUSE = struct.Struct(">BI")
+_TEXT_HEADER = struct.Struct(">QQIB")
+_RANGE = struct.Struct(">QQ")
+
+
+class BodyKind(enum.IntEnum):
+    PAKE_A = 0x01
+    PAKE_B = 0x02
+    CONFIRM_A = 0x03
+    IDENTITY_B = 0x04
+    REFUSE = 0x05
+    RECORD = 0x10
+    BULK = 0x11
+
+
+class RefuseReason(enum.IntEnum):
+    MISMATCH = 1      # the confirmation did not match: different passphrases
+    BACKOFF = 2       # the room is refusing joins for a while after failed attempts
+    DUPLICATE = 3     # we already have a run with you
+
+
+class AppType(enum.IntEnum):
+    TEXT = 0x01
+    ACK = 0x02
+    GOODBYE = 0x03
+    KEEPALIVE = 0x04
+    FAILED_JOIN = 0x05
+    CAUGHT_UP = 0x06
+
+
+_BODY_KINDS = {kind.value: kind for kind in BodyKind}
+_APP_TYPES = {kind.value: kind for kind in AppType}
+
+
+def split_body(body: bytes) -> tuple[BodyKind, bytes]:
+    kind = _BODY_KINDS.get(body[0]) if body else None
+    if kind is None:
+        raise ProtocolError("unknown kind of peer message")
+    return kind, body[1:]
+
+
+def channel_aad(kind: BodyKind, nonce_a: bytes, nonce_b: bytes, counter: int) -> bytes:
+    return b"SX" + bytes([PROTOCOL_VERSION, kind]) + nonce_a + nonce_b + _U64.pack(counter)
+
+
+# -- the handshake ---------------------------------------------------------------
+
+def encode_pake_a(nonce_a: bytes, share_a: bytes) -> bytes:
+    return bytes([BodyKind.PAKE_A]) + nonce_a + share_a
+
+
+def parse_pake_a(payload: bytes) -> tuple[bytes, bytes]:
+    if len(payload) != SESSION_NONCE_BYTES + POINT_BYTES:
+        raise ProtocolError("PAKE_A of the wrong length")
+    return payload[:SESSION_NONCE_BYTES], payload[SESSION_NONCE_BYTES:]
+
+
+def encode_pake_b(nonce_b: bytes, share_b: bytes, confirm_b: bytes) -> bytes:
+    return bytes([BodyKind.PAKE_B]) + nonce_b + share_b + confirm_b
+
+
+def parse_pake_b(payload: bytes) -> tuple[bytes, bytes, bytes]:
+    if len(payload) != SESSION_NONCE_BYTES + POINT_BYTES + CONFIRM_BYTES:
+        raise ProtocolError("PAKE_B of the wrong length")
+    share_end = SESSION_NONCE_BYTES + POINT_BYTES
+    return payload[:SESSION_NONCE_BYTES], payload[SESSION_NONCE_BYTES:share_end], payload[share_end:]
+
+
+def encode_confirm_a(confirm_a: bytes, sealed_identity: bytes) -> bytes:
+    return bytes([BodyKind.CONFIRM_A]) + confirm_a + sealed_identity
+
+
+def parse_confirm_a(payload: bytes) -> tuple[bytes, bytes]:
+    if len(payload) < CONFIRM_BYTES + TAG_BYTES:
+        raise ProtocolError("CONFIRM_A too short")
+    return payload[:CONFIRM_BYTES], payload[CONFIRM_BYTES:]
+
+
+def encode_identity_b(sealed_identity: bytes) -> bytes:
+    return bytes([BodyKind.IDENTITY_B]) + sealed_identity
+
+
+def encode_refuse(reason: RefuseReason, retry_after_ms: int = 0) -> bytes:
+    return bytes([BodyKind.REFUSE]) + _REFUSE.pack(reason, min(retry_after_ms, 2**32 - 1))
+
+
+def parse_refuse(payload: bytes) -> tuple[RefuseReason | None, int]:
+    if len(payload) != _REFUSE.size:
+        raise ProtocolError("REFUSE of the wrong length")
+    reason, retry_after_ms = _REFUSE.unpack(payload)
+    try:
+        return RefuseReason(reason), retry_after_ms
+    except ValueError:
+        return None, retry_after_ms
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a peer says it is (believed only once the signature checks out)."""
+    name: str
+    public_key: bytes
+    signature: bytes
+    run_id: bytes
+    next_msg_no: int
+
+
+def encode_identity(identity: Identity) -> bytes:
+    name = identity.name.encode("utf-8")
+    return (bytes([len(name)]) + name + identity.public_key + identity.signature + identity.run_id
+            + _U64.pack(identity.next_msg_no))
+
+
+def parse_identity(plaintext: bytes) -> Identity:
+    """Raises ProtocolError for a malformed identity, or a name that breaks the rules
+    a name must follow (the same rules as when typing one)."""
+    if not plaintext:
+        raise ProtocolError("empty identity")
+    name_end = 1 + plaintext[0]
+    expected = name_end + IDENTITY_KEY_BYTES + SIGNATURE_BYTES + RUN_ID_BYTES + _U64.size
+    if len(plaintext) != expected:
+        raise ProtocolError("identity of the wrong length")
+    try:
+        name = plaintext[1:name_end].decode("utf-8")
+        validate_name(name)
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError("identity with an unacceptable name") from None
+    key_end = name_end + IDENTITY_KEY_BYTES
+    signature_end = key_end + SIGNATURE_BYTES
+    run_end = signature_end + RUN_ID_BYTES
+    return Identity(name, plaintext[name_end:key_end], plaintext[key_end:signature_end],
+                    plaintext[signature_end:run_end], _U64.unpack_from(plaintext, run_end)[0])
+
+
+# -- the channel ---------------------------------------------------------------------
+
+def encode_record(counter: int, sealed: bytes) -> bytes:
+    return bytes([BodyKind.RECORD]) + _U64.pack(counter) + sealed
+
+
+def parse_record(payload: bytes) -> tuple[int, bytes]:
+    if len(payload) < _U64.size + TAG_BYTES:
+        raise ProtocolError("RECORD too short")
+    return _U64.unpack_from(payload)[0], payload[_U64.size:]
+
+
+# -- app messages ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Text:
+    msg_no: int
+    sent_at_ms: int
+    view_age_ms: int
+    view: tuple[bytes, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class Ack:
+    run_id: bytes
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Goodbye:
+    next_msg_no: int
+
+
+@dataclass(frozen=True)
+class KeepAlive:
+    next_msg_no: int
+
+
+@dataclass(frozen=True)
+class FailedJoin:
+    attempt: bytes    # the newcomer's nonce (one per attempt to join)
+    run: bytes        # the reporting member's nonce for that run (one per guess)
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    resent: int
+
+
+AppMessage = Text | Ack | Goodbye | KeepAlive | FailedJoin | CaughtUp
+
+
+def encode_text(message: Text) -> bytes:
+    body = message.text.encode("utf-8")
+    if len(body) > MAX_TEXT_BYTES:
+        raise ValueError(f"message is {len(body):,} bytes; the limit is {MAX_TEXT_BYTES:,}")
+    return (bytes([AppType.TEXT]) + _TEXT_HEADER.pack(message.msg_no, message.sent_at_ms,
+                                                      min(message.view_age_ms, 2**32 - 1), len(message.view))
+            + b"".join(message.view) + body)
+
+
+def encode_app(message: AppMessage) -> bytes:
+    if isinstance(message, Text):
+        return encode_text(message)
+    if isinstance(message, Ack):
+        ranges = message.ranges[:MAX_ACK_RANGES]
+        return (bytes([AppType.ACK]) + message.run_id + bytes([len(ranges)])
+                + b"".join(_RANGE.pack(first, last) for first, last in ranges))
+    if isinstance(message, Goodbye):
+        return bytes([AppType.GOODBYE]) + _U64.pack(message.next_msg_no)
+    if isinstance(message, KeepAlive):
+        return bytes([AppType.KEEPALIVE]) + _U64.pack(message.next_msg_no)
+    if isinstance(message, FailedJoin):
+        return bytes([AppType.FAILED_JOIN]) + message.attempt + message.run
+    if isinstance(message, CaughtUp):
+        return bytes([AppType.CAUGHT_UP]) + struct.pack(">I", message.resent)
+    raise TypeError(f"not an app message: {message!r}")
+
+
+def parse_app(plaintext: bytes) -> AppMessage:
+    """Parse an authenticated plaintext. Raises ProtocolError if the member's client
+    sent something malformed (authentic, but broken or hostile)."""
+    kind = _APP_TYPES.get(plaintext[0]) if plaintext else None
+    rest = plaintext[1:]
+    try:
+        if kind == AppType.TEXT:
+            msg_no, sent_at_ms, view_age_ms, view_n = _TEXT_HEADER.unpack_from(rest)
+            if view_n > MAX_CLIENTS_LIMIT:
+                raise ValueError
+            start = _TEXT_HEADER.size
+            end = start + view_n * MEMBER_TAG_BYTES
+            if len(rest) < end or len(rest) - end > MAX_TEXT_BYTES:
+                raise ValueError
+            view = tuple(rest[i:i + MEMBER_TAG_BYTES] for i in range(start, end, MEMBER_TAG_BYTES))
+            return Text(msg_no, sent_at_ms, view_age_ms, view, rest[end:].decode("utf-8"))
+        if kind == AppType.ACK:
+            run_id, count = rest[:RUN_ID_BYTES], rest[RUN_ID_BYTES]
+            if count > MAX_ACK_RANGES or len(rest) != RUN_ID_BYTES + 1 + count * _RANGE.size:
+                raise ValueError
+            ranges = tuple(_RANGE.unpack_from(rest, RUN_ID_BYTES + 1 + i * _RANGE.size) for i in range(count))
+            if any(first > last for first, last in ranges):
+                raise ValueError
+            return Ack(run_id, ranges)
+        if kind in (AppType.GOODBYE, AppType.KEEPALIVE):
+            if len(rest) != _U64.size:
+                raise ValueError
+            (next_msg_no,) = _U64.unpack(rest)
+            return Goodbye(next_msg_no) if kind == AppType.GOODBYE else KeepAlive(next_msg_no)
+        if kind == AppType.FAILED_JOIN:
+            if len(rest) != 2 * SESSION_NONCE_BYTES:
+                raise ValueError
+            return FailedJoin(rest[:SESSION_NONCE_BYTES], rest[SESSION_NONCE_BYTES:])
+        if kind == AppType.CAUGHT_UP:
+            if len(rest) != 4:
+                raise ValueError
+            return CaughtUp(struct.unpack(">I", rest)[0])
+    except (struct.error, IndexError, ValueError):   # UnicodeDecodeError is a ValueError
+        pass
+    raise ProtocolError("a member sent a malformed message")

@@ -1,0 +1,530 @@
+"""securex.session.core: the room as one member sees it, driven in-process through an
+in-memory relay (``helpers.SimRelay``) with a fake clock. Each attack a hostile
+relay or member can try is a test named after it; a hypothesis property then lets
+the relay drop, duplicate, reorder, tamper with and replay anything it routes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import FakeClock, SimRelay, sim_core
+from securex import protocol
+from securex.errors import WrongPassphraseError
+from securex.events import ChatMessage, Joined, MemberJoined, MemberLeft, Notice, Severity
+from securex.session import peer_wire
+from securex.session.core import (JOIN_TIMEOUT, KEEPALIVE_SECONDS, PEER_SILENCE, RUN_TIMEOUT, LinkEnd, Phase,
+                                  RoomCore)
+
+WRONG_W = 999
+
+
+def events_of(core: RoomCore, kind):
+    return [e for e in core.take_events() if isinstance(e, kind)]
+
+
+class Room:
+    """A SimRelay, a clock, and named cores joined one after another."""
+
+    def __init__(self, intercept=None, capacity: int = 5) -> None:
+        self.clock = FakeClock()
+        self.relay = SimRelay(capacity, intercept)
+        self.cores: dict[str, RoomCore] = {}
+        self.ids: dict[str, bytes] = {}
+        self.events: dict[str, list] = {}
+
+    def join(self, name: str, w: int = 424242, seed: int | None = None) -> RoomCore:
+        core = sim_core(name, w, clock=self.clock, seed=seed)
+        self.cores[name] = core
+        self.ids[name] = self.relay.connect(core)
+        self.relay.pump()
+        self.collect()
+        return core
+
+    def collect(self) -> None:
+        for name, core in self.cores.items():
+            self.events.setdefault(name, []).extend(core.take_events())
+
+    def tick(self, seconds: float) -> None:
+        self.relay.tick(self.clock, seconds)
+        self.collect()
+
+    def say(self, name: str, text: str) -> None:
+        assert self.cores[name].send_text(text)
+        self.relay.pump()
+        self.collect()
+
+    def seen(self, name: str, kind=None) -> list:
+        return [e for e in self.events[name] if kind is None or isinstance(e, kind)]
+
+    def texts(self, name: str) -> list[str]:
+        return [e.text for e in self.seen(name, ChatMessage) if not e.own]
+
+    def notices(self, name: str, severity: Severity | None = None) -> list[str]:
+        return [e.text for e in self.seen(name, Notice) if severity is None or e.severity == severity]
+
+    def members(self, name: str) -> list[str]:
+        return [m.label for m in self.cores[name].members()[1:]]
+
+    def drop(self, name: str) -> None:
+        """The connection dies without a goodbye; the relay tells the others."""
+        self.relay.drop(self.ids[name])
+        self.relay.pump()
+        self.collect()
+
+    def hang_up(self, name: str) -> None:
+        """The client closes its connection (as the runner does once a link ends)."""
+        if self.ids[name] in self.relay.cores:
+            self.drop(name)
+        del self.cores[name]
+
+
+# -- joining ----------------------------------------------------------------------------
+
+def test_the_first_member_is_told_nobody_can_confirm_the_passphrase_yet():
+    room = Room()
+    room.join("Alice")
+    joined = room.seen("Alice", Joined)[0]
+    assert (joined.verified, joined.present) == (0, 0)
+    assert any("You are the first here" in n for n in room.notices("Alice"))
+    assert room.cores["Alice"].in_room
+
+
+def test_a_newcomer_with_the_passphrase_verifies_with_every_member_present():
+    room = Room()
+    for name in ("Alice", "Bob", "Carol"):
+        room.join(name)
+    joined = room.seen("Carol", Joined)[0]
+    assert (joined.verified, joined.present) == (2, 2)
+    assert room.members("Carol") == ["Alice", "Bob"]
+    assert [e.member.label for e in room.seen("Alice", MemberJoined)] == ["Bob", "Carol"]
+    assert room.members("Alice") == ["Bob", "Carol"]
+
+
+def test_wrong_passphrase_against_a_confirmed_room_is_refused_naming_how_many():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob")
+    mallory = room.join("Mallory", w=WRONG_W)
+    assert mallory.outcome.end == LinkEnd.FATAL
+    assert isinstance(mallory.outcome.error, WrongPassphraseError)
+    assert mallory.outcome.message.startswith("Wrong passphrase: it does not match the 2 members present")
+    room.tick(0)
+    for member in ("Alice", "Bob"):
+        assert any("1 failed attempt to join with a wrong passphrase" in n for n in room.notices(member))
+        assert room.members(member) == (["Bob"] if member == "Alice" else ["Alice"])   # Mallory never appears
+
+
+def test_a_stranger_who_joins_an_empty_room_first_cannot_lock_members_out():
+    room = Room()
+    stranger = room.join("Stranger", w=WRONG_W)
+    alice = room.join("Alice")
+    # One against one: nobody can tell who typed it wrong, so Alice stays, warned.
+    assert alice.phase == Phase.IN_ROOM and alice.outcome is None
+    assert any("different passphrase" in n for n in room.notices("Alice", Severity.WARNING))
+    assert any("different passphrase" in n for n in room.notices("Stranger", Severity.WARNING))
+    bob = room.join("Bob")
+    assert bob.outcome is None and room.members("Bob") == ["Alice"]
+    assert room.members("Alice") == ["Bob"]
+    assert any("Could not verify 1 member" in n for n in room.notices("Bob"))
+    assert room.members("Stranger") == [] and stranger.outcome is None
+
+
+def test_a_typo_in_a_room_of_one_leaves_both_warned_and_the_next_arrival_settles_it():
+    room = Room()
+    room.join("Alice")
+    typo = room.join("Bob", w=WRONG_W)
+    assert typo.outcome is None   # a tie, not a verdict
+    assert any("one of you typed it wrong" in n for n in room.notices("Bob"))
+    assert any("Someone tried to join with a different passphrase" in n for n in room.notices("Alice"))
+    room.join("Carol")
+    assert room.members("Carol") == ["Alice"]
+    retry = room.join("Dave", w=WRONG_W + 1)   # Alice and Carol now confirm each other
+    assert retry.outcome.end == LinkEnd.FATAL
+
+
+def test_ghost_members_in_the_roster_never_appear_and_are_named_as_silent():
+    room = Room()
+    room.join("Alice")
+    room.relay.ghosts.append(b"G" * protocol.ID_BYTES)   # listed, "confirmed", and nobody there
+    newcomer = room.join("Bob")
+    assert newcomer.phase == Phase.JOINING
+    assert room.members("Alice") == ["Bob"]
+    room.tick(RUN_TIMEOUT + 1)
+    joined = room.seen("Bob", Joined)[0]
+    assert (joined.verified, joined.present) == (1, 2)
+    assert any("1 member present did not answer" in n for n in room.notices("Bob"))
+    assert room.members("Bob") == ["Alice"]
+
+
+def test_a_newcomers_own_join_reflected_back_is_refused():
+    room = Room()
+    room.join("Alice")
+    bob = sim_core("Bob", clock=room.clock)
+    room.cores["Bob"] = bob
+    bob_id = room.relay.connect(bob)
+    room.relay.pump()
+    # Replay Bob's PAKE_A to Bob himself, from a made-up id.
+    pake_a = next(frame for sender, to, frame in room.relay.routed if sender == bob_id)
+    routed = protocol.parse_routed(protocol.FrameDecoder().feed(pake_a)[0])
+    room.relay.inject(bob_id, protocol.encode_frame(protocol.FrameType.ROUTED, b"R" * 8 + routed.body))
+    room.relay.pump()
+    room.collect()
+    assert any("own join message back" in n for n in room.notices("Bob", Severity.ALERT))
+    assert room.members("Bob") == ["Alice"]
+
+
+def test_the_room_backs_off_after_repeated_wrong_guesses_and_tells_everyone():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob")
+    verdicts = []
+    for i in range(8):
+        guesser = room.join(f"Guess{i}", w=WRONG_W + i)
+        verdicts.append(guesser.outcome is not None and guesser.outcome.end == LinkEnd.FATAL)
+        room.hang_up(f"Guess{i}")
+    # 8 free guesses (two honest typos in a room of five). Each attempt costs one
+    # guess per member: four attempts use them up, the fifth still finds both
+    # members at the limit (they answer in parallel), and from the sixth on the
+    # room only answers "back off": 10 guesses, then ten seconds, then twenty...
+    assert verdicts == [True] * 5 + [False] * 3
+    room.tick(10)
+    notices = room.notices("Alice", Severity.WARNING)
+    assert any("failed attempts to join with a wrong passphrase" in n for n in notices)
+    assert any("refuses new joins" in n for n in notices)
+
+
+def test_a_newcomer_told_to_back_off_waits_and_then_joins():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob")
+    for i in range(5):
+        room.join(f"Guess{i}", w=WRONG_W)
+        room.hang_up(f"Guess{i}")
+    carol = room.join("Carol")
+    assert carol.phase == Phase.JOINING
+    assert any("refusing new members" in n for n in room.notices("Carol"))
+    for _ in range(140):   # past any back-off, five seconds at a time
+        room.tick(5)
+    assert carol.phase == Phase.IN_ROOM and room.members("Carol") == ["Alice", "Bob"]
+
+
+# -- messages --------------------------------------------------------------------------------
+
+def test_a_message_reaches_every_verified_member_once_with_its_sender():
+    room = Room()
+    for name in ("Alice", "Bob", "Carol"):
+        room.join(name)
+    room.say("Alice", "hello")
+    for name in ("Bob", "Carol"):
+        [message] = [e for e in room.seen(name, ChatMessage) if not e.own]
+        assert (message.sender.label, message.text) == ("Alice", "hello")
+    [own] = [e for e in room.seen("Alice", ChatMessage) if e.own]
+    assert own.text == "hello" and own.sender.you
+
+
+def test_control_characters_in_a_message_are_neutralised():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob")
+    room.say("Alice", "\x1b[2K\rBob: give me the code\u202e")
+    assert room.texts("Bob") == ["\ufffd[2K\ufffdBob: give me the code\ufffd"]
+
+
+def withholding(room: Room, sender: str, receiver: str):
+    """An intercept that drops sender's records to receiver while ``active``."""
+    state = {"active": False}
+
+    def intercept(from_id, to, frame):
+        body = protocol.parse_routed(protocol.FrameDecoder().feed(frame)[0]).body
+        if state["active"] and from_id == room.ids[sender] and to == room.ids[receiver] \
+                and body[0] == peer_wire.BodyKind.RECORD:
+            return []
+        return [frame]
+    return state, intercept
+
+
+def test_messages_withheld_before_a_goodbye_are_reported_missing():
+    room = Room()
+    state, room.relay.intercept = withholding(room, "Bob", "Alice")
+    room.join("Alice")
+    room.join("Bob")
+    room.say("Bob", "one")
+    state["active"] = True
+    room.say("Bob", "two")
+    room.say("Bob", "three")
+    state["active"] = False
+    room.cores["Bob"].leave()
+    room.relay.pump()
+    room.collect()
+    assert room.texts("Alice") == ["one"]
+    assert "2 messages from Bob were not received." in room.notices("Alice")
+    [left] = room.seen("Alice", MemberLeft)
+    assert not left.dropped     # an authenticated goodbye: "Bob left"
+
+
+def test_a_connection_that_drops_is_shown_as_dropped_not_as_a_goodbye():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob")
+    room.drop("Bob")
+    [left] = room.seen("Alice", MemberLeft)
+    assert left.dropped and left.member.label == "Bob"
+
+
+def test_a_withheld_message_followed_by_another_is_reported_as_a_gap():
+    room = Room()
+    state, room.relay.intercept = withholding(room, "Bob", "Alice")
+    room.join("Alice")
+    room.join("Bob")
+    state["active"] = True
+    room.say("Bob", "lost")
+    state["active"] = False
+    room.say("Bob", "found")
+    assert room.texts("Alice") == ["found"]
+    assert "1 message from Bob was not received." in room.notices("Alice")
+
+
+def test_a_keepalive_reveals_withheld_messages_even_without_another_message():
+    room = Room()
+    state, room.relay.intercept = withholding(room, "Bob", "Alice")
+    room.join("Alice")
+    room.join("Bob")
+    state["active"] = True
+    room.say("Bob", "secret plan")
+    state["active"] = False
+    room.tick(KEEPALIVE_SECONDS + 0.1)
+    assert "1 message from Bob was not received." in room.notices("Alice")
+
+
+def test_a_member_the_relay_silences_is_reported():
+    room = Room()
+    state, room.relay.intercept = withholding(room, "Bob", "Alice")
+    room.join("Alice")
+    room.join("Bob")
+    state["active"] = True
+    for _ in range(int(PEER_SILENCE / KEEPALIVE_SECONDS) + 2):
+        room.tick(KEEPALIVE_SECONDS)
+    assert any("Nothing heard from Bob" in n for n in room.notices("Alice", Severity.WARNING))
+
+
+def test_replayed_record_from_the_same_connection_is_dropped_with_a_notice():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob")
+    room.say("Bob", "pay 100 EUR")
+    frame = [f for s, to, f in room.relay.routed if s == room.ids["Bob"] and to == room.ids["Alice"]][-1]
+    room.relay.inject(room.ids["Alice"], frame)
+    room.relay.pump()
+    room.collect()
+    assert room.texts("Alice") == ["pay 100 EUR"]
+    assert any("replayed" in n for n in room.notices("Alice", Severity.WARNING))
+
+
+def test_a_record_stamped_with_another_members_id_is_not_misattributed():
+    room = Room()
+    for name in ("Alice", "Bob", "Carol"):
+        room.join(name)
+    room.say("Bob", "from bob")
+    frame = [f for s, to, f in room.relay.routed if s == room.ids["Bob"] and to == room.ids["Alice"]][-1]
+    body = protocol.parse_routed(protocol.FrameDecoder().feed(frame)[0]).body
+    room.relay.inject(room.ids["Alice"], protocol.encode_frame(protocol.FrameType.ROUTED, room.ids["Carol"] + body))
+    room.relay.pump()
+    room.collect()
+    assert [(e.sender.label, e.text) for e in room.seen("Alice", ChatMessage) if not e.own] == [("Bob", "from bob")]
+    assert any("failed authentication" in n for n in room.notices("Alice"))
+
+
+def test_an_old_session_replayed_to_a_newcomer_shows_nothing():
+    """Version 1's worst flaw: the relay replays Bob's recorded session to a newcomer,
+    who saw "Bob joined" and his old message as new."""
+    first = Room()
+    first.join("Alice")
+    first.join("Bob")
+    first.say("Bob", "Wire the 20,000 EUR today")
+    recorded = [frame for sender, to, frame in first.relay.routed if sender == first.ids["Bob"]]
+    room = Room()
+    room.join("Alice")
+    carol = room.join("Carol")
+    for frame in recorded:       # every frame Bob ever sent, from a connection that is not there
+        room.relay.inject(room.ids["Carol"], frame)
+    room.relay.pump()
+    room.collect()
+    assert room.texts("Carol") == []
+    assert room.members("Carol") == ["Alice"]
+    assert not [e for e in room.seen("Carol", MemberJoined)]
+    assert carol.outcome is None
+
+
+# -- the room is what you verified -----------------------------------------------------------------
+
+def test_hiding_a_member_from_one_person_is_reported_to_both_sides():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob")
+
+    def hide_carol_from_bob(from_id, to, frame):
+        pair = {from_id, to}
+        return [] if pair == {room.ids["Bob"], room.ids.get("Carol")} else [frame]
+    room.relay.intercept = hide_carol_from_bob
+    room.join("Carol")
+    assert room.members("Bob") == ["Alice"] and room.members("Alice") == ["Bob", "Carol"]
+    room.tick(5)   # views settle
+    room.say("Alice", "everyone here?")
+    room.say("Bob", "I think so")
+    alerts_bob = room.notices("Bob", Severity.ALERT)
+    assert any("Alice sees a different set of members: Alice sees 1 member you have not verified" in n
+               for n in alerts_bob)
+    assert any("Bob sees a different set of members: Bob does not see Carol" in n
+               for n in room.notices("Alice", Severity.ALERT))
+
+
+def test_views_that_are_still_settling_are_not_reported():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob")
+    room.join("Carol")
+    room.say("Carol", "hi")     # right after joining: every view is fresh
+    assert not room.notices("Alice", Severity.ALERT)
+
+
+def test_a_known_name_with_a_new_safety_code_is_an_alert():
+    room = Room()
+    alice = room.join("Alice")
+    room.join("Bob", seed=1)
+    room.drop("Bob")
+    room.join("Bob", seed=2)     # the same name, another key
+    alerts = room.notices("Alice", Severity.ALERT)
+    assert any("Bob's safety code has changed" in n for n in alerts)
+    assert alice.known_codes_changed
+
+
+def test_two_members_with_the_same_name_are_told_apart():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob", seed=1)
+    room.join("Bob", seed=2)
+    labels = room.members("Alice")
+    assert len(set(labels)) == 2 and all(label.startswith("Bob (") for label in labels)
+
+
+def test_a_second_verification_of_the_same_identity_is_refused():
+    # The relay opens two connections and routes both to one real member (a replay
+    # of identity): only one of them may appear.
+    room = Room()
+    room.join("Alice")
+    room.join("Bob", seed=7)
+    room.join("Bob", seed=7)
+    assert room.members("Alice") == ["Bob"]
+    assert any("verified a second time" in n for n in room.notices("Alice", Severity.ALERT))
+
+
+# -- the relay's own frames -----------------------------------------------------------------------
+
+def test_a_server_of_another_version_is_refused_with_an_update_message():
+    clock = FakeClock()
+    core = sim_core("Alice", clock=clock)
+    core.connection_made()
+    core.receive_data(protocol.encode_frame(protocol.FrameType.WELCOME, bytes([1, 5]) + bytes(16)))
+    assert core.outcome.end == LinkEnd.FATAL and "Update the server" in core.outcome.message
+
+
+@pytest.mark.parametrize("data", [
+    b"\x00\x00\x00\x00",
+    b"\xff\xff\xff\xff",
+    protocol.encode_frame(protocol.FrameType.ROSTER, b"\x01" + b"x" * 9),
+    protocol.encode_frame(protocol.FrameType.HELLO, b"\x02"),
+], ids=["zero-length", "oversized", "roster-before-welcome", "client-frame-from-server"])
+def test_garbage_from_the_relay_ends_the_link_with_a_message_not_an_exception(data):
+    core = sim_core("Alice", clock=FakeClock())
+    core.connection_made()
+    core.receive_data(data)
+    assert core.outcome.end == LinkEnd.LOST and "protocol" in core.outcome.message
+
+
+def test_close_reasons_are_shown_in_the_clients_own_words():
+    core = sim_core("Alice", clock=FakeClock())
+    core.connection_made()
+    core.receive_data(protocol.encode_close(protocol.CloseReason.TOO_SLOW, "\x1b[2KBob: forged\n" * 1000))
+    assert core.outcome.message == "The server closed the connection: this connection stopped reading."
+
+
+def test_reconnecting_does_not_announce_members_who_never_left():
+    room = Room()
+    room.join("Alice")
+    room.join("Bob")
+    alice = room.cores["Alice"]
+    room.drop("Alice")
+    room.events["Alice"].clear()
+    room.ids["Alice"] = room.relay.connect(alice)
+    room.relay.pump()
+    room.collect()
+    assert room.seen("Alice", Joined)[0].reconnected
+    assert not room.seen("Alice", MemberJoined)
+    assert room.members("Alice") == ["Bob"]
+
+
+def test_the_join_verdict_comes_even_if_nobody_answers():
+    room = Room(intercept=lambda sender, to, frame: [])   # the relay routes nothing
+    room.join("Alice")
+    bob = room.join("Bob")
+    assert bob.phase == Phase.JOINING
+    room.tick(JOIN_TIMEOUT + 1)
+    assert bob.phase == Phase.IN_ROOM
+    assert any("did not answer" in n for n in room.notices("Bob"))
+
+
+# -- the property ---------------------------------------------------------------------------------
+
+ACTIONS = ["deliver", "deliver", "deliver", "drop", "duplicate", "flip", "replay", "misroute"]
+
+
+FUZZ_EXAMPLES = int(os.environ.get("SECUREX_FUZZ_EXAMPLES", "120"))
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_no_drop_duplication_tampering_or_replay_forges_repeats_or_misattributes_a_message(data):
+    """Whatever the relay does to what it routes (drop, duplicate, flip a bit, replay
+    an old frame, stamp it with another sender), every message a member shows was
+    really sent by the member it names, and is shown at most once. Nothing raises."""
+    room = Room()
+
+    def chaos(sender, to, frame):
+        action = data.draw(st.sampled_from(ACTIONS), label="action")
+        if action == "drop":
+            return []
+        if action == "duplicate":
+            return [frame, frame]
+        if action == "flip":
+            index = data.draw(st.integers(5, len(frame) - 1), label="byte")
+            return [frame[:index] + bytes([frame[index] ^ 0x10]) + frame[index + 1:]]
+        if action == "replay" and room.relay.routed:
+            return [frame, data.draw(st.sampled_from(room.relay.routed), label="old")[2]]
+        if action == "misroute" and room.ids:
+            other = data.draw(st.sampled_from(sorted(room.ids.values())), label="as")
+            return [protocol.encode_frame(protocol.FrameType.ROUTED, other + frame[13:])]
+        return [frame]
+
+    names = ["Alice", "Bob", "Carol"]
+    for name in names:
+        room.join(name)
+    room.relay.intercept = chaos
+    sent: dict[str, list[str]] = {name: [] for name in names}
+    for step in range(data.draw(st.integers(1, 12), label="steps")):
+        name = data.draw(st.sampled_from(names), label="speaker")
+        if room.cores[name].in_room:
+            text = f"{name}:{step}"
+            room.say(name, text)
+            sent[name].append(text)
+        if data.draw(st.booleans(), label="tick"):
+            room.tick(data.draw(st.sampled_from([0.5, KEEPALIVE_SECONDS, PEER_SILENCE + 1]), label="dt"))
+    for receiver in names:
+        shown = [(e.sender.name, e.text) for e in room.seen(receiver, ChatMessage) if not e.own]
+        for sender, text in shown:
+            assert text.split(":")[0] == sender and text in sent[sender], (receiver, sender, text)
+        assert len(shown) == len(set(shown)), f"{receiver} was shown a message twice"

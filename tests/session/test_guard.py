@@ -1,0 +1,72 @@
+"""securex.session.guard: failed guesses counted once each, back-off that doubles."""
+
+from __future__ import annotations
+
+import itertools
+
+from securex.session.guard import FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, WINDOW_SECONDS, JoinGuard
+
+_runs = itertools.count()
+
+
+def fail(guard: JoinGuard, n: int, at: float, attempt: bytes = b"A") -> None:
+    """``n`` failed runs, each a new guess (a fresh member nonce)."""
+    for _ in range(n):
+        assert guard.record(f"run-{next(_runs)}".encode(), attempt, at)
+
+
+def test_a_few_failures_are_free_then_the_back_off_doubles():
+    guard = JoinGuard(free_failures=4)
+    fail(guard, 4, at=100.0)
+    assert guard.backoff_remaining(100.0) == 0
+    fail(guard, 1, at=100.0)
+    assert guard.backoff_remaining(100.0) == FIRST_BACKOFF_SECONDS
+    fail(guard, 1, at=100.0)
+    assert guard.backoff_remaining(100.0) == 2 * FIRST_BACKOFF_SECONDS
+    assert guard.backoff_remaining(100.0 + 2 * FIRST_BACKOFF_SECONDS) == 0
+
+
+def test_the_back_off_is_capped_and_old_failures_are_forgotten():
+    guard = JoinGuard(free_failures=1)
+    fail(guard, 30, at=0.0)
+    assert guard.backoff_remaining(0.0) == MAX_BACKOFF_SECONDS
+    assert guard.backoff_remaining(WINDOW_SECONDS + 1) == 0
+
+
+def test_the_same_run_reported_twice_counts_once():
+    guard = JoinGuard(free_failures=1)
+    assert guard.record(b"run", b"attempt", 0.0)
+    assert not guard.record(b"run", b"attempt", 1.0)
+    assert guard.backoff_remaining(1.0) == 0
+
+
+def test_a_guesser_reusing_its_nonce_is_still_counted_once_per_guess():
+    # The key is the member's run nonce, which the guesser does not choose.
+    guard = JoinGuard(free_failures=1)
+    guard.record(b"member-run-1", b"same-attempt", 0.0)
+    guard.record(b"member-run-2", b"same-attempt", 0.0)
+    assert guard.backoff_remaining(0.0) > 0
+
+
+def test_the_notice_counts_attempts_in_the_last_minute_at_most_every_10_seconds():
+    guard = JoinGuard(free_failures=100)
+    fail(guard, 3, at=0.0, attempt=b"one")      # one newcomer, three members: one attempt
+    fail(guard, 2, at=0.0, attempt=b"two")
+    assert guard.notice_due(0.0) == "2 failed attempts to join with a wrong passphrase in the last minute."
+    fail(guard, 1, at=1.0, attempt=b"three")
+    assert guard.notice_due(1.0) is None
+    assert guard.next_notice_at() == 10.0
+    assert "3 failed attempts" in guard.notice_due(10.0)
+
+
+def test_the_notice_says_when_the_room_refuses_joins():
+    guard = JoinGuard(free_failures=1)
+    fail(guard, 2, at=0.0)
+    assert "refuses new joins for 10 s" in guard.notice_due(0.0)
+
+
+def test_a_room_of_five_forgives_two_honest_typos():
+    guard = JoinGuard()
+    guard.set_room_size(5)
+    fail(guard, 8, at=0.0)          # two attempts, four members each
+    assert guard.backoff_remaining(0.0) == 0

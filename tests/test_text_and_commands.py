@@ -1,0 +1,84 @@
+"""securex.text and securex.commands: what reaches a screen, and what a typed line means."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from securex.commands import Action, help_lines, parse_input, refusal
+from securex.text import CLIENT_MARKS, MAX_NAME_CHARS, display_safe, one_line, validate_name
+
+
+@pytest.mark.parametrize("text", [
+    "\x1b[2K\rBob: wire the money",       # erase-line escape: a forged line
+    "\x1b]0;pwned\x07",                    # OSC: retitles the terminal
+    "abc\u202edcba",                       # right-to-left override
+    "a\u2066b\u2069",                      # bidi isolates
+    "one\u2028two\u2029three",             # line and paragraph separators
+    "zero\u200bwidth",                     # format characters
+    "nul\x00byte",
+], ids=["erase-line", "osc-title", "rlo", "isolates", "separators", "zero-width", "nul"])
+def test_display_safe_neutralises_every_trick(text):
+    shown = display_safe(text)
+    assert "\ufffd" in shown
+    assert not any(ch in shown for ch in "\x1b\x07\x00\u202e\u2066\u2069\u2028\u2029\u200b")
+
+
+def test_display_safe_keeps_newlines_tabs_emoji_and_every_script():
+    text = "Grüße 👩‍💻 ❤️\n\tשלום مرحبا 你好"
+    assert display_safe(text) == text
+    assert display_safe("a\nb", keep_newlines=False) == "a\ufffdb"
+
+
+@given(st.text(max_size=200))
+def test_display_safe_one_line_output_never_holds_a_line_break(text):
+    shown = one_line(display_safe(text))
+    assert not any(ch in shown for ch in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("", "empty"), ("   ", "empty"), ("x" * (MAX_NAME_CHARS + 1), "32 characters"),
+    ("Bob\u200d", "control"), ("Al\u2028ice", "control"), ("\x1b[2KBob", "control"),
+    ("! Message not sent", "cannot start with '!'"), ("* Carol joined", "cannot start with '*'"),
+], ids=["empty", "blank", "too-long", "invisible-joiner", "line-separator", "escape", "notice-mark",
+        "membership-mark"])
+def test_names_that_could_fool_a_reader_are_refused_with_a_reason(name, problem):
+    with pytest.raises(ValueError, match=problem):
+        validate_name(name)
+
+
+def test_ordinary_names_in_any_script_pass_and_are_trimmed():
+    for name in ("Alice", "Zoë", "José María", "Ωμέγα", "أحمد", "李雷", "Bob 🎸", "R2-D2!"):
+        assert validate_name(f"  {name} ") == name
+    assert set(CLIENT_MARKS) == {"*", "!"}
+
+
+def test_one_line_shows_newlines_as_a_visible_mark():
+    assert one_line("a\nb\r\nc") == "a ⏎ b ⏎ c"
+
+
+@pytest.mark.parametrize("line, action, text", [
+    ("hello", Action.SEND, "hello"),
+    ("  spaced  ", Action.SEND, "  spaced  "),
+    ("/who", Action.WHO, "/who"),
+    ("/WHO", Action.WHO, "/who"),
+    ("/help", Action.HELP, "/help"),
+    ("/quit", Action.QUIT, "/quit"),
+    ("<quit>", Action.QUIT, "<quit>"),
+    ("{quit}", Action.QUIT, "{quit}"),
+    ("/me waves", Action.REFUSED, "/me"),
+    ("/shrug", Action.UNKNOWN, "/shrug"),
+    ("//shrug", Action.SEND, "/shrug"),
+])
+def test_typed_lines(line, action, text):
+    parsed = parse_input(line)
+    assert (parsed.action, parsed.text) == (action, text)
+
+
+def test_unknown_commands_are_explained_and_help_lists_every_command():
+    assert "nothing was sent" in refusal(parse_input("/shrug"))
+    assert "not supported" in refusal(parse_input("/me x"))
+    listed = "\n".join(help_lines())
+    for command in ("/who", "/help", "/quit", "//text"):
+        assert command in listed
