@@ -115,7 +115,9 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
 
 # -- SPAKE2 over P-256 (RFC 9382) --------------------------------------------------------
 
-# The group order n and the fixed points M and N of RFC 9382 section 6 (P-256).
+# The field prime p, the group order n and the fixed points M and N of RFC 9382
+# section 6 (P-256; p and n from SEC 2).
+P256_PRIME = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _M_COMPRESSED = bytes.fromhex("02886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f")
 _N_COMPRESSED = bytes.fromhex("03d8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b49")
@@ -152,6 +154,8 @@ def decode_point(encoded: bytes) -> EccPoint:
     if len(encoded) != POINT_BYTES or encoded[0] != 4:
         raise DecryptionError()
     x, y = int.from_bytes(encoded[1:33], "big"), int.from_bytes(encoded[33:], "big")
+    if x >= P256_PRIME or y >= P256_PRIME:       # one point, one encoding: no x + p aliases
+        raise DecryptionError()
     try:
         point = EccPoint(x, y, curve="P-256")   # checks the coordinates and that it is on the curve
     except ValueError:

@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import Crypto  # noqa: E402
-from Crypto.Cipher import AES  # noqa: E402
-from Crypto.Protocol.KDF import scrypt  # noqa: E402
-from Crypto.PublicKey import ECC  # noqa: E402
-from Crypto.Signature import eddsa  # noqa: E402
+import Crypto
+from Crypto.Cipher import AES
+from Crypto.Protocol.KDF import scrypt
+from Crypto.PublicKey import ECC
+from Crypto.Signature import eddsa
 
-import crypto_utils  # noqa: E402
+import crypto_utils
 
 
 def per_op_microseconds(operation: Callable[[], object], seconds: float) -> tuple[float, int]:

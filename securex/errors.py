@@ -14,7 +14,8 @@ class SecureXError(Exception):
     """Something went wrong in Secure X."""
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
+        # The docstring is the default message, on one line however it is wrapped.
+        super().__init__(message or " ".join((self.__doc__ or "").split()))
 
 
 class ProtocolError(SecureXError):
@@ -47,6 +48,10 @@ class RefusedError(SecureXError):
 
 class MessageTooLongError(SecureXError):
     """Message not sent: it is over the size limit."""
+
+
+class SendQueueFullError(SecureXError):
+    """Message not sent: too many messages are already waiting to be sent. Wait a moment and send it again."""
 
 
 class MissingDependencyError(SecureXError, ImportError):

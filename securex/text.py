@@ -24,7 +24,7 @@ _EMOJI_JOINERS = frozenset("\u200d\ufe0f\ufe0e")   # ZWJ and variation selectors
 
 def one_line(text: str) -> str:
     """Message text for a one-line display: newlines shown as a visible mark."""
-    return text.replace("\r\n", "\n").replace("\n", " \u23ce ")
+    return text.replace("\n", " \u23ce ")
 
 
 def display_safe(text: str, *, keep_newlines: bool = True) -> str:
@@ -32,23 +32,62 @@ def display_safe(text: str, *, keep_newlines: bool = True) -> str:
     line/paragraph separator character becomes U+FFFD (newlines and tabs stay when
     ``keep_newlines``; the emoji joiners stay so emoji draw whole)."""
     allowed = "\n\t" if keep_newlines else ""
+    text = text.replace("\r\n", "\n")   # a Windows line end is a newline; a lone CR rewinds a terminal line
     return "".join(
         ch if ch in allowed or ch in _EMOJI_JOINERS or unicodedata.category(ch) not in _UNSAFE_CATEGORIES
         else "\ufffd" for ch in text)
 
 
+# Code points that draw as nothing (Unicode's Default_Ignorable_Code_Point, plus the
+# blank-looking fillers it leaves out): "Bob" + one of these looks like "Bob".
+_INVISIBLE_RANGES = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+                     (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x2800, 0x2800),
+                     (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+                     (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+# Alphabets with letters that look alike ("Bоb" with a Cyrillic о): one name keeps to one.
+_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def _invisible(ch: str) -> bool:
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
+
+
+def _lookalike_scripts(name: str) -> set[str]:
+    scripts = set()
+    for ch in name:
+        if ch.isalpha():
+            first_word = unicodedata.name(ch, "").split(" ", 1)[0]
+            if first_word in _LOOKALIKE_SCRIPTS:
+                scripts.add(first_word)
+    return scripts
+
+
 def validate_name(name: str) -> str:
-    """The display name to use, or ValueError saying what is wrong with it. The same
-    rules hold for one's own name and for every name received."""
-    name = name.strip()
+    """The display name to use (NFKC-normalised, spaces collapsed), or ValueError saying
+    what is wrong with it. The same rules hold for one's own name and for every name
+    received, so two names that look the same are the same name (and get told apart
+    by their safety codes), and no name can pass for a line the client writes."""
+    if any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in name):   # before anything folds them away
+        raise ValueError("The name cannot contain control, formatting, invisible or line-separator characters.")
+    name = " ".join(unicodedata.normalize("NFKC", name).split())
     if not name:
         raise ValueError("The name is empty: enter a display name.")
     if len(name) > MAX_NAME_CHARS:
         raise ValueError(f"Keep the name to {MAX_NAME_CHARS} characters.")
-    # Stricter than message text: no joiners either, so "Bob" and "Bob" + an
-    # invisible character cannot both exist.
-    if any(unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch == "\ufffd" for ch in name):
-        raise ValueError("The name cannot contain control, formatting or line-separator characters.")
+    # Stricter than message text: no joiners or invisible characters either.
+    if any(unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch == "\ufffd" or _invisible(ch)
+           or (ch.isspace() and ch != " ") for ch in name):
+        raise ValueError("The name cannot contain control, formatting, invisible or line-separator characters.")
+    if unicodedata.category(name[0]).startswith("M"):
+        raise ValueError("The name cannot start with a combining mark.")
     if name[0] in CLIENT_MARKS:
         raise ValueError(f"The name cannot start with {name[0]!r}: lines starting with it are the client's own.")
+    if len(_lookalike_scripts(name)) > 1:
+        raise ValueError("The name mixes Latin, Cyrillic or Greek letters, which can look alike: use one alphabet.")
     return name
+
+
+def name_key(name: str) -> str:
+    """What two names are compared by: equal keys look the same to a reader."""
+    return unicodedata.normalize("NFKC", name).casefold()

@@ -11,6 +11,7 @@ here sleeps for a fixed time: waits poll a queue or a condition.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import queue
@@ -21,8 +22,11 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
+import urllib.parse
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -141,6 +145,20 @@ class CoreClient:
         latest = [e for e in self.drain() if isinstance(e, MembersChanged)]
         return sorted(m.label for m in latest[-1].members[1:]) if latest else []
 
+    def collect_in_background(self) -> threading.Event:
+        """Move events into ``seen`` from a thread, as a front end would, until the
+        returned event is set (for tests that do something else meanwhile)."""
+        stop = threading.Event()
+
+        def collect() -> None:
+            while not stop.is_set():
+                try:
+                    self.seen.append(self.events.get(timeout=0.05))
+                except queue.Empty:
+                    continue
+        threading.Thread(target=collect, daemon=True).start()
+        return stop
+
     def drain(self) -> list[Event]:
         """Every event queued right now (no waiting)."""
         while True:
@@ -248,10 +266,11 @@ class Process:
     """A child Python process whose output lines are collected by a thread, so
     tests can wait for a line without ever blocking on a pipe."""
 
-    def __init__(self, args: list[str], env: dict[str, str], stdin=subprocess.PIPE) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], stdin=subprocess.PIPE,
+                 preexec_fn: Callable[[], object] | None = None) -> None:
         self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdin=stdin,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, encoding="utf-8", bufsize=1)
+                                     text=True, encoding="utf-8", bufsize=1, preexec_fn=preexec_fn)
         self.lines: list[str] = []
         self.errors: list[str] = []
         self._changed = threading.Condition()
@@ -367,6 +386,9 @@ class SimRelay:
 
     def connect(self, core) -> bytes:
         member_id = next(self._ids)
+        for old_id, old in list(self.cores.items()):
+            if old is core:     # it reconnects; its old connection lingers, dead, until dropped
+                self.cores[old_id] = _DeadConnection()
         core.connection_made()
         self.cores[member_id] = core
         self._decoders[member_id] = protocol.FrameDecoder()
@@ -450,6 +472,22 @@ class SimRelay:
             self._send_roster()
 
 
+class _DeadConnection:
+    """What is left of a connection whose client went away without the relay noticing."""
+
+    def data_to_send(self) -> bytes:
+        return b""
+
+    def receive_data(self, data: bytes) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def connection_lost(self) -> None:
+        pass
+
+
 def sim_core(name: str, w: int = 424242, *, clock: FakeClock, seed: int | None = None, **options):
     """A RoomCore with a deterministic identity for ``name`` and a fixed passphrase scalar."""
     from securex.session.core import RoomCore
@@ -458,3 +496,305 @@ def sim_core(name: str, w: int = 424242, *, clock: FakeClock, seed: int | None =
     seed_bytes = (seed if seed is not None else sum(name.encode())).to_bytes(32, "big")
     return RoomCore(LocalIdentity.from_seed(name, seed_bytes), w, server="sim:5050", clock=clock,
                     wall_clock=lambda: 1_700_000_000 + clock.now, **options)
+
+
+# -- a wiretap on the network between clients and relay -----------------------------------
+
+# A frame the relay may rewrite on its way to the server; returns the bytes to forward.
+Tamper = Callable[[protocol.Frame], bytes]
+
+
+@dataclass
+class RecordedConnection:
+    """Every byte of one client connection, per direction, as it crossed the relay."""
+
+    to_server: bytearray = field(default_factory=bytearray)
+    to_client: bytearray = field(default_factory=bytearray)
+
+
+class RecordingRelay:
+    """A TCP relay on 127.0.0.1 (port 0) in front of the real server. Clients connect
+    to ``port``; each connection gets its own upstream connection to the server, and
+    two threads copy bytes both ways, keeping a copy of each direction.
+
+    With ``tamper``, the client-to-server stream is cut into frames and each frame is
+    replaced by what ``tamper`` returns: an active attacker on the network.
+    """
+
+    def __init__(self, server_port: int, tamper: Tamper | None = None) -> None:
+        self._server_port = server_port
+        self._tamper = tamper
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self.connections: list[RecordedConnection] = []
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._start(self._accept_loop, "relay accept")
+
+    def _start(self, target: Callable[..., None], name: str, *args) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._server_port), timeout=WAIT)
+            record = RecordedConnection()
+            with self._lock:
+                self.connections.append(record)
+                self._sockets += [client, upstream]
+            for sock in (client, upstream):
+                sock.settimeout(0.1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._start(self._pump, "relay to server", client, upstream, record.to_server, self._tamper)
+            self._start(self._pump, "relay to client", upstream, client, record.to_client, None)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, record: bytearray,
+              tamper: Tamper | None) -> None:
+        decoder = protocol.FrameDecoder() if tamper else None
+        while not self._stopping.is_set():
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            if decoder is not None:
+                data = b"".join(tamper(frame) for frame in decoder.feed(data))
+            with self._lock:
+                record += data
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+        for sock, how in ((sink, socket.SHUT_WR), (source, socket.SHUT_RD)):
+            with suppress(OSError):
+                sock.shutdown(how)
+
+    def streams(self) -> list[tuple[str, bytes]]:
+        """(label, bytes) for each direction of each connection recorded so far."""
+        with self._lock:
+            return [(f"connection {i} {direction}", bytes(data))
+                    for i, conn in enumerate(self.connections)
+                    for direction, data in (("to server", conn.to_server), ("to client", conn.to_client))]
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._listener.close()
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(WAIT)
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+
+@contextmanager
+def recording_relay(server_port: int, tamper: Tamper | None = None) -> Iterator[RecordingRelay]:
+    relay = RecordingRelay(server_port, tamper)
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+# -- what to look for ---------------------------------------------------------
+
+MIN_NEEDLE_BYTES = 6    # shorter patterns could turn up in random ciphertext by chance
+
+
+def _base64_cores(raw: bytes) -> list[bytes]:
+    """The base64 characters that depend only on ``raw``, for each of the three ways
+    it can sit against the 3-byte groups of a longer base64 text."""
+    cores = []
+    for shift in range(3):
+        encoded = base64.b64encode(bytes(shift) + raw)
+        start = 4 if shift else 0                              # first group mixes in the prefix
+        end = len(encoded) - (4 if (shift + len(raw)) % 3 else 0)  # last group is padded
+        core = encoded[start:end]
+        if len(core) >= 8:
+            cores += [core, core.translate(bytes.maketrans(b"+/", b"-_"))]
+    return cores
+
+
+def encodings_of(secret: str) -> dict[str, bytes]:
+    """Every common way ``secret`` could be written into a byte stream."""
+    found: dict[str, bytes] = {}
+    for form in ("NFC", "NFD"):
+        text = unicodedata.normalize(form, secret)
+        raw = text.encode("utf-8")
+        for codec in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+            found[f"{form} {codec}"] = text.encode(codec)
+        found[f"{form} hex"] = raw.hex().encode()
+        found[f"{form} HEX"] = raw.hex().upper().encode()
+        for i, core in enumerate(_base64_cores(raw)):
+            found[f"{form} base64 #{i}"] = core
+        quoted = urllib.parse.quote(text, safe="").encode()
+        found[f"{form} url-encoded"] = quoted
+        found[f"{form} url-encoded lower"] = re.sub(rb"%[0-9A-F]{2}", lambda m: m[0].lower(), quoted)
+        found[f"{form} form-encoded"] = urllib.parse.quote_plus(text, safe="").encode()
+    return found
+
+
+def find_leaks(streams: list[tuple[str, bytes]], secrets: list[str]) -> list[str]:
+    """Which secret, in which encoding, shows up in which stream."""
+    leaks = []
+    for secret in secrets:
+        for encoding, needle in encodings_of(secret).items():
+            assert len(needle) >= MIN_NEEDLE_BYTES, f"{secret!r} is too short to search for reliably"
+            leaks += [f"{secret!r} as {encoding} in {label}" for label, data in streams if needle in data]
+    return leaks
+
+
+def frames_of(stream: bytes) -> list[protocol.Frame]:
+    decoder = protocol.FrameDecoder()
+    frames = decoder.feed(stream)
+    assert decoder.pending_bytes == 0, "the recording ends in the middle of a frame"
+    return frames
+
+
+# -- a member the test drives by hand ------------------------------------------------------------
+
+class ScriptedMember:
+    """A real RoomCore on a real socket, pumped by the test thread: the test decides
+    when bytes go out and how the writes are cut, reads the core's state (its keys
+    included), and can make it send what an honest client never would."""
+
+    def __init__(self, port: int, name: str, passphrase: str = PASSPHRASE) -> None:
+        import crypto_utils
+        from securex.session.core import RoomCore
+        from securex.session.handshake import LocalIdentity
+
+        self.core = RoomCore(LocalIdentity.from_seed(name, os.urandom(32)), crypto_utils.passphrase_to_w(passphrase),
+                             server=f"127.0.0.1:{port}")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.events: list[Event] = []
+        self.core.connection_made()
+
+    def pump(self, until: Callable[[], bool], what: str, timeout: float = WAIT,
+             write: Callable[[bytes], None] | None = None) -> None:
+        """Move bytes both ways until ``until()`` holds; ``write`` sends our bytes."""
+        write = write or self.sock.sendall
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(0.02)
+        while True:
+            data = self.core.data_to_send()
+            if data:
+                write(data)
+            self.events += self.core.take_events()
+            if until():
+                return
+            if time.monotonic() > deadline or self.core.outcome is not None:
+                raise AssertionError(f"no {what} within {timeout} s: {self.core.outcome}; {self.events[-8:]}")
+            try:
+                received = self.sock.recv(65536)
+            except TimeoutError:
+                received = None
+            if received == b"":
+                raise AssertionError("the relay closed the connection")
+            if received:
+                self.core.receive_data(received)
+            self.core.tick()
+
+    def join(self) -> None:
+        self.pump(lambda: self.core.in_room, "join")
+
+    def peer(self, name: str):
+        return next(p for p in self.core.peers.values() if p.name == name)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# -- hosts on one LAN: network namespaces ---------------------------------------------------------
+# Real machines for the LAN tests: network namespaces joined by veth pairs, private addresses,
+# no default route. Root and iproute2 only (CI has both); the namespaces, and everything
+# started in them, are removed when ``netns_lan`` ends, however it ends.
+
+# ``Process`` runs ``python ARGS``; this makes that python become ``ip netns exec NS python ARGS``
+# (the same pid, so ``Process.kill`` still reaches the real program).
+NETNS_EXEC = ("import os, sys; "
+              "os.execvp('ip', ['ip', 'netns', 'exec', sys.argv[1], sys.executable, *sys.argv[2:]])")
+_netns_numbers = itertools.count()
+
+
+def run_ip(*args: str) -> str:
+    """``ip ARGS``; its output, or RuntimeError with its complaint."""
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=WAIT)
+    if done.returncode:
+        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+class NetnsLan:
+    """Named hosts (network namespaces) and what runs in them."""
+
+    def __init__(self, hosts: dict[str, str]) -> None:
+        self.hosts = hosts                     # role ("server", "client") -> namespace name
+        self.processes: list[Process] = []
+
+    def connect(self, interface: str, a: str, a_address: str, b: str, b_address: str, prefix: int = 24, *,
+                multicast_route: bool = True) -> None:
+        """A cable between hosts ``a`` and ``b``: a veth pair, an address at each end and, unless
+        told not to, the multicast route that programs naming no interface (dig) need."""
+        run_ip("-n", self.hosts[a], "link", "add", interface, "type", "veth",
+               "peer", "name", interface, "netns", self.hosts[b])
+        for role, address in ((a, a_address), (b, b_address)):
+            run_ip("-n", self.hosts[role], "addr", "add", f"{address}/{prefix}", "dev", interface)
+            run_ip("-n", self.hosts[role], "link", "set", interface, "up")
+            if multicast_route and "224.0.0.0/4" not in run_ip("-n", self.hosts[role], "route", "show"):
+                run_ip("-n", self.hosts[role], "route", "add", "224.0.0.0/4", "dev", interface)
+
+    def run(self, role: str, *args: str, env: dict[str, str] | None = None) -> Process:
+        """``python ARGS`` on host ``role``, stopped when the LAN goes."""
+        process = Process(["-c", NETNS_EXEC, self.hosts[role], *args], env or python_env())
+        self.processes.append(process)
+        return process
+
+    def command(self, role: str, *command: str, timeout: float = WAIT,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Any program on host ``role``, to completion (bounded by ``timeout``)."""
+        return subprocess.run(["ip", "netns", "exec", self.hosts[role], *command], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+
+
+@contextmanager
+def netns_lan(*roles: str) -> Iterator[NetnsLan]:
+    """One network namespace per role, each with only ``lo`` up; ``connect`` cables them."""
+    import shutil
+
+    if os.geteuid() != 0:
+        skip_unless_ci("creating network namespaces needs root (CI runs as root)")
+    if shutil.which("ip") is None:
+        skip_unless_ci("needs the `ip` command from iproute2")
+    suffix = f"{os.getpid()}-{next(_netns_numbers)}"
+    lan = NetnsLan({role: f"sx-{role[:6]}-{suffix}" for role in roles})
+    created: list[str] = []
+    try:
+        for namespace in lan.hosts.values():
+            try:
+                run_ip("netns", "add", namespace)
+            except RuntimeError as error:
+                skip_unless_ci(f"`ip netns` is unavailable here: {error}")
+            created.append(namespace)
+            run_ip("-n", namespace, "link", "set", "lo", "up")
+        yield lan
+    finally:
+        for process in lan.processes:
+            process.kill()
+        for namespace in created:
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=WAIT)

@@ -305,3 +305,13 @@ def test_the_crypto_module_uses_only_explicit_nonces():
     source = Path(cu.__file__).read_text()
     calls = re.findall(r"AES\.new\(([^)]*)\)", source)
     assert calls and all("nonce=" in call for call in calls)
+
+
+def test_a_point_written_with_x_plus_p_is_refused():
+    """Review finding: (x + p, y) decoded to the same point as (x, y)."""
+    b = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+    x = 5                                       # the smallest x on P-256
+    y = pow((x**3 - 3 * x + b) % cu.P256_PRIME, (cu.P256_PRIME + 1) // 4, cu.P256_PRIME)
+    decode_point(b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big"))
+    with pytest.raises(DecryptionError):
+        decode_point(b"\x04" + (x + cu.P256_PRIME).to_bytes(32, "big") + y.to_bytes(32, "big"))

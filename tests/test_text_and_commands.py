@@ -55,7 +55,7 @@ def test_ordinary_names_in_any_script_pass_and_are_trimmed():
 
 
 def test_one_line_shows_newlines_as_a_visible_mark():
-    assert one_line("a\nb\r\nc") == "a ⏎ b ⏎ c"
+    assert one_line(display_safe("a\nb\r\nc")) == "a ⏎ b ⏎ c"
 
 
 @pytest.mark.parametrize("line, action, text", [
@@ -82,3 +82,17 @@ def test_unknown_commands_are_explained_and_help_lists_every_command():
     listed = "\n".join(help_lines())
     for command in ("/who", "/help", "/quit", "//text"):
         assert command in listed
+
+
+@pytest.mark.parametrize("lookalike", ["Bob\ufe0f", "Bob\u3164", "Bob\u2800", "B\u043eb", "Bob\u034f", "Bob\u180b",
+                                       "\u3164! Message not sent", "\u2800* Carol joined", "\u0301Bob"],
+                         ids=["variation-selector", "hangul-filler", "braille-blank", "cyrillic-o", "grapheme-joiner",
+                              "mongolian-selector", "filler-then-notice", "blank-then-membership", "leading-mark"])
+def test_names_that_look_like_another_or_like_a_notice_are_refused(lookalike):
+    with pytest.raises(ValueError):
+        validate_name(lookalike)
+
+
+def test_names_are_normalised_so_what_looks_the_same_is_the_same():
+    assert validate_name("Bob\u00a0") == validate_name(" Bob ") == "Bob"
+    assert validate_name("ｆｕｌｌ  width") == "full width"

@@ -76,6 +76,7 @@ class Connection:
         self._stall_timeout = stall_timeout
         self._cond = threading.Condition()
         self._outbox: deque[bytes] = deque()
+        self._queued_roster: bytes | None = None   # a ROSTER still waiting at the end of the outbox
         self._unsent = 0              # queued plus in-flight bytes
         self._closing = False
         self._give_up_at: float | None = None
@@ -94,6 +95,19 @@ class Connection:
             if len(self._outbox) == 1:
                 # The writer waits only on an empty outbox: wake it for the first
                 # frame; later ones join the same batch without another notify.
+                self._cond.notify_all()
+
+    def send_roster(self, frame: bytes) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            if self._outbox and self._outbox[-1] is self._queued_roster:
+                # Nothing was queued after it, so nothing can be reordered by replacing it.
+                self._unsent -= len(self._outbox.pop())
+            self._outbox.append(frame)
+            self._queued_roster = frame
+            self._unsent += len(frame)
+            if len(self._outbox) == 1:
                 self._cond.notify_all()
 
     def close(self, reason: CloseReason, detail: str) -> None:
@@ -238,11 +252,12 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         try:
             conn.send(protocol.encode_welcome(registry.capacity, member_id, self.server.relay_run))
             frames = self._frames(conn, time.monotonic() + self.server.handshake_timeout)
-            admitted = self._read_hello(conn, frames)
+            admitted, rest = self._read_hello(conn, frames)
             if admitted:
                 log.info("connection %s from %s joined (%d/%d)", member_id[:4].hex(), peer,
                          registry.member_count, registry.capacity)
-                self._relay(conn, frames)
+                if self._dispatch(conn, rest):    # what came in the same read as HELLO
+                    self._relay(conn, frames)
         finally:
             if admitted:
                 registry.remove(conn)
@@ -290,7 +305,10 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             if frames:
                 yield frames
 
-    def _read_hello(self, conn: Connection, batches: Iterator[list[protocol.Frame]]) -> bool:
+    def _read_hello(self, conn: Connection,
+                    batches: Iterator[list[protocol.Frame]]) -> tuple[bool, list[protocol.Frame]]:
+        """Wait for HELLO and admit the connection: (admitted, the frames after HELLO
+        in the same read, for the caller to dispatch)."""
         for frames in batches:
             for index, frame in enumerate(frames):
                 if frame.type == FrameType.PING:
@@ -301,17 +319,15 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                     version = protocol.parse_hello(frame)
                 except ProtocolError as error:
                     self._protocol_error(conn, error)
-                    return False
+                    return False, []
                 if version != PROTOCOL_VERSION:
                     self._close(conn, CloseReason.VERSION)
-                    return False
+                    return False, []
                 if not self.server.registry.admit(conn):
                     self._close(conn, CloseReason.SHUTDOWN)
-                    return False
-                if index + 1 < len(frames):
-                    self._dispatch(conn, frames[index + 1:])
-                return True
-        return False
+                    return False, []
+                return True, frames[index + 1:]
+        return False, []
 
     def _relay(self, conn: Connection, batches: Iterator[list[protocol.Frame]]) -> None:
         for frames in batches:

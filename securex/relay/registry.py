@@ -38,6 +38,11 @@ class Member(Protocol):
         """Queue encoded frames without blocking. (The engine holds senders back,
         outside the lock, when a member's queue is long: see ``engine.py``.)"""
 
+    def send_roster(self, frame: bytes) -> None:
+        """Queue a ROSTER; one still waiting at the end of the queue is replaced, not
+        joined, since only the newest matters (a member toggling its claims must not
+        grow everyone's queue)."""
+
     def close(self, reason: CloseReason, detail: str) -> None:
         """Tell the member why with a CLOSE frame, then disconnect it."""
 
@@ -116,8 +121,9 @@ class RoomRegistry:
                 self._send_roster_locked()
 
     def is_ready(self, member: Member) -> bool:
+        """Admitted and finished joining (a connection before HELLO is not)."""
         with self._lock:
-            return member.member_id not in self._unready
+            return member.member_id in self._members and member.member_id not in self._unready
 
     # -- in the room ------------------------------------------------------------
 
@@ -194,4 +200,4 @@ class RoomRegistry:
             RosterEntry(member_id, member_id not in self._unready, member_id in confirmed)
             for member_id in self._members])
         for member in self._members.values():
-            member.send(frame)
+            member.send_roster(frame)

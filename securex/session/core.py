@@ -48,12 +48,12 @@ from securex.events import (ChatMessage, Connected, Event, Joined, Member, Membe
                             MembersChanged, Notice, Severity)
 from securex.protocol import CLIENT_IDLE_TIMEOUT, PING_SECONDS, CloseReason, FrameType
 from securex.session import peer_wire
-from securex.session.guard import JoinGuard
+from securex.session.guard import JoinGuard, OwnRejections
 from securex.session.handshake import Failure, LocalIdentity, PairHandshake, State, Step
 from securex.session.members import Peer, ReceivedLogs, labels, view_difference
 from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, FailedJoin, Goodbye, KeepAlive,
                                        RefuseReason, Text)
-from securex.text import display_safe
+from securex.text import display_safe, name_key
 
 RUN_TIMEOUT = 10.0          # a PAKE run that has not ended by then is abandoned
 JOIN_TIMEOUT = 15.0         # the join verdict comes at the latest this long after the roster
@@ -61,6 +61,8 @@ KEEPALIVE_SECONDS = 5.0     # an encrypted keep-alive to a peer we have sent not
 PEER_SILENCE = 20.0         # nothing from a peer the relay still lists: we say so
 VIEW_SETTLE = 3.0           # views younger than this are still changing; not compared
 MAX_RETRY_SECONDS = 600.0
+NOTICE_REPEAT_SECONDS = 10.0   # the same kind of "dropped" notice at most this often
+MAX_SEEN_ATTEMPTS = 256
 
 
 class Phase(enum.Enum):
@@ -83,11 +85,18 @@ class LinkOutcome:
     end: LinkEnd
     message: str
     error: SecureXError | None = None
+    retry_after: float = 0.0     # for RETRY: the least time to wait before trying again
+
+    @classmethod
+    def lost(cls, message: str) -> LinkOutcome:
+        """A lost link is an error however it was noticed (exit status 5)."""
+        return cls(LinkEnd.LOST, message, ConnectionLostError(message))
 
 
 class RunResult(enum.Enum):
     VERIFIED = "verified"
     MISMATCH = "passphrase differs"
+    REFUSED = "refusing new members for now"
     SILENT = "did not answer"
     GONE = "left"
 
@@ -114,6 +123,9 @@ class RoomCore:
         self.run_id = randbytes(peer_wire.RUN_ID_BYTES)
         self.next_msg_no = 0
         self.guard = JoinGuard()
+        self.own_rejections = OwnRejections()
+        self._seen_attempts: dict[bytes, None] = {}       # newcomers' nonces we saw a PAKE_A with
+        self._notice_times: dict[str, tuple[float, int]] = {}   # kind -> (last shown, suppressed since)
         self._received = ReceivedLogs()
         self._events: list[Event] = []
         self._out: list[bytes] = []
@@ -152,9 +164,14 @@ class RoomCore:
         self.reached_room = False
 
     def connection_lost(self) -> None:
-        """The connection is gone (whatever the reason); forget everything tied to it."""
+        """The connection is gone (whatever the reason); forget everything tied to it.
+        A run where we had shown our confirmation and got none back is a guess spent,
+        even though the link, not the guesser, ended it."""
         if self.outcome is None:
             self._end(LinkEnd.LOST, f"The connection to {self.server} was lost.")
+        for run in self._runs.values():
+            if run.handshake.role == crypto_utils.ROLE_B and not run.handshake.confirmed:
+                self.guard.record(run.handshake.nonce, run.handshake.attempt, self._clock())
         self._present_before = {peer.verified.identity.public_key for peer in self.peers.values()}
         self._reset_link()
 
@@ -217,10 +234,9 @@ class RoomCore:
         for member_id, retry_at in list(self._retry_at.items()):
             if now >= retry_at:
                 del self._retry_at[member_id]
-                if member_id in self.roster and self.phase == Phase.JOINING:
-                    self._join_deadline = max(self._join_deadline, now + JOIN_TIMEOUT)
+                if member_id in self.roster and member_id not in self.peers and member_id not in self._runs:
                     self._start_run(member_id)
-        if self.phase == Phase.JOINING and now >= self._join_deadline and not self._retry_at:
+        if self.phase == Phase.JOINING and now >= self._join_deadline:
             for member_id, result in self._targets.items():
                 if result is None:
                     self._targets[member_id] = RunResult.SILENT
@@ -228,7 +244,8 @@ class RoomCore:
         if self.phase in (Phase.IN_ROOM, Phase.JOINING):
             for peer in self.peers.values():
                 if now - peer.sent_at >= KEEPALIVE_SECONDS:
-                    self._send_app(peer, peer_wire.encode_app(KeepAlive(self.next_msg_no)))
+                    self._send_app(peer, peer_wire.encode_app(KeepAlive(
+                        self.next_msg_no, int((now - self._view_changed_at) * 1000), tuple(sorted(self._view())))))
                 if now - peer.heard_at > PEER_SILENCE and not peer.silence_reported:
                     peer.silence_reported = True
                     self._notice(f"Nothing heard from {peer.member.label} for {PEER_SILENCE:g} s although the "
@@ -305,7 +322,6 @@ class RoomCore:
         if not 1 <= welcome.capacity <= protocol.MAX_CLIENTS_LIMIT:
             raise ProtocolError(f"a room for {welcome.capacity} members")
         self.my_id, self.capacity = welcome.your_id, welcome.capacity
-        self.guard.set_room_size(welcome.capacity)
         self._send(protocol.encode_hello())
         self._post(Connected(self.server, self._me_member(), self.joined_before))
 
@@ -364,8 +380,7 @@ class RoomCore:
         self._route(member_id, body)
 
     def _check_join_done(self) -> None:
-        if self.phase == Phase.JOINING and not self._retry_at and all(
-                result is not None for result in self._targets.values()):
+        if self.phase == Phase.JOINING and all(result is not None for result in self._targets.values()):
             self._give_verdict()
 
     def _give_verdict(self) -> None:
@@ -373,11 +388,24 @@ class RoomCore:
         verified = results.count(RunResult.VERIFIED)
         mismatched = [member_id for member_id, result in self._targets.items() if result == RunResult.MISMATCH]
         silent = results.count(RunResult.SILENT)
+        refused = results.count(RunResult.REFUSED)
+        if self.own_rejections.exhausted(self._clock()):
+            message = ("Wrong passphrase: it has been rejected too many times in the last 15 minutes, so this "
+                       "client stops trying by itself. Check the passphrase with the others, then join again.")
+            self._end(LinkEnd.FATAL, message, WrongPassphraseError(message))
+            return
         if not verified and mismatched and any(self.roster.get(m) and self.roster[m].confirmed for m in mismatched):
             n = len(mismatched)
             message = (f"Wrong passphrase: it does not match the {n} member{'s' if n != 1 else ''} present. "
                        "Check it with them and try again.")
             self._end(LinkEnd.FATAL, message, WrongPassphraseError(message))
+            return
+        if not verified and refused:
+            # A refusal is unauthenticated: it never holds us in JOINING (where the relay's
+            # deadline would close us); we come back once the wait is over.
+            wait = max(1.0, max((at for at in self._retry_at.values()), default=0.0) - self._clock())
+            self._end(LinkEnd.RETRY, f"The room is refusing new members for {wait:.0f} s after failed passphrase "
+                                     "attempts.", retry_after=wait)
             return
         self.phase = Phase.IN_ROOM
         self.reached_room = True
@@ -399,6 +427,10 @@ class RoomCore:
             self._notice(f"Could not verify {n} member{'s' if n != 1 else ''}: "
                          f"{'its' if n == 1 else 'their'} passphrase differs from yours. "
                          f"{'It does' if n == 1 else 'They do'} not see your messages.", Severity.WARNING)
+        if verified and refused:
+            self._notice(f"{refused} member{'s' if refused != 1 else ''} present {'is' if refused == 1 else 'are'} "
+                         "refusing new members for a while after failed passphrase attempts; this client "
+                         "will try them again then.", Severity.WARNING)
         if silent:
             self._notice(f"{silent} member{'s' if silent != 1 else ''} present did not answer "
                          f"{'its' if silent == 1 else 'their'} passphrase check; "
@@ -418,7 +450,7 @@ class RoomCore:
         try:
             kind, payload = peer_wire.split_body(body)
         except ProtocolError:
-            self._notice("Dropped a malformed message relayed by the server.", Severity.WARNING)
+            self._limited_notice("malformed", "Dropped a malformed message relayed by the server.")
             return
         if kind == BodyKind.RECORD:
             self._on_record(member_id, payload)
@@ -432,22 +464,29 @@ class RoomCore:
                 self._on_step(member_id, run, run.handshake.receive(kind, payload))
 
     def _on_pake_a(self, member_id: bytes, payload: bytes) -> None:
-        if member_id == self.my_id or not self.my_id:
-            return
-        if payload[:crypto_utils.SESSION_NONCE_BYTES] == self._attempt:
+        """A newcomer's first flight. We answer only connections the relay lists, one
+        run per connection, and only within the guard's budget (failures recorded plus
+        runs in flight): each answer lets the newcomer check one guess against it."""
+        attempt = payload[:crypto_utils.SESSION_NONCE_BYTES]
+        if attempt == self._attempt:      # evidence of a hostile relay, wherever it claims it came from
             self._notice("The server sent this client's own join message back to it; ignored "
                          "(a reflection attack, or a broken server).", Severity.ALERT)
             return
-        if member_id in self.peers:
-            return   # already verified over this connection: a replay, or a confused peer
+        if member_id == self.my_id or member_id not in self.roster or member_id in self.peers:
+            return
         existing = self._runs.get(member_id)
         if existing is not None:
             if existing.handshake.role == crypto_utils.ROLE_B or self.my_id < member_id:
                 return   # a duplicate, or both sides started: the lower id's run goes on
             del self._runs[member_id]   # ours gives way; no guess was spent on it
-        backoff = self.guard.backoff_remaining(self._clock())
-        if backoff:
-            self._route(member_id, peer_wire.encode_refuse(RefuseReason.BACKOFF, int(backoff * 1000)))
+        self._seen_attempts[attempt] = None
+        while len(self._seen_attempts) > MAX_SEEN_ATTEMPTS:
+            del self._seen_attempts[next(iter(self._seen_attempts))]
+        in_flight = sum(1 for run in self._runs.values()
+                        if run.handshake.role == crypto_utils.ROLE_B and not run.handshake.confirmed)
+        wait = self.guard.refusal(self._clock(), in_flight)
+        if wait:
+            self._route(member_id, peer_wire.encode_refuse(RefuseReason.BACKOFF, int(wait * 1000)))
             return
         try:
             handshake, reply = PairHandshake.as_member(self._w, self.me, self._message_state, payload,
@@ -471,11 +510,13 @@ class RoomCore:
         assert step.verified is not None
         verified = step.verified
         identity = verified.identity
-        if any(peer.verified.identity.public_key == identity.public_key for peer in self.peers.values()):
-            self._notice(f"{display_safe(identity.name)} verified a second time over another connection; "
-                         "the second one is ignored (the server may be replaying them).", Severity.ALERT)
-            return
         now = self._clock()
+        for old_id, old in list(self.peers.items()):
+            if old.verified.identity.public_key == identity.public_key:
+                # A fresh run with a fresh signature proves it is live: it reconnected
+                # before the relay noticed its old connection had died. Move over quietly.
+                del self.peers[old_id]
+                self._present_before.add(identity.public_key)
         name = identity.name
         peer = Peer(member_id, verified, Member(name, verified.safety_code, name), heard_at=now, sent_at=now)
         self.peers[member_id] = peer
@@ -496,15 +537,17 @@ class RoomCore:
         failure, handshake = step.failure, run.handshake
         if handshake.role == crypto_utils.ROLE_A:
             if failure == Failure.REFUSED:
-                wait = min(MAX_RETRY_SECONDS, step.retry_after_ms / 1000)
+                wait = min(MAX_RETRY_SECONDS, max(1.0, step.retry_after_ms / 1000))
                 self._retry_at[member_id] = self._clock() + wait
                 if not self._refusal_noted:
                     self._refusal_noted = True
                     self._notice(f"The room is refusing new members for {wait:.0f} s after failed passphrase "
                                  "attempts; trying again then.", Severity.WARNING)
-                return
-            result = {Failure.MISMATCH: RunResult.MISMATCH, Failure.ABANDONED: RunResult.SILENT}.get(
-                failure, RunResult.SILENT)
+            elif failure == Failure.MISMATCH:
+                # Whoever answered learnt whether its guess at our passphrase was right.
+                self.own_rejections.record(self._clock())
+            result = {Failure.MISMATCH: RunResult.MISMATCH, Failure.REFUSED: RunResult.REFUSED,
+                      Failure.ABANDONED: RunResult.SILENT}.get(failure, RunResult.SILENT)
             if failure == Failure.REFLECTED:
                 self._notice("The server sent this client's own identity back to it; ignored "
                              "(a reflection attack, or a broken server).", Severity.ALERT)
@@ -512,9 +555,10 @@ class RoomCore:
                 self._targets[member_id] = result
                 self._check_join_done()
             return
-        # We are B: a newcomer failed with us. A mismatch is a guess; so is a run the
-        # newcomer abandoned after our confirmation, since it could check its guess on it.
-        if failure in (Failure.MISMATCH, Failure.ABANDONED) and not handshake.confirmed:
+        # We are B. Our PAKE_B carried cB, against which the newcomer could check its
+        # guess: any run that ends before cA proved the passphrase is one guess spent,
+        # however it ended (mismatch, silence, a refusal, garbage).
+        if not handshake.confirmed:
             self._count_failure(FailedJoin(handshake.attempt, handshake.nonce))
             if not self.peers:
                 self._notice("Someone tried to join with a different passphrase. If you expected someone, "
@@ -522,7 +566,7 @@ class RoomCore:
             report = peer_wire.encode_app(FailedJoin(handshake.attempt, handshake.nonce))
             for peer in self.peers.values():
                 self._send_app(peer, report)
-        elif failure == Failure.REFLECTED:
+        if failure == Failure.REFLECTED:
             self._notice("The server sent this client's own identity back to it; ignored "
                          "(a reflection attack, or a broken server).", Severity.ALERT)
 
@@ -558,17 +602,19 @@ class RoomCore:
     def _on_record(self, member_id: bytes, payload: bytes) -> None:
         peer = self.peers.get(member_id)
         if peer is None:
-            self._notice("Dropped an encrypted message from a connection that is not a verified member.",
-                         Severity.WARNING)
+            self._limited_notice("unverified", "Dropped an encrypted message from a connection that is not a "
+                                               "verified member.")
             return
         try:
             message = peer_wire.parse_app(peer.verified.channel.open_record(payload))
         except DecryptionError:
-            self._notice(f"Dropped a message claiming to be from {peer.member.label}: it failed "
-                         "authentication, or was replayed or reordered.", Severity.WARNING)
+            self._limited_notice(f"forged {peer.member_id.hex()}",
+                                 f"Dropped a message claiming to be from {peer.member.label}: it failed "
+                                 "authentication, or was replayed or reordered.")
             return
         except ProtocolError:
-            self._notice(f"Dropped a malformed message from {peer.member.label}.", Severity.WARNING)
+            self._limited_notice(f"malformed {peer.member_id.hex()}",
+                                 f"Dropped a malformed message from {peer.member.label}.")
             return
         peer.heard_at = self._clock()
         peer.silence_reported = False
@@ -582,15 +628,20 @@ class RoomCore:
                 return   # delivered before: shown once
             skipped, late = log.add(message.msg_no, peer.expect_from)
             self._report_missing(peer, skipped)
-            self._check_view(peer, message)
+            self._check_view(peer, message.view_age_ms, message.view)
             sent_at = datetime.fromtimestamp(min(message.sent_at_ms, 2**41) / 1000)
             self._post(ChatMessage(peer.member, display_safe(message.text), own=False, sent_at=sent_at, late=late))
         elif isinstance(message, (Goodbye, KeepAlive)):
             self._report_missing(peer, log.missing_until(message.next_msg_no, peer.expect_from))
             if isinstance(message, Goodbye):
                 peer.goodbye = True
+            else:
+                self._check_view(peer, message.view_age_ms, message.view)
         elif isinstance(message, FailedJoin):
-            self._count_failure(message)
+            # Counted only for an attempt we saw too (an honest newcomer tries every
+            # member): a member cannot invent failures to keep newcomers out.
+            if message.attempt in self._seen_attempts:
+                self._count_failure(message)
         elif isinstance(message, (Ack, CaughtUp)):
             pass   # delivery receipts: the delivery layer
 
@@ -599,11 +650,11 @@ class RoomCore:
             self._notice(f"{count} message{'s' if count != 1 else ''} from {peer.member.label} "
                          f"{'were' if count != 1 else 'was'} not received.", Severity.WARNING)
 
-    def _check_view(self, peer: Peer, message: Text) -> None:
+    def _check_view(self, peer: Peer, view_age_ms: int, view: tuple[bytes, ...]) -> None:
         now = self._clock()
-        if message.view_age_ms < VIEW_SETTLE * 1000 or now - self._view_changed_at < VIEW_SETTLE:
+        if view_age_ms < VIEW_SETTLE * 1000 or now - self._view_changed_at < VIEW_SETTLE:
             return   # one of the two views is still changing: joins take a moment to reach everyone
-        theirs, mine = frozenset(message.view), frozenset(self._view())
+        theirs, mine = frozenset(view), frozenset(self._view())
         if theirs == mine or (theirs, mine) in peer.reported_views:
             return
         peer.reported_views.add((theirs, mine))
@@ -632,10 +683,11 @@ class RoomCore:
 
     def _check_known_code(self, peer: Peer) -> None:
         """Trust on first use: a name seen before with another safety code is an alert."""
-        name, code = peer.name, peer.verified.safety_code
-        previous = self.known_codes.get(name)
+        key, code = name_key(peer.name), peer.verified.safety_code
+        previous = self.known_codes.get(key)
         if previous != code:
-            self.known_codes[name] = code
+            self.known_codes.pop(key, None)      # re-inserted last: the most recent stay when trimmed
+            self.known_codes[key] = code
             self.known_codes_changed = True
         if previous is not None and previous != code:
             self._notice(f"{peer.member.label}'s safety code has changed: it was {previous}, it is now {code}. "
@@ -671,11 +723,25 @@ class RoomCore:
     def _notice(self, text: str, severity: Severity = Severity.INFO) -> None:
         self._post(Notice(text, severity))
 
-    def _end(self, end: LinkEnd, message: str, error: SecureXError | None = None) -> None:
+    def _limited_notice(self, kind: str, text: str) -> None:
+        """A warning about something anyone can send many of: shown at most every
+        NOTICE_REPEAT_SECONDS per kind, with a count of those not shown."""
+        now = self._clock()
+        last, suppressed = self._notice_times.get(kind, (None, 0))
+        if last is not None and now - last < NOTICE_REPEAT_SECONDS:
+            self._notice_times[kind] = (last, suppressed + 1)
+            return
+        if len(self._notice_times) > 64:
+            self._notice_times.clear()
+        self._notice_times[kind] = (now, 0)
+        more = f" ({suppressed} more like it since the last notice.)" if suppressed else ""
+        self._notice(text + more, Severity.WARNING)
+
+    def _end(self, end: LinkEnd, message: str, error: SecureXError | None = None, *,
+             retry_after: float = 0.0) -> None:
         if self.outcome is None:
-            if end == LinkEnd.LOST and error is None:
-                error = ConnectionLostError(message)
-            self.outcome = LinkOutcome(end, message, error)
+            self.outcome = (LinkOutcome.lost(message) if end == LinkEnd.LOST
+                            else LinkOutcome(end, message, error, retry_after))
 
 
 __all__ = ["LinkEnd", "LinkOutcome", "Phase", "RoomCore", "State"]

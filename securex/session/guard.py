@@ -11,8 +11,18 @@ enough for honest typos in a full room; after that the room stops answering
 new joins for a back-off that doubles with every further failure, up to ten
 minutes, so a stranger's guessing slows to a crawl while members are told.
 
+Runs still in flight count as well: a member answers a new join only while its
+recorded failures plus the runs it is still waiting on stay within the free
+budget, so a burst of parallel joins gets no more answers than a sequence would.
+The budget is fixed here, not taken from anything the relay says.
+
 Legitimate newcomers are held back too while the room backs off: that is the
 price of a shared passphrase with no accounts, and it is said in the README.
+
+``OwnRejections`` is the newcomer's side: each time a member (or something
+posing as one) rejects our passphrase, whoever sent that answer learnt whether
+its guess at our passphrase was right. Past a few, the client stops joining on
+its own, so a hostile relay cannot farm guesses by cutting and re-admitting us.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 WINDOW_SECONDS = 15 * 60           # failures older than this are forgotten
+FREE_FAILURES = 8                  # two honest typos in a room of five (one failed run per member each)
+BUSY_SECONDS = 5.0                 # "come back shortly" while runs in flight use up the budget
 FIRST_BACKOFF_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 10 * 60.0
 NOTICE_EVERY_SECONDS = 10.0        # members are told at most this often, with the count
@@ -27,17 +39,13 @@ MAX_REMEMBERED = 1024              # bounded against a flood of reports
 
 
 class JoinGuard:
-    def __init__(self, free_failures: int = 8) -> None:
+    def __init__(self, free_failures: int = FREE_FAILURES) -> None:
         self.free_failures = free_failures
         # the member's run nonce -> (the newcomer's attempt nonce, when), oldest first
         self._failures: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
         self._last_notice_at: float | None = None
         self._unannounced = 0
         self._announced_backoff = False    # the last notice already said the room refuses joins
-
-    def set_room_size(self, capacity: int) -> None:
-        """Two honest typos in a full room are free: each costs one guess per member."""
-        self.free_failures = max(4, 2 * (capacity - 1))
 
     def record(self, run: bytes, attempt: bytes, now: float) -> bool:
         """Count one failed run (seen here or reported by a peer). False if it was
@@ -54,12 +62,22 @@ class JoinGuard:
     def backoff_remaining(self, now: float) -> float:
         """Seconds until the room answers new joins again (0 when it does)."""
         self._forget_old(now)
-        excess = len(self._failures) - self.free_failures
-        if excess <= 0:
+        beyond = len(self._failures) - self.free_failures     # 0 when the budget is just used up
+        if beyond < 0:
             return 0.0
         last = next(reversed(self._failures.values()))[1]
-        backoff = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (excess - 1))
+        backoff = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** min(beyond, 16))
         return max(0.0, last + backoff - now)
+
+    def refusal(self, now: float, in_flight: int) -> float:
+        """Seconds a new join must wait before we answer it (0: answer now). Within the
+        budget, as many runs may be in flight as guesses are left; past it (once the
+        back-off is over), one at a time, so each further guess doubles the wait."""
+        backoff = self.backoff_remaining(now)
+        if backoff:
+            return backoff
+        left = self.free_failures - len(self._failures)
+        return BUSY_SECONDS if in_flight >= max(1, left) else 0.0
 
     def recent_attempts(self, now: float, seconds: float = 60.0) -> int:
         """Distinct attempts to join (one per newcomer connection) that failed lately."""
@@ -91,3 +109,20 @@ class JoinGuard:
     def _forget_old(self, now: float) -> None:
         while self._failures and now - next(iter(self._failures.values()))[1] > WINDOW_SECONDS:
             self._failures.popitem(last=False)
+
+
+OWN_REJECTIONS_ALLOWED = 8     # a typo costs one per member present; a few typos are fine
+
+
+class OwnRejections:
+    """How often members rejected our passphrase lately (see the module docstring)."""
+
+    def __init__(self, allowed: int = OWN_REJECTIONS_ALLOWED) -> None:
+        self.allowed = allowed
+        self._times: list[float] = []
+
+    def record(self, now: float) -> None:
+        self._times = [t for t in self._times if now - t <= WINDOW_SECONDS] + [now]
+
+    def exhausted(self, now: float) -> bool:
+        return len([t for t in self._times if now - t <= WINDOW_SECONDS]) > self.allowed

@@ -117,6 +117,7 @@ class PairHandshake:
         self.share = crypto_utils.spake2_share(role, w, self._scalar)
         self.state = State.SENT_SHARE
         self.failure: Failure | None = None
+        self._peer_proved_passphrase = False
         self._result: crypto_utils.Spake2Result | None = None
         self._keys: crypto_utils.ChannelKeys | None = None
         self._peer_share = b""
@@ -177,9 +178,9 @@ class PairHandshake:
 
     @property
     def confirmed(self) -> bool:
-        """True once the other side has proven it knows the same passphrase (a member
-        we are still waiting for will not count this run as a failed guess)."""
-        return self.state in (State.SENT_IDENTITY, State.VERIFIED)
+        """True once the other side's confirmation matched: it knows the passphrase,
+        so however the run ends now, it was no guess."""
+        return self._peer_proved_passphrase
 
     # -- the steps ----------------------------------------------------------------------
 
@@ -201,6 +202,7 @@ class PairHandshake:
             step = self._fail(Failure.MISMATCH)
             step.send.append(peer_wire.encode_refuse(RefuseReason.MISMATCH))
             return step
+        self._peer_proved_passphrase = True
         self.state = State.SENT_IDENTITY
         sealed = self._seal_identity(BodyKind.CONFIRM_A, self._keys.a_to_b)
         return Step(send=[peer_wire.encode_confirm_a(self._result.my_confirmation, sealed)])
@@ -210,6 +212,7 @@ class PairHandshake:
         assert self._result is not None and self._keys is not None
         if not self._result.peer_confirms(confirm_a):
             return self._fail(Failure.MISMATCH)
+        self._peer_proved_passphrase = True
         reply = Step(send=[peer_wire.encode_identity_b(self._seal_identity(BodyKind.IDENTITY_B,
                                                                            self._keys.b_to_a))])
         return self._on_identity(sealed, BodyKind.CONFIRM_A, reply)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from securex.events import Member
 from securex.session.handshake import VerifiedPeer
+from securex.text import name_key
 
 DEDUPE_WINDOW = 4096        # message numbers remembered below the highest one seen
 MAX_SENDER_RUNS = 256       # senders' runs remembered (bounded against a hostile stream)
@@ -23,12 +24,14 @@ SUFFIX_CHARS = 4
 
 
 class ReceivedLog:
-    """The message numbers received from one run of one sender."""
+    """The message numbers received from one run of one sender. Bounded in memory and
+    in work whatever numbers arrive: a gap is counted, not walked, and only the last
+    DEDUPE_WINDOW numbers are remembered one by one."""
 
     def __init__(self) -> None:
         self.high = -1                       # highest number received
         self._seen: set[int] = set()         # received numbers within DEDUPE_WINDOW of high
-        self._missing: set[int] = set()      # reported as not received
+        self._missing: set[int] = set()      # reported as not received (within the window)
         self.reported_through = -1           # numbers below this were already checked for gaps
 
     def has(self, msg_no: int) -> bool:
@@ -43,23 +46,30 @@ class ReceivedLog:
         self._seen.add(msg_no)
         if msg_no > self.high:
             self.high = msg_no
-            floor = self.high - DEDUPE_WINDOW
-            if len(self._seen) > 2 * DEDUPE_WINDOW:
-                self._seen = {n for n in self._seen if n > floor}
-                self._missing = {n for n in self._missing if n > floor}
+        self._prune()
         return skipped, late
 
     def missing_until(self, next_msg_no: int, expect_from: int) -> int:
-        """Numbers from ``expect_from`` up to (not including) ``next_msg_no`` that never
-        arrived and were not reported yet; they are reported now (counted once)."""
+        """How many numbers from ``expect_from`` up to (not including) ``next_msg_no``
+        never arrived and were not reported yet; they count as reported now."""
         start = max(expect_from, self.reported_through)
         if next_msg_no <= start:
             return 0
-        gap = [n for n in range(start, next_msg_no) if not self.has(n)]
+        floor = self.high - DEDUPE_WINDOW          # at or below: treated as seen
+        counted_seen = max(0, min(next_msg_no, floor + 1) - start)
+        window_start = max(start, floor + 1)
+        seen_in_window = sum(1 for n in self._seen if window_start <= n < next_msg_no)
+        gap = (next_msg_no - start) - counted_seen - seen_in_window
         self.reported_through = next_msg_no
-        if len(gap) <= DEDUPE_WINDOW:
-            self._missing.update(gap)
-        return len(gap)
+        if gap > 0 and next_msg_no - window_start <= DEDUPE_WINDOW:
+            self._missing.update(n for n in range(window_start, next_msg_no) if n not in self._seen)
+        return max(0, gap)
+
+    def _prune(self) -> None:
+        floor = self.high - DEDUPE_WINDOW
+        if len(self._seen) > 2 * DEDUPE_WINDOW or len(self._missing) > 2 * DEDUPE_WINDOW:
+            self._seen = {n for n in self._seen if n > floor}
+            self._missing = {n for n in self._missing if n > floor}
 
 
 class ReceivedLogs:
@@ -107,8 +117,8 @@ def labels(names_and_codes: list[tuple[str, str]]) -> list[str]:
     start of the safety code while another member has the same name."""
     counts: dict[str, int] = {}
     for name, _ in names_and_codes:
-        counts[name.casefold()] = counts.get(name.casefold(), 0) + 1
-    return [f"{name} ({code.replace(' ', '')[:SUFFIX_CHARS]})" if counts[name.casefold()] > 1 else name
+        counts[name_key(name)] = counts.get(name_key(name), 0) + 1
+    return [f"{name} ({code.replace(' ', '')[:SUFFIX_CHARS]})" if counts[name_key(name)] > 1 else name
             for name, code in names_and_codes]
 
 

@@ -15,9 +15,10 @@ version, the kind byte, both PAKE nonces and the counter::
 
     aad = "SX" | version:u8 | kind:u8 | nonce_a:16 | nonce_b:16 | counter:u64
 
-An identity (sealed, so no observer learns who joined)::
+An identity (sealed, so no observer learns who joined; the name is padded to a
+fixed size so not even its length shows)::
 
-    name_len:u8 | name:utf-8 | public_key:32 | signature:64 | run_id:16 | next_msg_no:u64
+    name_len:u8 | name:utf-8, zero-padded to 128 bytes | public_key:32 | signature:64 | run_id:16 | next_msg_no:u64
 
 ``signature`` is Ed25519 over ``crypto_utils.identity_proof_message`` (role and
 transcript). ``run_id`` names this run of the sender's program; its messages
@@ -28,7 +29,9 @@ App messages (the plaintext of a RECORD), by type byte::
     TEXT        0x01  msg_no:u64 | sent_at_ms:u64 | view_age_ms:u32 | view_n:u8 | tag:8 * view_n | text:utf-8
     ACK         0x02  run_id:16 | count:u8 | (first:u64 | last:u64) * count
     GOODBYE     0x03  next_msg_no:u64          "I am leaving; I sent you everything below this"
-    KEEPALIVE   0x04  next_msg_no:u64          every few idle seconds: withheld messages show up
+    KEEPALIVE   0x04  next_msg_no:u64 | view_age_ms:u32 | view_n:u8 | tag:8 * view_n
+                                           every few idle seconds: withheld messages show up,
+                                           and a room nobody talks in still has its views compared
     FAILED_JOIN 0x05  attempt:16 | run:16    a member saw a wrong guess (newcomer's nonce, its own)
     CAUGHT_UP   0x06  resent:u32               the backlog for you is all sent again
 
@@ -51,10 +54,12 @@ from securex.text import validate_name
 MAX_TEXT_BYTES = 96 * 1024      # 16,000 four-byte emoji fit with room to spare
 RUN_ID_BYTES = 16
 MAX_ACK_RANGES = 32
+NAME_FIELD_BYTES = 128          # 32 characters of up to 4 UTF-8 bytes each
 
 _U64 = struct.Struct(">Q")
 _REFUSE = struct.Struct(">BI")
 _TEXT_HEADER = struct.Struct(">QQIB")
+_KEEPALIVE_HEADER = struct.Struct(">QIB")
 _RANGE = struct.Struct(">QQ")
 
 
@@ -161,24 +166,23 @@ class Identity:
 
 def encode_identity(identity: Identity) -> bytes:
     name = identity.name.encode("utf-8")
-    return (bytes([len(name)]) + name + identity.public_key + identity.signature + identity.run_id
-            + _U64.pack(identity.next_msg_no))
+    if len(name) > NAME_FIELD_BYTES:
+        raise ValueError("name too long")
+    return (bytes([len(name)]) + name.ljust(NAME_FIELD_BYTES, b"\0") + identity.public_key + identity.signature
+            + identity.run_id + _U64.pack(identity.next_msg_no))
 
 
 def parse_identity(plaintext: bytes) -> Identity:
     """Raises ProtocolError for a malformed identity, or a name that breaks the rules
     a name must follow (the same rules as when typing one)."""
-    if not plaintext:
-        raise ProtocolError("empty identity")
-    name_end = 1 + plaintext[0]
-    expected = name_end + IDENTITY_KEY_BYTES + SIGNATURE_BYTES + RUN_ID_BYTES + _U64.size
-    if len(plaintext) != expected:
+    expected = 1 + NAME_FIELD_BYTES + IDENTITY_KEY_BYTES + SIGNATURE_BYTES + RUN_ID_BYTES + _U64.size
+    if len(plaintext) != expected or plaintext[0] > NAME_FIELD_BYTES:
         raise ProtocolError("identity of the wrong length")
     try:
-        name = plaintext[1:name_end].decode("utf-8")
-        validate_name(name)
+        name = validate_name(plaintext[1:1 + plaintext[0]].decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ProtocolError("identity with an unacceptable name") from None
+    name_end = 1 + NAME_FIELD_BYTES
     key_end = name_end + IDENTITY_KEY_BYTES
     signature_end = key_end + SIGNATURE_BYTES
     run_end = signature_end + RUN_ID_BYTES
@@ -223,6 +227,8 @@ class Goodbye:
 @dataclass(frozen=True)
 class KeepAlive:
     next_msg_no: int
+    view_age_ms: int = 0
+    view: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,8 @@ def encode_app(message: AppMessage) -> bytes:
     if isinstance(message, Goodbye):
         return bytes([AppType.GOODBYE]) + _U64.pack(message.next_msg_no)
     if isinstance(message, KeepAlive):
-        return bytes([AppType.KEEPALIVE]) + _U64.pack(message.next_msg_no)
+        return (bytes([AppType.KEEPALIVE]) + _KEEPALIVE_HEADER.pack(
+            message.next_msg_no, min(message.view_age_ms, 2**32 - 1), len(message.view)) + b"".join(message.view))
     if isinstance(message, FailedJoin):
         return bytes([AppType.FAILED_JOIN]) + message.attempt + message.run
     if isinstance(message, CaughtUp):
@@ -290,11 +297,17 @@ def parse_app(plaintext: bytes) -> AppMessage:
             if any(first > last for first, last in ranges):
                 raise ValueError
             return Ack(run_id, ranges)
-        if kind in (AppType.GOODBYE, AppType.KEEPALIVE):
+        if kind == AppType.GOODBYE:
             if len(rest) != _U64.size:
                 raise ValueError
-            (next_msg_no,) = _U64.unpack(rest)
-            return Goodbye(next_msg_no) if kind == AppType.GOODBYE else KeepAlive(next_msg_no)
+            return Goodbye(_U64.unpack(rest)[0])
+        if kind == AppType.KEEPALIVE:
+            next_msg_no, view_age_ms, view_n = _KEEPALIVE_HEADER.unpack_from(rest)
+            if view_n > MAX_CLIENTS_LIMIT or len(rest) != _KEEPALIVE_HEADER.size + view_n * MEMBER_TAG_BYTES:
+                raise ValueError
+            start = _KEEPALIVE_HEADER.size
+            return KeepAlive(next_msg_no, view_age_ms, tuple(rest[i:i + MEMBER_TAG_BYTES] for i in range(
+                start, len(rest), MEMBER_TAG_BYTES)))
         if kind == AppType.FAILED_JOIN:
             if len(rest) != 2 * SESSION_NONCE_BYTES:
                 raise ValueError

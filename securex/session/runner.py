@@ -27,11 +27,12 @@ import select
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import crypto_utils
-from securex.errors import MessageTooLongError, RoomFullError, SecureXError, describe_connect_error
+from securex.errors import (MessageTooLongError, RoomFullError, SecureXError, SendQueueFullError,
+                            describe_connect_error)
 from securex.events import Closed, ConnectionLost, Event, Notice, Reconnecting, Severity
 from securex.session.core import LinkEnd, LinkOutcome, RoomCore
 from securex.session.identity import load_identity, load_known_codes, save_known_codes
@@ -67,7 +68,6 @@ class SessionOptions:
 
 class CommandKind(enum.Enum):
     SEND_TEXT = "send a message"
-    LEAVE = "leave the room"
     RECONNECT_NOW = "skip the back-off"
 
 
@@ -81,8 +81,8 @@ class ChatSession:
     """A member's session with one room, across reconnects."""
 
     def __init__(self, options: SessionOptions, events: queue.Queue[Event]) -> None:
-        validate_name(options.name)   # ValueError with a message for the user
-        self.options = options
+        # ValueError with a message for the user; the name is used as others will see it.
+        self.options = replace(options, name=validate_name(options.name))
         self._events = events
         self._commands: queue.Queue[Command] = queue.Queue(maxsize=COMMAND_QUEUE_SIZE)
         self._wake_read, self._wake_write = socket.socketpair()
@@ -98,22 +98,28 @@ class ChatSession:
         self._thread.start()
 
     def send_text(self, text: str) -> None:
-        """Queue a message. Raises MessageTooLongError (nothing is queued) when it is over
-        the limit, so the front end can keep the draft."""
+        """Queue a message. Raises MessageTooLongError or SendQueueFullError (nothing is
+        queued, nothing blocks) so the front end can say so and keep the draft."""
         size = len(text.encode("utf-8"))
         if size > MAX_TEXT_BYTES:
             raise MessageTooLongError(f"Message not sent: it is {size:,} bytes; the limit is {MAX_TEXT_BYTES:,}.")
         if text.strip():
-            self._command(Command(CommandKind.SEND_TEXT, text))
+            try:
+                self._commands.put_nowait(Command(CommandKind.SEND_TEXT, text))
+            except queue.Full:
+                raise SendQueueFullError() from None
+            self._wake()
 
     def leave(self) -> None:
-        """Leave cleanly; a ``Closed`` event follows."""
+        """Leave cleanly; a ``Closed`` event follows. Never blocks, whatever is queued."""
         self._leaving.set()
-        self._command(Command(CommandKind.LEAVE))
+        self._wake()
 
     def reconnect_now(self) -> None:
         """Skip the rest of the back-off wait."""
-        self._command(Command(CommandKind.RECONNECT_NOW))
+        with contextlib.suppress(queue.Full):   # one already queued does the same
+            self._commands.put_nowait(Command(CommandKind.RECONNECT_NOW))
+        self._wake()
 
     def detach(self) -> None:
         """The front end will read no more events (its window is gone): drop them
@@ -128,14 +134,7 @@ class ChatSession:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
-    def _command(self, command: Command) -> None:
-        try:
-            self._commands.put_nowait(command)
-        except queue.Full:
-            if command.kind != CommandKind.SEND_TEXT:
-                raise
-            self._post(Notice("Too many messages are waiting to be sent: this one was not.", Severity.WARNING))
-            return
+    def _wake(self) -> None:
         with contextlib.suppress(OSError):   # a full wake-up pipe already wakes the thread
             self._wake_write.send(b"\0")
 
@@ -163,7 +162,7 @@ class ChatSession:
                         server=options.server, known_codes=load_known_codes(options.config_dir))
         attempt = 0
         while True:
-            outcome = self._connect_and_serve(core)
+            outcome, reached_room = self._connect_and_serve(core)
             if core.known_codes_changed:
                 core.known_codes_changed = False
                 save_known_codes(core.known_codes, options.config_dir)
@@ -180,7 +179,7 @@ class ChatSession:
             if not retry:
                 self._post(Closed(outcome.message, outcome.error))
                 return
-            attempt = 0 if core.reached_room else attempt
+            attempt = 0 if reached_room else attempt
             delay = min(MAX_BACKOFF, 0.5 * 2 ** attempt)
             attempt += 1
             self._post(ConnectionLost(outcome.message, delay))
@@ -196,24 +195,26 @@ class ChatSession:
             readable, _, _ = select.select([self._wake_read], [], [], remaining)
             if readable:
                 for command in self._take_commands():
-                    if command.kind == CommandKind.LEAVE:
-                        return False
                     if command.kind == CommandKind.RECONNECT_NOW:
-                        return True
+                        return not self._leaving.is_set()
                     self._post(Notice("Not connected: message not sent.", Severity.WARNING))
+                if self._leaving.is_set():
+                    return False
         return not self._leaving.is_set()
 
-    def _connect_and_serve(self, core: RoomCore) -> LinkOutcome:
+    def _connect_and_serve(self, core: RoomCore) -> tuple[LinkOutcome, bool]:
+        """Connect and serve the link: (how it ended, whether it got into the room)."""
         options = self.options
         try:
             sock = socket.create_connection((options.host, options.port), timeout=options.connect_timeout)
         except OSError as error:
             failure = describe_connect_error(error, options.host, options.port, options.connect_timeout)
-            return LinkOutcome(LinkEnd.LOST, str(failure), failure)
+            return LinkOutcome(LinkEnd.LOST, str(failure), failure), False   # exit 5, in its own words
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
-            return self._serve(sock, core)
+            outcome = self._serve(sock, core)
+            return outcome, core.reached_room
         finally:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -228,10 +229,7 @@ class ChatSession:
             for command in self._take_commands():
                 if command.kind == CommandKind.SEND_TEXT:
                     core.send_text(command.text)
-                elif command.kind == CommandKind.LEAVE and leave_by is None:
-                    core.leave()
-                    leave_by = time.monotonic() + LEAVE_TIMEOUT
-            if self._leaving.is_set() and leave_by is None:   # asked to leave before we connected
+            if self._leaving.is_set() and leave_by is None:
                 core.leave()
                 leave_by = time.monotonic() + LEAVE_TIMEOUT
             outgoing += core.data_to_send()
@@ -273,14 +271,14 @@ class ChatSession:
             if not outgoing:
                 last_progress = now
             elif now - last_progress > SEND_STALL:
-                core.outcome = LinkOutcome(LinkEnd.LOST, f"Could not send anything to {self.options.server} "
-                                                         f"for {SEND_STALL:g} s: the connection is lost.")
+                core.outcome = LinkOutcome.lost(f"Could not send anything to {self.options.server} "
+                                                f"for {SEND_STALL:g} s: the connection is lost.")
                 break
             core.tick()
         outcome = core.outcome
         if outcome is None:
             outcome = (LinkOutcome(LinkEnd.LEFT, "You left the room.") if self._leaving.is_set()
-                       else LinkOutcome(LinkEnd.LOST, f"The connection to {self.options.server} was lost."))
+                       else LinkOutcome.lost(f"The connection to {self.options.server} was lost."))
             core.outcome = outcome
         core.connection_lost()
         self._post_all(core.take_events())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -247,3 +248,20 @@ def test_the_relay_process_loads_no_cryptography_at_all():
                  if name.split(".")[0] in ("Crypto", "Cryptodome", "cryptography", "crypto_utils", "ssl",
                                            "hashlib", "hmac", "_hashlib", "secrets")}
     assert not forbidden, f"the relay imported {sorted(forbidden)}"
+
+
+def test_roster_updates_for_a_member_that_reads_slowly_replace_each_other():
+    """Review finding: a stranger toggling its STATUS claims grew a slow reader's
+    queue by a ROSTER each time (100 MiB in 8 s)."""
+    from securex.relay.engine import Connection
+    here, there = socket.socketpair()
+    connection = Connection(here, "10.0.0.1", "test", b"i" * 8, high_water=1 << 20, stall_timeout=60)
+    try:
+        for n in range(100_000):
+            connection.send_roster(protocol.encode_roster(
+                [protocol.RosterEntry(b"i" * 8, True, n % 2 == 0)]))
+        assert connection._unsent < 64 * 1024
+    finally:
+        connection.close(CloseReason.SHUTDOWN, "")
+        there.close()
+        here.close()

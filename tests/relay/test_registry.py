@@ -25,6 +25,9 @@ class FakeMember:
     def send(self, frame: bytes) -> None:
         self.frames.extend(self._decoder.feed(frame))
 
+    def send_roster(self, frame: bytes) -> None:
+        self.send(frame)
+
     def close(self, reason: CloseReason, detail: str) -> None:
         self.closed = reason
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from securex.session.guard import FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, WINDOW_SECONDS, JoinGuard
+from securex.session.guard import FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, WINDOW_SECONDS, JoinGuard, OwnRejections
 
 _runs = itertools.count()
 
@@ -17,9 +17,9 @@ def fail(guard: JoinGuard, n: int, at: float, attempt: bytes = b"A") -> None:
 
 def test_a_few_failures_are_free_then_the_back_off_doubles():
     guard = JoinGuard(free_failures=4)
-    fail(guard, 4, at=100.0)
+    fail(guard, 3, at=100.0)
     assert guard.backoff_remaining(100.0) == 0
-    fail(guard, 1, at=100.0)
+    fail(guard, 1, at=100.0)                       # the budget is used up
     assert guard.backoff_remaining(100.0) == FIRST_BACKOFF_SECONDS
     fail(guard, 1, at=100.0)
     assert guard.backoff_remaining(100.0) == 2 * FIRST_BACKOFF_SECONDS
@@ -34,7 +34,7 @@ def test_the_back_off_is_capped_and_old_failures_are_forgotten():
 
 
 def test_the_same_run_reported_twice_counts_once():
-    guard = JoinGuard(free_failures=1)
+    guard = JoinGuard(free_failures=2)
     assert guard.record(b"run", b"attempt", 0.0)
     assert not guard.record(b"run", b"attempt", 1.0)
     assert guard.backoff_remaining(1.0) == 0
@@ -42,7 +42,7 @@ def test_the_same_run_reported_twice_counts_once():
 
 def test_a_guesser_reusing_its_nonce_is_still_counted_once_per_guess():
     # The key is the member's run nonce, which the guesser does not choose.
-    guard = JoinGuard(free_failures=1)
+    guard = JoinGuard(free_failures=2)
     guard.record(b"member-run-1", b"same-attempt", 0.0)
     guard.record(b"member-run-2", b"same-attempt", 0.0)
     assert guard.backoff_remaining(0.0) > 0
@@ -59,14 +59,42 @@ def test_the_notice_counts_attempts_in_the_last_minute_at_most_every_10_seconds(
     assert "3 failed attempts" in guard.notice_due(10.0)
 
 
-def test_the_notice_says_when_the_room_refuses_joins():
-    guard = JoinGuard(free_failures=1)
-    fail(guard, 2, at=0.0)
-    assert "refuses new joins for 10 s" in guard.notice_due(0.0)
+def test_the_notice_says_at_once_when_the_room_starts_refusing_joins():
+    guard = JoinGuard(free_failures=2)
+    fail(guard, 1, at=0.0)
+    assert "refuses" not in guard.notice_due(0.0)
+    fail(guard, 1, at=1.0)          # within the 10 s quiet time, but this is news
+    assert "refuses new joins for 10 s" in guard.notice_due(1.0)
 
 
-def test_a_room_of_five_forgives_two_honest_typos():
+def test_two_honest_typos_in_a_room_of_five_cost_nothing_a_third_is_held_back():
     guard = JoinGuard()
-    guard.set_room_size(5)
-    fail(guard, 8, at=0.0)          # two attempts, four members each
-    assert guard.backoff_remaining(0.0) == 0
+    fail(guard, 4, at=0.0)          # one typo: one failed run with each of four members
+    assert guard.refusal(0.0, in_flight=0) == 0
+    fail(guard, 3, at=0.0)          # the second typo, three members done, one still running
+    assert guard.refusal(0.0, in_flight=1) > 0
+    fail(guard, 1, at=0.0)
+    assert guard.backoff_remaining(0.0) == FIRST_BACKOFF_SECONDS
+
+
+def test_runs_in_flight_use_up_the_budget_so_parallel_joins_get_no_more_answers():
+    guard = JoinGuard(free_failures=8)
+    answered = 0
+    for in_flight in range(50):               # fifty joins at once, none finished yet
+        if guard.refusal(0.0, in_flight=in_flight) == 0:
+            answered += 1
+    assert answered == 8
+
+
+def test_the_budget_is_fixed_not_set_by_anything_the_relay_says():
+    assert JoinGuard().free_failures == 8
+    assert not hasattr(JoinGuard, "set_room_size")
+
+
+def test_a_newcomer_rejected_too_often_stops_trying():
+    own = OwnRejections(allowed=8)
+    for _ in range(8):
+        own.record(0.0)
+    assert not own.exhausted(0.0)
+    own.record(0.0)
+    assert own.exhausted(0.0) and not own.exhausted(WINDOW_SECONDS + 1)

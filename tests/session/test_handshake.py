@@ -195,3 +195,14 @@ def test_no_sequence_of_bodies_verifies_anyone_without_the_passphrase_or_raises(
         step = run.receive(kind, payload)
         assert step.verified is None
     assert run.state != State.VERIFIED
+
+
+def test_the_sealed_identity_does_not_reveal_the_names_length():
+    """Review finding: CONFIRM_A was 172, 175 or 190 bytes for names of 2, 5 or 20 letters."""
+    sizes = set()
+    for name in ("Al", "Alice", "Alexandra Hamilton-X"):
+        me = LocalIdentity.from_seed(name, bytes([3]) * 32)
+        a, flight1 = PairHandshake.as_newcomer(W, me, state(), new_nonce())
+        _, flight2 = PairHandshake.as_member(W, BOB, state(), split(flight1)[1])
+        sizes.add(len(a.receive(*split(flight2)).send[0]))
+    assert len(sizes) == 1

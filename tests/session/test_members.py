@@ -56,3 +56,23 @@ def test_view_difference_names_who_is_missing_and_counts_strangers():
     theirs = frozenset({b"me", b"ghost1", b"ghost2"})
     text = view_difference("Bob", theirs, mine, {b"carol": "Carol"})
     assert text == "Bob sees 2 members you have not verified; Bob does not see Carol"
+
+
+def test_a_number_far_ahead_costs_constant_time_and_memory():
+    """Review finding: one message numbered 2**63 made the receiver walk the gap."""
+    log = ReceivedLog()
+    log.add(0, expect_from=0)
+    assert log.missing_until(2**63, expect_from=0) == 2**63 - 1
+    assert log.add(2**63 + 5, expect_from=0) == (5, False)
+    assert len(log._missing) <= DEDUPE_WINDOW + 5
+
+
+def test_numbers_spread_apart_keep_memory_bounded():
+    log = ReceivedLog()
+    for i in range(2000):
+        log.add(i * (DEDUPE_WINDOW - 1), expect_from=0)
+    assert len(log._missing) <= 2 * DEDUPE_WINDOW and len(log._seen) <= 2 * DEDUPE_WINDOW + 1
+
+
+def test_lookalike_names_are_one_name_for_labels():
+    assert labels([("Bob", "AAAA BBBB"), ("BOB", "CCCC DDDD")]) == ["Bob (AAAA)", "BOB (CCCC)"]
