@@ -1,73 +1,161 @@
-"""The terminal front end: ``python client.py --cli``.
+"""The terminal front end: ``securex --cli`` (or ``python client.py --cli``).
 
-Stable output for people and scripts, one line per event::
+One line per event on stdout, a contract scripts rely on (README, "Terminal
+contract")::
 
-    [14:03:22] Bob: hello                      a message (embedded newlines shown as ⏎)
-    [14:03:25] * Carol joined                  membership
-    [14:03:40] * Carol left
-    [14:03:41] ! 2 messages from Bob were not received    notices and warnings
+    [14:03:20] * Joined the room at 192.168.1.23:5050 (AES-256-GCM). Your safety code: K4F2 9XQ7 M3TB 6PLA
+    [14:03:20] * In the room (2/5): Alice (you) K4F2 9XQ7 M3TB 6PLA, Bob NOWP ONH4 SYZZ KECU
+    [14:03:22] Bob: hello                        a message (newlines shown as ⏎)
+    [14:03:25] * Carol joined                    membership
+    [14:03:40] * Carol left                      an authenticated goodbye
+    [14:03:41] * Carol's connection dropped      no goodbye
+    [14:03:42] ! 2 messages from Bob were not received     warnings; "!!" for possible attacks
 
-The main thread prints events from the session's queue; a reader thread feeds
-stdin lines to the session. Neither touches the socket.
+Every line the client writes itself starts with ``*`` or ``!`` after the time;
+no member's line can, because no name may start with either.
+
+Threads: the main thread takes events from the session's bounded queue and
+prints them through ``dispatch``; a reader thread turns stdin lines into work
+for the main thread (an input queue); neither touches the socket.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import sys
 import threading
+from datetime import datetime
+from typing import TextIO
 
-from securex.session import runner as chat_session
-from securex.session.runner import ChatSession
-from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, Event,
-                          MemberJoined, MemberLeft, MembersChanged, Notice, Reconnecting)
 from crypto_utils import passphrase_warning
-from securex.errors import EXIT_USAGE, SecureXError, exit_status
+from securex.commands import Action, help_lines, parse_input, refusal
+from securex.errors import EXIT_USAGE, MessageTooLongError, SecureXError, SendQueueFullError, exit_status
+from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, Event, EventHandler, Joined,
+                            Member, MemberJoined, MemberLeft, MembersChanged, Notice, Reconnecting, Severity,
+                            dispatch)
+from securex.session.runner import EVENT_QUEUE_SIZE, ChatSession, SessionOptions
+from securex.text import one_line
 
-WHO_COMMAND = "/who"
+INPUT_QUEUE_SIZE = 1000
+POLL_SECONDS = 0.1
+_MARK = {Severity.INFO: "*", Severity.WARNING: "!", Severity.ALERT: "!!"}
 
 
 def ask(prompt: str, flag: str) -> str:
-    """Ask the person at the terminal; without one, say which flag to pass."""
+    """Ask the person at the terminal until the answer is not empty; without a
+    terminal, say which flag to pass."""
     if not sys.stdin.isatty():
         raise SecureXError(f"No terminal to ask for it: pass {flag}.")
-    return input(prompt).strip()
+    while True:
+        answer = input(prompt).strip()
+        if answer:
+            return answer
+        print("It cannot be empty.", file=sys.stderr)
 
 
-def format_event(event: Event) -> str | None:
-    """The line printed for an event, or None for events with no line of their own."""
-    stamp = event.at.strftime("[%H:%M:%S]")
-    if isinstance(event, ChatMessage):
-        return None if event.own else f"{stamp} {event.sender}: {event.text.replace(chr(10), ' ⏎ ')}"
-    if isinstance(event, MemberJoined):
-        return f"{stamp} * {event.name} joined"
-    if isinstance(event, MemberLeft):
-        return f"{stamp} * {event.name} left"
-    if isinstance(event, Notice):
-        return f"{stamp} ! {event.text}"
-    if isinstance(event, Connected):
-        verb = "Reconnected" if event.reconnected else "Joined the room"
-        return (f"{stamp} {verb} at {event.server} ({event.cipher}). Room key fingerprint: "
-                f"{event.fingerprint} (compare it out loud with the others)")
-    if isinstance(event, ConnectionLost):
-        return f"{stamp} ! {event.reason} Reconnecting in {event.retry_in:g} s (Ctrl+C to quit)."
-    if isinstance(event, Reconnecting):
-        return f"{stamp} ! Reconnecting (attempt {event.attempt})..."
-    return None
+def member_list(members: tuple[Member, ...]) -> str:
+    return ", ".join(f"{m.label}{' (you)' if m.you else ''} {m.safety_code}" for m in members)
 
 
-def _feed_stdin(session: ChatSession, members: list[MembersChanged]) -> None:
+class TerminalFrontEnd(EventHandler):
+    """Prints events as the contract says; remembers what ``/who`` shows."""
+
+    def __init__(self, session: ChatSession, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.session = session
+        self.out, self.err = out, err
+        self.members: MembersChanged | None = None
+        self.exit_status: int | None = None
+        self.joined = False
+
+    def line(self, text: str, at: datetime | None = None) -> None:
+        stamp = (at or datetime.now()).strftime("[%H:%M:%S]")
+        print(f"{stamp} {text}", file=self.out, flush=True)
+
+    def note(self, text: str, severity: Severity = Severity.INFO) -> None:
+        self.line(f"{_MARK[severity]} {text}")
+
+    # -- events -------------------------------------------------------------------
+
+    def on_connected(self, event: Connected) -> None:
+        verb = "Reconnected to" if event.reconnected else "Connected to"
+        self.line(f"* {verb} {event.server}; checking the passphrase with the members present...", event.at)
+
+    def on_joined(self, event: Joined) -> None:
+        self.joined = True
+        verb = "Back in the room" if event.reconnected else "Joined the room"
+        self.line(f"* {verb} at {event.server} ({event.cipher}). Your safety code: {event.you.safety_code} "
+                  "(compare codes out loud to be sure who is who)", event.at)
+
+    def on_members_changed(self, event: MembersChanged) -> None:
+        first = self.members is None
+        self.members = event
+        if first:
+            self.show_members(event.at)
+
+    def on_member_joined(self, event: MemberJoined) -> None:
+        self.line(f"* {event.member.label} joined ({event.member.safety_code})", event.at)
+
+    def on_member_left(self, event: MemberLeft) -> None:
+        how = "'s connection dropped" if event.dropped else " left"
+        self.line(f"* {event.member.label}{how}", event.at)
+
+    def on_chat_message(self, event: ChatMessage) -> None:
+        late = " (late)" if event.late else ""
+        self.line(f"{event.sender.label}: {one_line(event.text)}{late}", event.sent_at if event.late else event.at)
+
+    def on_notice(self, event: Notice) -> None:
+        self.line(f"{_MARK[event.severity]} {one_line(event.text)}", event.at)
+
+    def on_connection_lost(self, event: ConnectionLost) -> None:
+        self.line(f"! {event.reason} Reconnecting in {event.retry_in:g} s (Ctrl+C to quit).", event.at)
+
+    def on_reconnecting(self, event: Reconnecting) -> None:
+        self.line(f"* Reconnecting (attempt {event.attempt})...", event.at)
+
+    def on_closed(self, event: Closed) -> None:
+        if event.error is None:
+            print(event.reason, file=self.out, flush=True)
+        else:
+            print(f"Error: {event.reason}", file=self.err, flush=True)
+        self.exit_status = exit_status(event.error)
+
+    # -- what the user typed ----------------------------------------------------------
+
+    def show_members(self, at: datetime | None = None) -> None:
+        if self.members is None:
+            self.note("Not in the room yet.")
+            return
+        count = f"{len(self.members.members)}/{self.members.capacity}"
+        self.line(f"* In the room ({count}): {member_list(self.members.members)}", at)
+
+    def on_input(self, line: str | None) -> None:
+        """A line from stdin (None: end of input, which leaves)."""
+        if line is None:
+            self.session.leave()
+            return
+        parsed = parse_input(line)
+        if parsed.action == Action.QUIT:
+            self.session.leave()
+        elif parsed.action == Action.WHO:
+            self.show_members()
+        elif parsed.action == Action.HELP:
+            for text in help_lines():
+                self.note(text)
+        elif parsed.action in (Action.UNKNOWN, Action.REFUSED):
+            self.note(refusal(parsed), Severity.WARNING)
+        else:
+            try:
+                self.session.send_text(parsed.text)
+            except (MessageTooLongError, SendQueueFullError) as error:
+                self.note(str(error), Severity.WARNING)
+
+
+def _read_stdin(lines: queue.Queue[str | None]) -> None:
     for line in sys.stdin:
-        text = line.rstrip("\r\n")
-        if text.strip() == WHO_COMMAND:
-            if members:
-                latest = members[-1]
-                print(f"In the room ({len(latest.names)}/{latest.capacity}): "
-                      + ", ".join(latest.names), flush=True)
-            continue
-        session.send_text(text)
-    session.leave()
+        lines.put(line.rstrip("\r\n"))
+    lines.put(None)
 
 
 def tolerate_any_encoding() -> None:
@@ -78,50 +166,65 @@ def tolerate_any_encoding() -> None:
             stream.reconfigure(errors="replace")
 
 
-def run(host: str, port: int, name: str, passphrase: str, *, auto_reconnect: bool = True) -> int:
+class Interrupts:
+    """Ctrl+C and SIGTERM: the first leaves cleanly, a second ends the program at once.
+    Installed explicitly, so they work even when started with SIGINT ignored
+    (as a background job or under nohup)."""
+
+    def __init__(self, session: ChatSession) -> None:
+        self.session = session
+        self.count = 0
+        self.unannounced = False    # the main loop says "Leaving..." (never print in a handler)
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self.handle)
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count > 1:
+            os._exit(128 + signum)   # the user insists: no clean-up beyond what the OS does
+        self.unannounced = True
+        self.session.leave()
+
+
+def run(options: SessionOptions) -> int:
+    """Chat in this terminal until the session ends; returns the exit status."""
     tolerate_any_encoding()
+    warning = passphrase_warning(options.passphrase)
+    if warning:
+        print(f"Warning: {warning}", file=sys.stderr)
+    events: queue.Queue[Event] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
     try:
-        name = chat_session.validate_name(name)
+        session = ChatSession(options, events)
     except ValueError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    warning = passphrase_warning(passphrase)
-    if warning:
-        print(f"Warning: {warning}", file=sys.stderr)
-    events: queue.Queue[Event] = queue.Queue()
-    session = ChatSession(host, port, name, passphrase, events, auto_reconnect=auto_reconnect)
-    # SIGTERM leaves as cleanly as Ctrl+C does.
-    signal.signal(signal.SIGTERM, lambda *_: session.leave())
-    members: list[MembersChanged] = []     # latest only; replaced whole, read by /who
+    front = TerminalFrontEnd(session)
+    interrupts = Interrupts(session)
+    interrupts.install()
+    lines: queue.Queue[str | None] = queue.Queue(maxsize=INPUT_QUEUE_SIZE)
+    reader = threading.Thread(target=_read_stdin, args=(lines,), name="stdin", daemon=True)
     session.start()
-    while True:
+    while front.exit_status is None:
         try:
-            status = _show_next_event(events, session, members)
-        except KeyboardInterrupt:      # Ctrl+C may land anywhere in the loop
-            session.leave()
-            continue
-        if status is not None:
-            return status
+            event = events.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            event = None
+        if interrupts.unannounced:
+            interrupts.unannounced = False
+            front.note("Leaving the room... (Ctrl+C again to quit at once)")
+        if event is not None:
+            dispatch(front, event)
+        if front.joined and not reader.is_alive() and reader.ident is None:
+            reader.start()   # typing is read once there is a room to send to
+        while front.exit_status is None:
+            try:
+                front.on_input(lines.get_nowait())
+            except queue.Empty:
+                break
+    session.join(timeout=2.0)
+    return front.exit_status
 
 
-def _show_next_event(events: queue.Queue[Event], session: ChatSession,
-                     members: list[MembersChanged]) -> int | None:
-    """Print one event; return the exit status once the session is over."""
-    try:
-        event = events.get(timeout=1.0)
-    except queue.Empty:
-        return None
-    if isinstance(event, MembersChanged):
-        members[:] = [event]
-    line = format_event(event)
-    if line:
-        print(line, flush=True)
-    if isinstance(event, Connected) and not event.reconnected:
-        threading.Thread(target=_feed_stdin, args=(session, members), name="stdin", daemon=True).start()
-    if isinstance(event, Closed):
-        if event.error is None:
-            print(event.reason, flush=True)
-        else:
-            print(f"Error: {event.reason}", file=sys.stderr, flush=True)
-        return exit_status(event.error)
-    return None
+__all__ = ["TerminalFrontEnd", "ask", "run"]
