@@ -81,6 +81,19 @@ class ChatMessage(Event):
     sent_at: datetime
     late: bool = False       # arrived after later messages from the same sender
     caught_up: bool = False  # sent while we were away, delivered when we came back
+    message_id: int = 0      # our own messages: the id DeliveryChanged refers to
+    pending: bool = False    # our own, typed while not in the room: sent when it is back
+
+
+@dataclass(frozen=True)
+class DeliveryChanged(Event):
+    """Where one of our own messages stands: who has it (their receipts), who it is
+    still on its way to, and for whom it was given up."""
+    message_id: int
+    state: str                           # pending, sent, delivered or incomplete
+    delivered_to: tuple[str, ...]
+    waiting_for: tuple[str, ...]
+    given_up: tuple[str, ...]
 
 
 class Severity(enum.Enum):
@@ -109,13 +122,15 @@ class Reconnecting(Event):
 
 @dataclass(frozen=True)
 class Closed(Event):
-    """The session is over. ``error`` is None when the user left or the server shut down."""
+    """The session is over. ``error`` is None when the user left or the server shut down;
+    ``unsent`` counts messages typed while away that never went out."""
     reason: str
     error: SecureXError | None
+    unsent: int = 0
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (Connected, Joined, MembersChanged, MemberJoined, MemberLeft,
-                                        ChatMessage, Notice, ConnectionLost, Reconnecting, Closed)
+                                        ChatMessage, DeliveryChanged, Notice, ConnectionLost, Reconnecting, Closed)
 
 
 def handler_name(event_type: type[Event]) -> str:
@@ -133,6 +148,7 @@ class EventHandler:
     def on_member_joined(self, event: MemberJoined) -> None: ...
     def on_member_left(self, event: MemberLeft) -> None: ...
     def on_chat_message(self, event: ChatMessage) -> None: ...
+    def on_delivery_changed(self, event: DeliveryChanged) -> None: ...
     def on_notice(self, event: Notice) -> None: ...
     def on_connection_lost(self, event: ConnectionLost) -> None: ...
     def on_reconnecting(self, event: Reconnecting) -> None: ...

@@ -32,8 +32,8 @@ from typing import TextIO
 from crypto_utils import passphrase_warning
 from securex.commands import Action, help_lines, parse_input, refusal
 from securex.errors import EXIT_USAGE, MessageTooLongError, SecureXError, SendQueueFullError, exit_status
-from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, Event, EventHandler, Joined,
-                            Member, MemberJoined, MemberLeft, MembersChanged, Notice, Reconnecting, Severity,
+from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, DeliveryChanged, Event, EventHandler,
+                            Joined, Member, MemberJoined, MemberLeft, MembersChanged, Notice, Reconnecting, Severity,
                             dispatch)
 from securex.session.runner import EVENT_QUEUE_SIZE, ChatSession, SessionOptions
 from securex.text import one_line
@@ -104,6 +104,12 @@ class TerminalFrontEnd(EventHandler):
     def on_chat_message(self, event: ChatMessage) -> None:
         late = " (late)" if event.late else ""
         self.line(f"{event.sender.label}: {one_line(event.text)}{late}", event.sent_at if event.late else event.at)
+        if event.pending:
+            self.note("Queued: not in the room right now; it will be sent when the room is back.")
+
+    def on_delivery_changed(self, event: DeliveryChanged) -> None:
+        """Receipts: the terminal says only what went wrong (the core's notices name
+        members a message is slow to reach or will not reach)."""
 
     def on_notice(self, event: Notice) -> None:
         self.line(f"{_MARK[event.severity]} {one_line(event.text)}", event.at)
@@ -115,6 +121,9 @@ class TerminalFrontEnd(EventHandler):
         self.line(f"* Reconnecting (attempt {event.attempt})...", event.at)
 
     def on_closed(self, event: Closed) -> None:
+        if event.unsent:
+            self.note(f"{event.unsent} message{'s' if event.unsent != 1 else ''} typed while not in the room "
+                      f"{'were' if event.unsent != 1 else 'was'} never sent.", Severity.WARNING)
         if event.error is None:
             print(event.reason, file=self.out, flush=True)
         else:

@@ -798,3 +798,80 @@ def netns_lan(*roles: str) -> Iterator[NetnsLan]:
             process.kill()
         for namespace in created:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=WAIT)
+
+
+# -- a network that keeps failing ------------------------------------------------------------
+
+class ChaosProxy:
+    """A TCP proxy in front of the relay that resets every connection after a random
+    time in ``lifetime`` seconds (RST, not a clean close), while ``active`` is set:
+    Wi-Fi at its worst. Clear ``active`` and connections live until closed."""
+
+    def __init__(self, server_port: int, lifetime: tuple[float, float] = (0.7, 2.5), seed: int = 7) -> None:
+        import random
+        import struct as _struct
+
+        self._server_port = server_port
+        self._lifetime = lifetime
+        self._random = random.Random(seed)
+        self._linger = _struct.pack("ii", 1, 0)     # close with RST
+        self.active = threading.Event()
+        self.active.set()
+        self.resets = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._accept_loop, daemon=True)]
+        self._threads[0].start()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self._server_port), timeout=WAIT)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                life = self._random.uniform(*self._lifetime)
+            thread = threading.Thread(target=self._carry, args=(client, upstream, time.monotonic() + life),
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _carry(self, client: socket.socket, upstream: socket.socket, reset_at: float) -> None:
+        import select as _select
+
+        pairs = {client: upstream, upstream: client}
+        try:
+            while not self._stopping.is_set():
+                if self.active.is_set() and time.monotonic() >= reset_at:
+                    for sock in (client, upstream):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, self._linger)
+                    with self._lock:
+                        self.resets += 1
+                    return
+                readable, _, _ = _select.select(list(pairs), [], [], 0.05)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pairs[sock].sendall(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            upstream.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(WAIT)

@@ -33,6 +33,7 @@ peer's GOODBYE or KEEPALIVE which numbers it should have had.
 from __future__ import annotations
 
 import enum
+import itertools
 import secrets
 import time
 from collections.abc import Callable
@@ -44,10 +45,11 @@ from crypto_utils import CIPHER_NAME, RandBytes
 from securex import protocol
 from securex.errors import (ConnectionLostError, DecryptionError, ProtocolError, RefusedError, RoomFullError,
                             SecureXError, WrongPassphraseError)
-from securex.events import (ChatMessage, Connected, Event, Joined, Member, MemberJoined, MemberLeft,
-                            MembersChanged, Notice, Severity)
+from securex.events import (ChatMessage, Connected, DeliveryChanged, Event, Joined, Member, MemberJoined,
+                            MemberLeft, MembersChanged, Notice, Severity)
 from securex.protocol import CLIENT_IDLE_TIMEOUT, PING_SECONDS, CloseReason, FrameType
 from securex.session import peer_wire
+from securex.session.delivery import GivenUp, Outbox, PendingQueue, Sent
 from securex.session.guard import JoinGuard, OwnRejections
 from securex.session.handshake import Failure, LocalIdentity, PairHandshake, State, Step
 from securex.session.members import Peer, ReceivedLogs, labels, view_difference
@@ -55,6 +57,7 @@ from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, Fail
                                        RefuseReason, Text)
 from securex.text import display_safe, name_key
 
+ENTRY_DEADLINE = 30.0       # from connecting to being in the room, however the relay trickles bytes
 RUN_TIMEOUT = 10.0          # a PAKE run that has not ended by then is abandoned
 JOIN_TIMEOUT = 15.0         # the join verdict comes at the latest this long after the roster
 KEEPALIVE_SECONDS = 5.0     # an encrypted keep-alive to a peer we have sent nothing for this long
@@ -127,6 +130,9 @@ class RoomCore:
         self._seen_attempts: dict[bytes, None] = {}       # newcomers' nonces we saw a PAKE_A with
         self._notice_times: dict[str, tuple[float, int]] = {}   # kind -> (last shown, suppressed since)
         self._received = ReceivedLogs()
+        self.outbox = Outbox()
+        self.pending = PendingQueue()
+        self._local_ids = itertools.count(1)
         self._events: list[Event] = []
         self._out: list[bytes] = []
         self.joined_before = False
@@ -151,7 +157,7 @@ class RoomCore:
         self._join_deadline = 0.0
         self._view_changed_at = now
         self._status_sent: tuple[bool, frozenset[bytes]] | None = None
-        self._heard_at = self._sent_at = now
+        self._heard_at = self._sent_at = self._link_started = now
         self._refusal_noted = False
         self._attempt = crypto_utils.new_nonce(self._randbytes)   # our nonce as A, for every run of this link
         self._members_posted: tuple[tuple[Member, ...], int] | None = None
@@ -169,9 +175,12 @@ class RoomCore:
         even though the link, not the guesser, ended it."""
         if self.outcome is None:
             self._end(LinkEnd.LOST, f"The connection to {self.server} was lost.")
+        now = self._clock()
         for run in self._runs.values():
             if run.handshake.role == crypto_utils.ROLE_B and not run.handshake.confirmed:
-                self.guard.record(run.handshake.nonce, run.handshake.attempt, self._clock())
+                self.guard.record(run.handshake.nonce, run.handshake.attempt, now)
+        for peer in self.peers.values():     # unreachable from here now: they are owed what we send
+            self.outbox.member_dropped(peer.verified.identity.public_key, now)
         self._present_before = {peer.verified.identity.public_key for peer in self.peers.values()}
         self._reset_link()
 
@@ -192,12 +201,26 @@ class RoomCore:
                 self._on_frame(frame)
             except ProtocolError as error:
                 self._end(LinkEnd.LOST, f"The server broke the protocol ({error}).")
+        self._send_receipts()
 
     def send_text(self, text: str) -> bool:
-        """Send a message to every verified member. False (with a notice) if it cannot go now."""
-        if self.phase != Phase.IN_ROOM or self.outcome is not None:
-            self._notice("Not in the room right now: message not sent.", Severity.WARNING)
+        """Send a message to every verified member, or keep it until the room is back.
+        False (with a notice) only when too much is already waiting."""
+        local_id = next(self._local_ids)
+        if self.in_room:
+            self._send_now(local_id, text, announce=True)
+            return True
+        if not self.pending.room_for(text):
+            self._notice(f"Message not sent: {len(self.pending)} messages are already waiting for the room to "
+                         "be back.", Severity.WARNING)
             return False
+        self.pending.add(local_id, text)
+        self._post(ChatMessage(self._me_member(), display_safe(text), own=True,
+                               sent_at=datetime.fromtimestamp(self._wall_clock()), message_id=local_id,
+                               pending=True))
+        return True
+
+    def _send_now(self, local_id: int, text: str, *, announce: bool) -> None:
         now = self._clock()
         message = Text(self.next_msg_no, int(self._wall_clock() * 1000), int((now - self._view_changed_at) * 1000),
                        tuple(sorted(self._view())), text)
@@ -205,9 +228,13 @@ class RoomCore:
         self.next_msg_no += 1
         for peer in self.peers.values():
             self._send_app(peer, plaintext)
-        self._post(ChatMessage(self._me_member(), display_safe(text), own=True,
-                               sent_at=datetime.fromtimestamp(message.sent_at_ms / 1000)))
-        return True
+        sent = Sent(local_id, message.msg_no, plaintext, text[:40], now)
+        self._report_given_up(self.outbox.record(sent, [(p.verified.identity.public_key, p.member.label)
+                                                        for p in self.peers.values()]))
+        if announce:
+            self._post(ChatMessage(self._me_member(), display_safe(text), own=True,
+                                   sent_at=datetime.fromtimestamp(message.sent_at_ms / 1000), message_id=local_id))
+        self._post_delivery(sent)
 
     def leave(self) -> None:
         """Say an authenticated goodbye to every peer, then ask the relay to close."""
@@ -227,6 +254,11 @@ class RoomCore:
         if now - self._heard_at > CLIENT_IDLE_TIMEOUT:
             self._end(LinkEnd.LOST, f"No answer from {self.server} for {CLIENT_IDLE_TIMEOUT:g} s: "
                                     "the connection is lost.")
+            return
+        if self.phase in (Phase.WAITING, Phase.JOINING) and now - self._link_started > ENTRY_DEADLINE:
+            # A relay that trickles a byte every few seconds never looks idle.
+            self._end(LinkEnd.LOST, f"{self.server} did not let this client into the room within "
+                                    f"{ENTRY_DEADLINE:g} s.")
             return
         for member_id, run in list(self._runs.items()):
             if now - run.started_at > RUN_TIMEOUT:
@@ -252,6 +284,11 @@ class RoomCore:
                                  "server lists them: the server may be holding back their messages.",
                                  Severity.WARNING)
         self._announce_failures(now)
+        given_up, slow = self.outbox.expire(now)
+        self._report_given_up(given_up)
+        for message, name in slow:
+            self._notice(f"Not yet delivered to {name} after {int(now - message.sent_at)} s: "
+                         f"\"{display_safe(message.preview, keep_newlines=False)}\"", Severity.WARNING)
         if self.phase != Phase.WAITING and now - self._sent_at >= PING_SECONDS:
             self._send(protocol.encode_frame(FrameType.PING))
 
@@ -269,6 +306,8 @@ class RoomCore:
     def next_deadline(self) -> float:
         """When ``tick`` should next run (monotonic clock)."""
         deadlines = [self._heard_at + CLIENT_IDLE_TIMEOUT, self._sent_at + PING_SECONDS]
+        if self.phase in (Phase.WAITING, Phase.JOINING):
+            deadlines.append(self._link_started + ENTRY_DEADLINE)
         deadlines += [run.started_at + RUN_TIMEOUT for run in self._runs.values()]
         deadlines += self._retry_at.values()
         if self.phase == Phase.JOINING:
@@ -277,9 +316,9 @@ class RoomCore:
             deadlines.append(peer.sent_at + KEEPALIVE_SECONDS)
             if not peer.silence_reported:
                 deadlines.append(peer.heard_at + PEER_SILENCE)
-        notice_at = self.guard.next_notice_at()
-        if notice_at is not None:
-            deadlines.append(notice_at)
+        for at in (self.guard.next_notice_at(), self.outbox.next_expiry()):
+            if at is not None:
+                deadlines.append(at)
         return min(deadlines)
 
     @property
@@ -443,6 +482,8 @@ class RoomCore:
                              "you were disconnected.")
         self.joined_before = True
         self._post_members()
+        for local_id, text in self.pending.take_all():    # typed while we were away
+            self._send_now(local_id, text, announce=False)
 
     # -- routed bodies -------------------------------------------------------------------------
 
@@ -521,6 +562,12 @@ class RoomCore:
         peer = Peer(member_id, verified, Member(name, verified.safety_code, name), heard_at=now, sent_at=now)
         self.peers[member_id] = peer
         self._view_changed_at = now
+        # Before anything else on the new channel: what it missed, in order.
+        missed = self.outbox.member_back(identity.public_key, name)
+        for plaintext in missed:
+            self._send_app(peer, plaintext)
+        if missed:
+            self._send_app(peer, peer_wire.encode_app(CaughtUp(len(missed))))
         self._relabel()
         self._check_known_code(peer)
         if member_id in self._targets:
@@ -593,6 +640,11 @@ class RoomCore:
         if peer is None:
             return
         self._view_changed_at = self._clock()
+        if peer.goodbye:
+            given_up = self.outbox.member_left(peer.verified.identity.public_key)
+            self._report_given_up([given_up] if given_up else [])
+        else:
+            self.outbox.member_dropped(peer.verified.identity.public_key, self._clock())
         self._post(MemberLeft(peer.member, dropped=not peer.goodbye))
         self._relabel()
         self._send_status()
@@ -624,13 +676,15 @@ class RoomCore:
         identity = peer.verified.identity
         log = self._received.get(identity.public_key, identity.run_id)
         if isinstance(message, Text):
+            peer.unacknowledged.append(message.msg_no)    # a receipt even for a duplicate: its ACK was lost
             if log.has(message.msg_no):
                 return   # delivered before: shown once
             skipped, late = log.add(message.msg_no, peer.expect_from)
             self._report_missing(peer, skipped)
             self._check_view(peer, message.view_age_ms, message.view)
             sent_at = datetime.fromtimestamp(min(message.sent_at_ms, 2**41) / 1000)
-            self._post(ChatMessage(peer.member, display_safe(message.text), own=False, sent_at=sent_at, late=late))
+            self._post(ChatMessage(peer.member, display_safe(message.text), own=False, sent_at=sent_at, late=late,
+                                   caught_up=message.msg_no < peer.expect_from))
         elif isinstance(message, (Goodbye, KeepAlive)):
             self._report_missing(peer, log.missing_until(message.next_msg_no, peer.expect_from))
             if isinstance(message, Goodbye):
@@ -642,8 +696,39 @@ class RoomCore:
             # member): a member cannot invent failures to keep newcomers out.
             if message.attempt in self._seen_attempts:
                 self._count_failure(message)
-        elif isinstance(message, (Ack, CaughtUp)):
-            pass   # delivery receipts: the delivery layer
+        elif isinstance(message, Ack):
+            if message.run_id == self.run_id:   # receipts for an earlier run of ours settle nothing now
+                for sent in self.outbox.acknowledged(identity.public_key, message.ranges):
+                    self._post_delivery(sent)
+        elif isinstance(message, CaughtUp) and message.resent:
+            self._notice(f"Caught up: {message.resent} message{'s' if message.resent != 1 else ''} from "
+                         f"{peer.member.label} sent while you were away.")
+
+    def _send_receipts(self) -> None:
+        """One ACK per peer for everything received in this read."""
+        for peer in self.peers.values():
+            if peer.unacknowledged:
+                numbers, peer.unacknowledged = sorted(set(peer.unacknowledged)), []
+                ranges: list[tuple[int, int]] = []
+                for n in numbers:
+                    if ranges and n == ranges[-1][1] + 1:
+                        ranges[-1] = (ranges[-1][0], n)
+                    else:
+                        ranges.append((n, n))
+                for start in range(0, len(ranges), peer_wire.MAX_ACK_RANGES):
+                    ack = Ack(peer.verified.identity.run_id, tuple(ranges[start:start + peer_wire.MAX_ACK_RANGES]))
+                    self._send_app(peer, peer_wire.encode_app(ack))
+
+    def _post_delivery(self, sent: Sent) -> None:
+        self._post(DeliveryChanged(sent.local_id, sent.state.name.lower(), tuple(self.outbox.names(sent.delivered)),
+                                   tuple(self.outbox.names(sent.waiting)), tuple(self.outbox.names(sent.given_up))))
+
+    def _report_given_up(self, given_up: list[GivenUp]) -> None:
+        for item in given_up:
+            self._notice(f"{item.count} message{'s' if item.count != 1 else ''} of yours will not reach "
+                         f"{item.name}: {item.why}.", Severity.WARNING)
+            for sent in item.messages:
+                self._post_delivery(sent)
 
     def _report_missing(self, peer: Peer, count: int) -> None:
         if count > 0:

@@ -100,6 +100,7 @@ class Peer:
     sent_at: float
     goodbye: bool = False
     silence_reported: bool = False
+    unacknowledged: list[int] = field(default_factory=list)     # received message numbers to acknowledge
     reported_views: set[tuple[frozenset[bytes], frozenset[bytes]]] = field(default_factory=set)
 
     @property

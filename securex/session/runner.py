@@ -33,7 +33,7 @@ from pathlib import Path
 import crypto_utils
 from securex.errors import (MessageTooLongError, RoomFullError, SecureXError, SendQueueFullError,
                             describe_connect_error)
-from securex.events import Closed, ConnectionLost, Event, Notice, Reconnecting, Severity
+from securex.events import Closed, ConnectionLost, Event, Reconnecting
 from securex.session.core import LinkEnd, LinkOutcome, RoomCore
 from securex.session.identity import load_identity, load_known_codes, save_known_codes
 from securex.session.peer_wire import MAX_TEXT_BYTES
@@ -166,25 +166,26 @@ class ChatSession:
             if core.known_codes_changed:
                 core.known_codes_changed = False
                 save_known_codes(core.known_codes, options.config_dir)
+            unsent = len(core.pending)
             if outcome.end == LinkEnd.LEFT or self._leaving.is_set():
-                self._post(Closed("You left the room.", None))
+                self._post(Closed("You left the room.", None, unsent))
                 return
             if outcome.end == LinkEnd.SHUTDOWN:
-                self._post(Closed(outcome.message, None))
+                self._post(Closed(outcome.message, None, unsent))
                 return
             joined = core.joined_before
             retry = (outcome.end == LinkEnd.RETRY
                      or (options.auto_reconnect and joined and (
                          outcome.end == LinkEnd.LOST or isinstance(outcome.error, RoomFullError))))
             if not retry:
-                self._post(Closed(outcome.message, outcome.error))
+                self._post(Closed(outcome.message, outcome.error, unsent))
                 return
             attempt = 0 if reached_room else attempt
-            delay = min(MAX_BACKOFF, 0.5 * 2 ** attempt)
+            delay = max(outcome.retry_after, min(MAX_BACKOFF, 0.5 * 2 ** attempt))
             attempt += 1
             self._post(ConnectionLost(outcome.message, delay))
             if not self._wait_to_retry(core, delay):
-                self._post(Closed("You left the room.", None))
+                self._post(Closed("You left the room.", None, len(core.pending)))
                 return
             self._post(Reconnecting(attempt))
 
@@ -197,7 +198,8 @@ class ChatSession:
                 for command in self._take_commands():
                     if command.kind == CommandKind.RECONNECT_NOW:
                         return not self._leaving.is_set()
-                    self._post(Notice("Not connected: message not sent.", Severity.WARNING))
+                    core.send_text(command.text)    # kept until the room is back
+                self._post_all(core.take_events())
                 if self._leaving.is_set():
                     return False
         return not self._leaving.is_set()

@@ -1,0 +1,214 @@
+"""securex.session.delivery and its use by the core: receipts, a send queue that
+survives reconnects, catch-up after a drop, exactly once and in order, and every
+limit said out loud. Driven in-process through the in-memory relay and a fake clock."""
+
+from __future__ import annotations
+
+import re
+
+from helpers import FakeClock, SimRelay, sim_core
+from securex import protocol
+from securex.events import ChatMessage, Closed, DeliveryChanged, Notice, Severity
+from securex.session import peer_wire
+from securex.session.core import KEEPALIVE_SECONDS, Phase
+from securex.session.delivery import AWAY_SECONDS, MAX_BACKLOG, MAX_PENDING, SLOW_RECEIPT_SECONDS, Outbox, Sent
+
+
+class Room:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.relay = SimRelay()
+        self.cores, self.ids, self.events = {}, {}, {}
+
+    def join(self, *names: str):
+        for name in names:
+            core = self.cores.get(name) or sim_core(name, clock=self.clock)
+            self.cores[name] = core
+            self.ids[name] = self.relay.connect(core)
+            self.relay.pump()
+            self.collect()
+        return self.cores[names[-1]]
+
+    def collect(self) -> None:
+        for name, core in self.cores.items():
+            self.events.setdefault(name, []).extend(core.take_events())
+
+    def drop(self, name: str) -> None:
+        self.relay.drop(self.ids[name])
+        self.relay.pump()
+        self.collect()
+
+    def tick(self, seconds: float, step: float = KEEPALIVE_SECONDS) -> None:
+        while seconds > 0:
+            self.relay.tick(self.clock, min(step, seconds))
+            seconds -= step
+            self.collect()
+
+    def say(self, name: str, text: str) -> None:
+        assert self.cores[name].send_text(text)
+        self.relay.pump()
+        self.collect()
+
+    def texts(self, name: str) -> list[str]:
+        return [e.text for e in self.events[name] if isinstance(e, ChatMessage) and not e.own]
+
+    def received(self, name: str) -> list[ChatMessage]:
+        return [e for e in self.events[name] if isinstance(e, ChatMessage) and not e.own]
+
+    def notices(self, name: str) -> list[str]:
+        return [e.text for e in self.events[name] if isinstance(e, Notice)]
+
+    def delivery(self, name: str) -> dict[int, DeliveryChanged]:
+        latest = {}
+        for event in self.events[name]:
+            if isinstance(event, DeliveryChanged):
+                latest[event.message_id] = event
+        return latest
+
+
+def test_each_recipient_acknowledges_and_the_sender_knows_who_has_it():
+    room = Room()
+    room.join("Alice", "Bob", "Carol")
+    room.say("Alice", "hello")
+    [own] = [e for e in room.events["Alice"] if isinstance(e, ChatMessage) and e.own]
+    status = room.delivery("Alice")[own.message_id]
+    assert status.state == "delivered" and status.delivered_to == ("Bob", "Carol") and not status.waiting_for
+
+
+def test_messages_typed_while_away_are_kept_and_sent_once_the_room_is_back():
+    room = Room()
+    room.join("Alice", "Bob")
+    room.drop("Alice")
+    alice = room.cores["Alice"]
+    assert alice.send_text("typed in the tunnel") and alice.send_text("and another")
+    pending = [e for e in alice.take_events() if isinstance(e, ChatMessage)]
+    assert [e.pending for e in pending] == [True, True]
+    room.events["Alice"].extend(pending)
+    room.join("Alice")
+    assert room.texts("Bob") == ["typed in the tunnel", "and another"]
+    assert {e.state for e in room.delivery("Alice").values()} == {"delivered"}
+
+
+def test_a_member_who_drops_catches_up_in_order_exactly_once_and_is_told():
+    room = Room()
+    room.join("Alice", "Bob")
+    room.say("Alice", "before")
+    room.drop("Bob")
+    for text in ("one", "two", "three"):
+        room.say("Alice", text)
+    room.join("Bob")
+    caught = [e for e in room.received("Bob") if e.caught_up]
+    assert [e.text for e in caught] == ["one", "two", "three"]
+    assert room.texts("Bob") == ["before", "one", "two", "three"]
+    assert "Caught up: 3 messages from Alice sent while you were away." in room.notices("Bob")
+    assert {e.state for e in room.delivery("Alice").values()} == {"delivered"}
+
+
+def test_a_lost_receipt_means_a_resend_that_is_never_shown_twice():
+    room = Room()
+    room.join("Alice", "Bob")
+    withhold = {"on": True}
+
+    def lose_bobs_records(sender, to, frame):
+        body = protocol.parse_routed(protocol.FrameDecoder().feed(frame)[0]).body
+        return [] if withhold["on"] and sender == room.ids["Bob"] and body[0] == peer_wire.BodyKind.RECORD \
+            else [frame]
+    room.relay.intercept = lose_bobs_records
+    room.say("Alice", "only once")
+    assert room.texts("Bob") == ["only once"]
+    assert room.delivery("Alice")[1].state == "sent"       # the receipt never came
+    room.drop("Bob")
+    withhold["on"] = False
+    room.join("Bob")                                       # Alice resends; Bob already has it
+    assert room.texts("Bob") == ["only once"]
+    assert room.delivery("Alice")[1].state == "delivered"
+
+
+def test_a_member_who_never_comes_back_is_reported_undelivered():
+    room = Room()
+    room.join("Alice", "Bob")
+    room.drop("Bob")
+    room.say("Alice", "are you there?")
+    room.tick(AWAY_SECONDS + KEEPALIVE_SECONDS)
+    assert "1 message of yours will not reach Bob: they did not come back within 10 minutes." \
+        in room.notices("Alice")
+    assert room.delivery("Alice")[1].state == "incomplete"
+    assert room.delivery("Alice")[1].given_up == ("Bob",)
+
+
+def test_past_the_backlog_limit_the_sender_is_told_what_was_given_up():
+    room = Room()
+    room.join("Alice", "Bob")
+    room.drop("Bob")
+    for i in range(MAX_BACKLOG + 3):
+        room.cores["Alice"].send_text(f"m{i}")
+    room.collect()
+    given_up = [n for n in room.notices("Alice") if "too many were waiting for them" in n]
+    assert len(given_up) == 3
+    room.join("Bob")
+    assert room.texts("Bob")[0] == "m3" and len(room.texts("Bob")) == MAX_BACKLOG
+
+
+def test_a_present_member_slow_to_acknowledge_is_named():
+    room = Room()
+    room.join("Alice", "Bob")
+    room.relay.intercept = lambda sender, to, frame: [] if sender == room.ids["Bob"] else [frame]
+    room.say("Alice", "the plan is on")
+    room.tick(SLOW_RECEIPT_SECONDS + 1, step=1)
+    assert any(re.fullmatch(r'Not yet delivered to Bob after 3\d s: "the plan is on"', n) for n in room.notices("Alice"))
+
+
+def test_a_goodbye_with_messages_outstanding_is_reported():
+    room = Room()
+    room.join("Alice", "Bob")
+    room.relay.intercept = lambda sender, to, frame: [] if to == room.ids["Bob"] and sender == room.ids["Alice"] \
+        else [frame]
+    room.say("Alice", "lost in the post")
+    room.relay.intercept = lambda sender, to, frame: [frame]
+    room.cores["Bob"].leave()
+    room.relay.pump()
+    room.collect()
+    assert "1 message of yours will not reach Bob: they left before receiving them." in room.notices("Alice")
+
+
+def test_after_a_relay_restart_everyone_catches_up():
+    room = Room()
+    room.join("Alice", "Bob", "Carol")
+    for name in ("Alice", "Bob", "Carol"):
+        room.drop(name)
+    for name in ("Alice", "Bob", "Carol"):
+        room.cores[name].send_text(f"{name} while the relay was down")
+    room.collect()
+    room.relay = SimRelay()            # the relay came back, empty
+    room.join("Alice", "Bob", "Carol")
+    for name in ("Alice", "Bob", "Carol"):
+        others = sorted(f"{o} while the relay was down" for o in ("Alice", "Bob", "Carol") if o != name)
+        assert sorted(room.texts(name)) == others, name
+
+
+def test_the_pending_queue_is_bounded_and_says_so():
+    clock = FakeClock()
+    alice = sim_core("Alice", clock=clock)
+    for i in range(MAX_PENDING):
+        assert alice.send_text(f"m{i}")
+    assert not alice.send_text("one too many")
+    assert any("already waiting" in e.text for e in alice.take_events() if isinstance(e, Notice)
+               and e.severity == Severity.WARNING)
+    assert len(alice.pending) == MAX_PENDING
+
+
+def test_a_hostile_receipt_range_costs_no_more_than_the_backlog():
+    outbox = Outbox()
+    message = Sent(1, 0, b"x", "x", 0.0)
+    outbox.record(message, [(b"bob", "Bob")])
+    assert outbox.acknowledged(b"bob", ((0, 2**64 - 1),)) == [message]
+    assert outbox.acknowledged(b"mallory", ((0, 2**64 - 1),)) == []
+
+
+def test_closing_with_messages_still_pending_reports_how_many():
+    # The runner puts the count in Closed; here, the event carries it.
+    assert Closed("You left the room.", None, unsent=2).unsent == 2
+    room = Room()
+    alice = sim_core("Alice", clock=room.clock)
+    alice.send_text("never sent")
+    assert len(alice.pending) == 1 and alice.phase == Phase.WAITING
