@@ -16,6 +16,11 @@ class Action(enum.Enum):
     QUIT = "leave the room"
     WHO = "list the members and their safety codes"
     HELP = "list the commands"
+    SEND_FILE = "offer a file to the room"
+    ACCEPT_FILE = "accept a file offer"
+    DECLINE_FILE = "decline a file offer"
+    CANCEL_FILE = "cancel a file transfer"
+    MISSING_ARGUMENT = "a command without what it needs"
     UNKNOWN = "an unknown command"
     REFUSED = "a command this version does not offer"
 
@@ -25,6 +30,10 @@ QUIT_WORDS = frozenset({"<quit>", "{quit}", "/quit", "/exit"})
 # The commands, as /help lists them (file commands are added with file transfer).
 HELP = (
     ("/who", "list the members in the room with their safety codes"),
+    ("/send PATH", "offer a file to everyone in the room"),
+    ("/accept ID", "accept a file offer (the id is in the offer line)"),
+    ("/decline ID", "decline a file offer"),
+    ("/cancel ID", "stop a file transfer, sending or receiving"),
     ("/help", "show this list"),
     ("/quit", "leave the room (also <quit>, {quit}, Ctrl+D at the start of a line, Ctrl+C)"),
     ("//text", "send a message that starts with a slash"),
@@ -35,6 +44,11 @@ HELP = (
 class Input:
     action: Action
     text: str = ""        # the message for SEND; the command word otherwise
+    argument: str = ""    # what follows the command word (a path, a transfer id)
+
+
+_FILE_COMMANDS = {"/send": Action.SEND_FILE, "/accept": Action.ACCEPT_FILE, "/decline": Action.DECLINE_FILE,
+                  "/cancel": Action.CANCEL_FILE}
 
 
 def parse_input(line: str) -> Input:
@@ -45,7 +59,12 @@ def parse_input(line: str) -> Input:
         return Input(Action.SEND, line.replace("//", "/", 1))
     if not stripped.startswith("/"):
         return Input(Action.SEND, line)
-    word = stripped.split(maxsplit=1)[0].lower()
+    word, _, argument = stripped.partition(" ")
+    word, argument = word.lower(), argument.strip()
+    if word in _FILE_COMMANDS:
+        if not argument:
+            return Input(Action.MISSING_ARGUMENT, word)
+        return Input(_FILE_COMMANDS[word], word, argument.strip("'\""))
     if word == "/who":
         return Input(Action.WHO, word)
     if word in ("/help", "/?"):
@@ -61,7 +80,10 @@ def help_lines() -> list[str]:
 
 
 def refusal(parsed: Input) -> str:
-    """The message for an UNKNOWN or REFUSED command (nothing is sent)."""
+    """The message for an UNKNOWN, REFUSED or MISSING_ARGUMENT command (nothing is sent)."""
+    if parsed.action == Action.MISSING_ARGUMENT:
+        what = "the path of the file" if parsed.text == "/send" else "the transfer's id"
+        return f"{parsed.text} needs {what}: see /help."
     if parsed.action == Action.REFUSED:
         return (f"{parsed.text} is not supported (it would let a message pass for a notice); "
                 "type the message itself.")

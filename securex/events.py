@@ -96,6 +96,40 @@ class DeliveryChanged(Event):
     given_up: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class FileOffered(Event):
+    """A member offers us a file: /accept or /decline it by ``file_id``."""
+    file_id: str
+    name: str            # already made safe to use as a file name
+    size: int
+    sender: Member
+
+
+@dataclass(frozen=True)
+class FileProgress(Event):
+    """A transfer moves: ``direction`` is "in" (from ``peer``) or "out" (to ``peer``)."""
+    file_id: str
+    name: str
+    direction: str
+    peer: str
+    done: int
+    total: int
+    rate: float          # bytes a second so far
+    stage: str           # offered, sending, receiving or checking
+
+
+@dataclass(frozen=True)
+class FileFinished(Event):
+    """A transfer ended, for one member: delivered or saved (``ok``), or not, and why."""
+    file_id: str
+    name: str
+    direction: str
+    peer: str
+    ok: bool
+    path: str | None
+    message: str
+
+
 class Severity(enum.Enum):
     INFO = "info"
     WARNING = "warning"      # something went wrong or needs a look
@@ -130,7 +164,8 @@ class Closed(Event):
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (Connected, Joined, MembersChanged, MemberJoined, MemberLeft,
-                                        ChatMessage, DeliveryChanged, Notice, ConnectionLost, Reconnecting, Closed)
+                                        ChatMessage, DeliveryChanged, FileOffered, FileProgress, FileFinished,
+                                        Notice, ConnectionLost, Reconnecting, Closed)
 
 
 def handler_name(event_type: type[Event]) -> str:
@@ -149,6 +184,9 @@ class EventHandler:
     def on_member_left(self, event: MemberLeft) -> None: ...
     def on_chat_message(self, event: ChatMessage) -> None: ...
     def on_delivery_changed(self, event: DeliveryChanged) -> None: ...
+    def on_file_offered(self, event: FileOffered) -> None: ...
+    def on_file_progress(self, event: FileProgress) -> None: ...
+    def on_file_finished(self, event: FileFinished) -> None: ...
     def on_notice(self, event: Notice) -> None: ...
     def on_connection_lost(self, event: ConnectionLost) -> None: ...
     def on_reconnecting(self, event: Reconnecting) -> None: ...

@@ -27,14 +27,16 @@ import signal
 import sys
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 from crypto_utils import passphrase_warning
 from securex.commands import Action, help_lines, parse_input, refusal
 from securex.errors import EXIT_USAGE, MessageTooLongError, SecureXError, SendQueueFullError, exit_status
 from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, DeliveryChanged, Event, EventHandler,
-                            Joined, Member, MemberJoined, MemberLeft, MembersChanged, Notice, Reconnecting, Severity,
-                            dispatch)
+                            FileFinished, FileOffered, FileProgress, Joined, Member, MemberJoined, MemberLeft,
+                            MembersChanged, Notice, Reconnecting, Severity, dispatch)
+from securex.session.files import human_size
 from securex.session.runner import EVENT_QUEUE_SIZE, ChatSession, SessionOptions
 from securex.text import one_line
 
@@ -68,6 +70,8 @@ class TerminalFrontEnd(EventHandler):
         self.members: MembersChanged | None = None
         self.exit_status: int | None = None
         self.joined = False
+        self.live = out.isatty()           # progress updated in place only on a terminal
+        self._transfers: set[tuple[str, str, str]] = set()
 
     def line(self, text: str, at: datetime | None = None) -> None:
         stamp = (at or datetime.now()).strftime("[%H:%M:%S]")
@@ -111,6 +115,35 @@ class TerminalFrontEnd(EventHandler):
         """Receipts: the terminal says only what went wrong (the core's notices name
         members a message is slow to reach or will not reach)."""
 
+    # -- files ---------------------------------------------------------------------------
+
+    def on_file_offered(self, event: FileOffered) -> None:
+        self.line(f"* {event.sender.label} offers {event.name} ({human_size(event.size)}), id {event.file_id}: "
+                  f"/accept {event.file_id} or /decline {event.file_id}", event.at)
+
+    def on_file_progress(self, event: FileProgress) -> None:
+        if event.stage == "offered":
+            self.line(f"* Offering {event.name} ({human_size(event.total)}) to {event.peer}, id {event.file_id}; "
+                      "waiting for them to accept (/cancel to stop)", event.at)
+            return
+        key = (event.file_id, event.direction, event.peer)
+        started = key in self._transfers
+        self._transfers.add(key)
+        verb, preposition = ("Receiving", "from") if event.direction == "in" else ("Sending", "to")
+        if not self.live:
+            if not started:     # not a terminal: a start line, then the end line (one line per event)
+                self.line(f"* {verb} {event.name} ({human_size(event.total)}) {preposition} {event.peer}", event.at)
+            return
+        percent = 100 * event.done // event.total if event.total else 100
+        left = (event.total - event.done) / event.rate if event.rate else 0
+        print(f"\r\x1b[2K  {verb} {event.name} {preposition} {event.peer}: {percent}%, "
+              f"{human_size(int(event.rate))}/s, {left:.0f} s left", end="", file=self.out, flush=True)
+
+    def on_file_finished(self, event: FileFinished) -> None:
+        if self.live:
+            print("\r\x1b[2K", end="", file=self.out)
+        self.line(f"{'*' if event.ok else '!'} {event.message}", event.at)
+
     def on_notice(self, event: Notice) -> None:
         self.line(f"{_MARK[event.severity]} {one_line(event.text)}", event.at)
 
@@ -152,8 +185,20 @@ class TerminalFrontEnd(EventHandler):
         elif parsed.action == Action.HELP:
             for text in help_lines():
                 self.note(text)
-        elif parsed.action in (Action.UNKNOWN, Action.REFUSED):
+        elif parsed.action in (Action.UNKNOWN, Action.REFUSED, Action.MISSING_ARGUMENT):
             self.note(refusal(parsed), Severity.WARNING)
+        elif parsed.action == Action.SEND_FILE:
+            path = Path(parsed.argument).expanduser()
+            if not path.is_file():
+                self.note(f"Cannot send {path}: there is no such file.", Severity.WARNING)
+            else:
+                self.session.send_file(path)
+        elif parsed.action == Action.ACCEPT_FILE:
+            self.session.accept_file(parsed.argument)
+        elif parsed.action == Action.DECLINE_FILE:
+            self.session.decline_file(parsed.argument)
+        elif parsed.action == Action.CANCEL_FILE:
+            self.session.cancel_file(parsed.argument)
         else:
             try:
                 self.session.send_text(parsed.text)

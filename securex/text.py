@@ -19,6 +19,9 @@ CLIENT_MARKS = "*!"
 # format characters (bidi overrides, zero-width joiners used to fake names), and
 # line or paragraph separators (they split one line into several for scripts).
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# A file name gets no unassigned or private-use characters either: what they will
+# look like (or mean to a file system) nobody can tell.
+_UNSAFE_IN_FILE_NAMES = _UNSAFE_CATEGORIES | {"Cn", "Co"}
 _EMOJI_JOINERS = frozenset("\u200d\ufe0f\ufe0e")   # ZWJ and variation selectors keep emoji whole
 
 
@@ -91,3 +94,31 @@ def validate_name(name: str) -> str:
 def name_key(name: str) -> str:
     """What two names are compared by: equal keys look the same to a reader."""
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+MAX_FILE_NAME_CHARS = 120
+# Names Windows treats as devices whatever the extension: refused everywhere, so a
+# room with a Windows member is safe too.
+_RESERVED_FILE_NAMES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                                  *(f"lpt{i}" for i in range(1, 10))})
+
+
+def safe_file_name(name: str) -> str:
+    """A file name another member offered, made safe to create in a download folder:
+    the last path component only, no control, format or invisible characters, no
+    leading dots (hidden files, "..") or trailing dots and spaces, no separators or
+    characters Windows forbids, no device names, at most MAX_FILE_NAME_CHARS."""
+    name = unicodedata.normalize("NFC", name)
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join("_" if (unicodedata.category(ch) in _UNSAFE_IN_FILE_NAMES or ch in '<>:"|?*'
+                              or (ch.isspace() and ch != " ")) else ch for ch in name)
+    cleaned = cleaned.strip(" .").lstrip("-")
+    if len(cleaned) > MAX_FILE_NAME_CHARS:
+        stem, dot, extension = cleaned.rpartition(".")
+        if dot and 0 < len(extension) <= 16:
+            cleaned = stem[:MAX_FILE_NAME_CHARS - len(extension) - 1].rstrip(" .") + "." + extension
+        else:
+            cleaned = cleaned[:MAX_FILE_NAME_CHARS].rstrip(" .")
+    if not cleaned or cleaned.split(".", 1)[0].casefold() in _RESERVED_FILE_NAMES:
+        cleaned = f"file {cleaned}".strip() if cleaned else "file"
+    return cleaned

@@ -12,3 +12,10 @@ sys.path[:0] = [str(TESTS.parent), str(TESTS)]
 import helpers  # noqa: E402  (after the path is set)
 
 os.environ["SECUREX_CONFIG_DIR"] = str(helpers.CONFIG_BASE / "default")
+
+# Hypothesis times each example against a 200 ms deadline by default; on a loaded CI
+# machine that deadline, not the code, would fail. Properties are about behaviour.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("securex", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("securex")

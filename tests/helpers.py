@@ -419,8 +419,10 @@ class SimRelay:
         for member_id in self.cores:
             self._inbox[member_id].append(frame)
 
-    def pump(self, rounds: int = 50) -> None:
-        """Move frames until nobody has anything to say (or ``rounds`` passes)."""
+    def pump(self, rounds: int = 50) -> bool:
+        """Move frames until nobody has anything to say (or ``rounds`` passes);
+        say whether anything moved at all."""
+        anything = False
         for _ in range(rounds):
             moved = False
             for member_id, core in list(self.cores.items()):
@@ -435,7 +437,9 @@ class SimRelay:
                     moved = True
                     core.receive_data(inbox.pop(0))
             if not moved:
-                return
+                return anything
+            anything = True
+        return anything
 
     def tick(self, clock: FakeClock, seconds: float) -> None:
         """Time passes; the relay pings everyone (as the real one does when idle)."""
@@ -461,6 +465,13 @@ class SimRelay:
                 routed = protocol.routed_from_route(sender, frame.payload)
                 self.routed.append((sender, to, routed))
                 self._inbox[to].extend(self.intercept(sender, to, routed))
+        elif kind == protocol.FrameType.FANOUT:
+            fanout = protocol.parse_fanout(frame)
+            routed = protocol.encode_frame(protocol.FrameType.ROUTED, sender + fanout.body)
+            for to in fanout.recipients:
+                if to in self.cores and to != sender:
+                    self.routed.append((sender, to, routed))
+                    self._inbox[to].extend(self.intercept(sender, to, routed))
         elif kind == protocol.FrameType.LEAVE:
             self._inbox[sender].append(protocol.encode_close(protocol.CloseReason.GOODBYE, "Goodbye."))
             core = self.cores.pop(sender)
@@ -805,9 +816,13 @@ def netns_lan(*roles: str) -> Iterator[NetnsLan]:
 class ChaosProxy:
     """A TCP proxy in front of the relay that resets every connection after a random
     time in ``lifetime`` seconds (RST, not a clean close), while ``active`` is set:
-    Wi-Fi at its worst. Clear ``active`` and connections live until closed."""
+    Wi-Fi at its worst. Clear ``active`` and connections live until closed.
 
-    def __init__(self, server_port: int, lifetime: tuple[float, float] = (0.7, 2.5), seed: int = 7) -> None:
+    With ``lifetime=None`` it resets only when told (``reset_now``), and
+    ``hold_after(n)`` lets through only ``n`` more bytes towards the members, then holds
+    the rest (a link that stalls), so a test can act at a known point of a transfer."""
+
+    def __init__(self, server_port: int, lifetime: tuple[float, float] | None = (0.7, 2.5), seed: int = 7) -> None:
         import random
         import struct as _struct
 
@@ -818,6 +833,8 @@ class ChaosProxy:
         self.active = threading.Event()
         self.active.set()
         self.resets = 0
+        self._generation = 0                        # bumped by reset_now
+        self._budget: int | None = None             # bytes still allowed towards members
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
         self.port: int = self._listener.getsockname()[1]
@@ -825,6 +842,16 @@ class ChaosProxy:
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._accept_loop, daemon=True)]
         self._threads[0].start()
+
+    def reset_now(self) -> None:
+        """Reset every connection open now (new ones are carried as usual)."""
+        with self._lock:
+            self._generation += 1
+
+    def hold_after(self, budget: int | None) -> None:
+        """Carry at most ``budget`` more bytes towards members (None: no limit)."""
+        with self._lock:
+            self._budget = budget
 
     def _accept_loop(self) -> None:
         while not self._stopping.is_set():
@@ -840,29 +867,41 @@ class ChaosProxy:
                 client.close()
                 continue
             with self._lock:
-                life = self._random.uniform(*self._lifetime)
-            thread = threading.Thread(target=self._carry, args=(client, upstream, time.monotonic() + life),
-                                      daemon=True)
+                life = self._random.uniform(*self._lifetime) if self._lifetime else float("inf")
+                generation = self._generation
+            thread = threading.Thread(target=self._carry, args=(client, upstream, time.monotonic() + life,
+                                                                generation), daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _carry(self, client: socket.socket, upstream: socket.socket, reset_at: float) -> None:
+    def _carry(self, client: socket.socket, upstream: socket.socket, reset_at: float, generation: int) -> None:
         import select as _select
 
         pairs = {client: upstream, upstream: client}
         try:
             while not self._stopping.is_set():
-                if self.active.is_set() and time.monotonic() >= reset_at:
+                with self._lock:
+                    reset = self._generation != generation
+                    budget = self._budget
+                if reset or (self.active.is_set() and time.monotonic() >= reset_at):
                     for sock in (client, upstream):
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, self._linger)
                     with self._lock:
                         self.resets += 1
                     return
-                readable, _, _ = _select.select(list(pairs), [], [], 0.05)
+                sources = [client] if budget is not None and budget <= 0 else list(pairs)
+                readable, _, _ = _select.select(sources, [], [], 0.05)
                 for sock in readable:
-                    data = sock.recv(65536)
+                    limit = 65536
+                    if sock is upstream and budget is not None:
+                        limit = max(1, min(limit, budget))
+                    data = sock.recv(limit)
                     if not data:
                         return
+                    if sock is upstream:
+                        with self._lock:
+                            if self._budget is not None:
+                                self._budget -= len(data)
                     pairs[sock].sendall(data)
         except OSError:
             return

@@ -36,9 +36,11 @@ import enum
 import itertools
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import crypto_utils
 from crypto_utils import CIPHER_NAME, RandBytes
@@ -50,11 +52,12 @@ from securex.events import (ChatMessage, Connected, DeliveryChanged, Event, Join
 from securex.protocol import CLIENT_IDLE_TIMEOUT, PING_SECONDS, CloseReason, FrameType
 from securex.session import peer_wire
 from securex.session.delivery import GivenUp, Outbox, PendingQueue, Sent
+from securex.session.files import DEFAULT_MAX_FILE_BYTES, FileTransfers, Job, Result
 from securex.session.guard import JoinGuard, OwnRejections
 from securex.session.handshake import Failure, LocalIdentity, PairHandshake, State, Step
 from securex.session.members import Peer, ReceivedLogs, labels, view_difference
-from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, FailedJoin, Goodbye, KeepAlive,
-                                       RefuseReason, Text)
+from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, FailedJoin, FileMessage, Goodbye,
+                                       KeepAlive, RefuseReason, Text)
 from securex.text import display_safe, name_key
 
 ENTRY_DEADLINE = 30.0       # from connecting to being in the room, however the relay trickles bytes
@@ -114,7 +117,8 @@ class Run:
 class RoomCore:
     def __init__(self, me: LocalIdentity, w: int, *, server: str, known_codes: dict[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
-                 randbytes: RandBytes = secrets.token_bytes) -> None:
+                 randbytes: RandBytes = secrets.token_bytes, downloads: Path | None = None,
+                 auto_accept: Path | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         self.me = me
         self.server = server
         self.known_codes = known_codes if known_codes is not None else {}
@@ -132,9 +136,12 @@ class RoomCore:
         self._received = ReceivedLogs()
         self.outbox = Outbox()
         self.pending = PendingQueue()
+        self.files = FileTransfers(self, clock, max_file_bytes=max_file_bytes, auto_accept=auto_accept,
+                                   downloads=downloads, randbytes=randbytes)
         self._local_ids = itertools.count(1)
         self._events: list[Event] = []
         self._out: list[bytes] = []
+        self._bulk_out: deque[bytes] = deque()     # file chunks: sent after everything else
         self.joined_before = False
         self._present_before: set[bytes] = set()     # identity keys verified when the link was lost
         self.outcome: LinkOutcome | None = None
@@ -294,10 +301,71 @@ class RoomCore:
 
     # -- outputs ----------------------------------------------------------------------------
 
-    def data_to_send(self) -> bytes:
-        data = b"".join(self._out)
-        self._out.clear()
-        return data
+    def data_to_send(self, bulk_room: int | None = None) -> bytes:
+        """Everything to send: control and chat first, then file chunks, of which only
+        about ``bulk_room`` bytes (all, if None), so chat never queues behind a file."""
+        for keys, body in self.files.take_bulk():
+            member_ids = [peer.member_id for peer in self.peers.values() if peer.verified.identity.public_key in keys]
+            if member_ids:
+                self._bulk_out.append(protocol.encode_fanout(member_ids, body))
+        parts = self._out
+        self._out = []
+        room = bulk_room
+        while self._bulk_out and (room is None or room > 0):
+            frame = self._bulk_out.popleft()
+            parts.append(frame)
+            if room is not None:
+                room -= len(frame)
+        if parts:
+            self._sent_at = self._clock()
+        return b"".join(parts)
+
+    @property
+    def has_bulk(self) -> bool:
+        """File chunks are waiting to be sent (the runner should not sleep long)."""
+        return bool(self._bulk_out)
+
+    # -- files (the commands return a message for the user, or None) ----------------------------
+
+    def offer_file(self, path: Path) -> None:
+        self.files.offer(path, [peer.verified.identity.public_key for peer in self.peers.values()])
+
+    def accept_file(self, short: str, directory: Path | None = None) -> None:
+        self._file_answer(self.files.accept(short, directory))
+
+    def decline_file(self, short: str) -> None:
+        self._file_answer(self.files.decline(short))
+
+    def cancel_file(self, short: str) -> None:
+        self._file_answer(self.files.cancel(short))
+
+    def take_file_jobs(self) -> list[Job]:
+        return self.files.take_jobs()
+
+    def file_result(self, result: Result) -> None:
+        self.files.on_result(result)
+
+    def _file_answer(self, problem: str | None) -> None:
+        if problem:
+            self._notice(problem, Severity.WARNING)
+
+    # -- the files' Port --------------------------------------------------------------------------
+
+    def send_app(self, key: bytes, plaintext: bytes) -> bool:
+        for peer in self.peers.values():
+            if peer.verified.identity.public_key == key:
+                self._send_app(peer, plaintext)
+                return True
+        return False
+
+    def member(self, key: bytes) -> Member | None:
+        for peer in self.peers.values():
+            if peer.verified.identity.public_key == key:
+                return peer.member
+        return None
+
+    def post(self, event: Event) -> None:
+        self._post(event)
 
     def take_events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -498,7 +566,15 @@ class RoomCore:
         elif kind == BodyKind.PAKE_A:
             self._on_pake_a(member_id, payload)
         elif kind == BodyKind.BULK:
-            pass   # file chunks: handled by the file layer
+            peer = self.peers.get(member_id)
+            if peer is None:
+                return
+            try:
+                chunk = peer_wire.parse_bulk(payload)
+            except ProtocolError:
+                self._limited_notice("bulk", f"Dropped a malformed file chunk from {peer.member.label}.")
+                return
+            self.files.on_bulk(peer.verified.identity.public_key, chunk)
         else:
             run = self._runs.get(member_id)
             if run is not None:
@@ -568,6 +644,8 @@ class RoomCore:
             self._send_app(peer, plaintext)
         if missed:
             self._send_app(peer, peer_wire.encode_app(CaughtUp(len(missed))))
+        self.files.member_back(identity.public_key)
+        self.files.resume_sending()
         self._relabel()
         self._check_known_code(peer)
         if member_id in self._targets:
@@ -643,6 +721,7 @@ class RoomCore:
         if peer.goodbye:
             given_up = self.outbox.member_left(peer.verified.identity.public_key)
             self._report_given_up([given_up] if given_up else [])
+            self.files.member_left(peer.verified.identity.public_key)
         else:
             self.outbox.member_dropped(peer.verified.identity.public_key, self._clock())
         self._post(MemberLeft(peer.member, dropped=not peer.goodbye))
@@ -700,6 +779,8 @@ class RoomCore:
             if message.run_id == self.run_id:   # receipts for an earlier run of ours settle nothing now
                 for sent in self.outbox.acknowledged(identity.public_key, message.ranges):
                     self._post_delivery(sent)
+        elif isinstance(message, FileMessage):
+            self.files.on_message(identity.public_key, message)
         elif isinstance(message, CaughtUp) and message.resent:
             self._notice(f"Caught up: {message.resent} message{'s' if message.resent != 1 else ''} from "
                          f"{peer.member.label} sent while you were away.")

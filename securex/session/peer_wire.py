@@ -34,6 +34,17 @@ App messages (the plaintext of a RECORD), by type byte::
                                            and a room nobody talks in still has its views compared
     FAILED_JOIN 0x05  attempt:16 | run:16    a member saw a wrong guess (newcomer's nonce, its own)
     CAUGHT_UP   0x06  resent:u32               the backlog for you is all sent again
+    FILE_OFFER  0x10  file_id:16 | size:u64 | chunk_size:u32 | sha256:32 | key:32 | name_len:u8 | name:utf-8
+    FILE_ACCEPT 0x11  file_id:16 | next_chunk:u64     accept, or resume from that chunk
+    FILE_DECLINE 0x12 file_id:16
+    FILE_CANCEL 0x13  file_id:16 | reason:u8          either side stops the transfer
+    FILE_PROGRESS 0x14 file_id:16 | next_chunk:u64    the receiver has written and checked the chunks below
+    FILE_DONE   0x15  file_id:16                      the receiver verified the whole file and saved it
+
+A file travels once, sealed with its own key (``crypto_utils.seal_chunk``), in BULK
+bodies the relay fans out to every member that accepted it; the key, the size, the
+chunk size and the SHA-256 of the whole file travel only inside the offer, sealed
+for each member over its channel.
 
 ``view`` is the sender's room as it verified it (each member's tag, itself
 included); ``view_age_ms`` how long that view has been unchanged.
@@ -43,7 +54,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crypto_utils import (CONFIRM_BYTES, IDENTITY_KEY_BYTES, MEMBER_TAG_BYTES, POINT_BYTES, SESSION_NONCE_BYTES,
                           SIGNATURE_BYTES, TAG_BYTES)
@@ -86,6 +97,20 @@ class AppType(enum.IntEnum):
     KEEPALIVE = 0x04
     FAILED_JOIN = 0x05
     CAUGHT_UP = 0x06
+    FILE_OFFER = 0x10
+    FILE_ACCEPT = 0x11
+    FILE_DECLINE = 0x12
+    FILE_CANCEL = 0x13
+    FILE_PROGRESS = 0x14
+    FILE_DONE = 0x15
+
+
+class CancelReason(enum.IntEnum):
+    BY_USER = 1           # the sender or the receiver cancelled
+    VERIFICATION = 2      # a chunk or the whole file failed its check
+    WRITE_FAILED = 3      # the receiver could not write it (disk full...)
+    READ_FAILED = 4       # the sender could not read it any more
+    TOO_LARGE = 5         # over the receiver's limit
 
 
 _BODY_KINDS = {kind.value: kind for kind in BodyKind}
@@ -192,6 +217,31 @@ def parse_identity(plaintext: bytes) -> Identity:
 
 # -- the channel ---------------------------------------------------------------------
 
+_BULK = struct.Struct(">16sQB")
+
+
+@dataclass(frozen=True)
+class Bulk:
+    """One sealed chunk of a file, as fanned out by the relay."""
+    file_id: bytes
+    index: int
+    final: bool
+    sealed: bytes
+
+
+def encode_bulk(chunk: Bulk) -> bytes:
+    return bytes([BodyKind.BULK]) + _BULK.pack(chunk.file_id, chunk.index, chunk.final) + chunk.sealed
+
+
+def parse_bulk(payload: bytes) -> Bulk:
+    if len(payload) < _BULK.size + TAG_BYTES:
+        raise ProtocolError("BULK too short")
+    file_id, index, final = _BULK.unpack_from(payload)
+    if final > 1:
+        raise ProtocolError("BULK with a bad final flag")
+    return Bulk(file_id, index, bool(final), payload[_BULK.size:])
+
+
 def encode_record(counter: int, sealed: bytes) -> bytes:
     return bytes([BodyKind.RECORD]) + _U64.pack(counter) + sealed
 
@@ -242,7 +292,52 @@ class CaughtUp:
     resent: int
 
 
-AppMessage = Text | Ack | Goodbye | KeepAlive | FailedJoin | CaughtUp
+FILE_ID_BYTES = 16
+_FILE_OFFER = struct.Struct(">16sQI32s32sB")
+_FILE_POSITION = struct.Struct(">16sQ")
+_FILE_CANCEL = struct.Struct(">16sB")
+
+
+@dataclass(frozen=True)
+class FileOffer:
+    file_id: bytes
+    size: int
+    chunk_size: int
+    sha256: bytes = field(repr=False)
+    key: bytes = field(repr=False)
+    name: str
+
+
+@dataclass(frozen=True)
+class FileAccept:
+    file_id: bytes
+    next_chunk: int
+
+
+@dataclass(frozen=True)
+class FileDecline:
+    file_id: bytes
+
+
+@dataclass(frozen=True)
+class FileCancel:
+    file_id: bytes
+    reason: int
+
+
+@dataclass(frozen=True)
+class FileProgress:
+    file_id: bytes
+    next_chunk: int
+
+
+@dataclass(frozen=True)
+class FileDone:
+    file_id: bytes
+
+
+FileMessage = FileOffer | FileAccept | FileDecline | FileCancel | FileProgress | FileDone
+AppMessage = Text | Ack | Goodbye | KeepAlive | FailedJoin | CaughtUp | FileMessage
 
 
 def encode_text(message: Text) -> bytes:
@@ -270,6 +365,18 @@ def encode_app(message: AppMessage) -> bytes:
         return bytes([AppType.FAILED_JOIN]) + message.attempt + message.run
     if isinstance(message, CaughtUp):
         return bytes([AppType.CAUGHT_UP]) + struct.pack(">I", message.resent)
+    if isinstance(message, FileOffer):
+        name = message.name.encode("utf-8")[:255]
+        return (bytes([AppType.FILE_OFFER]) + _FILE_OFFER.pack(message.file_id, message.size, message.chunk_size,
+                                                                message.sha256, message.key, len(name)) + name)
+    if isinstance(message, (FileAccept, FileProgress)):
+        kind = AppType.FILE_ACCEPT if isinstance(message, FileAccept) else AppType.FILE_PROGRESS
+        return bytes([kind]) + _FILE_POSITION.pack(message.file_id, message.next_chunk)
+    if isinstance(message, FileCancel):
+        return bytes([AppType.FILE_CANCEL]) + _FILE_CANCEL.pack(message.file_id, message.reason)
+    if isinstance(message, (FileDecline, FileDone)):
+        kind = AppType.FILE_DECLINE if isinstance(message, FileDecline) else AppType.FILE_DONE
+        return bytes([kind]) + message.file_id
     raise TypeError(f"not an app message: {message!r}")
 
 
@@ -316,6 +423,25 @@ def parse_app(plaintext: bytes) -> AppMessage:
             if len(rest) != 4:
                 raise ValueError
             return CaughtUp(struct.unpack(">I", rest)[0])
+        if kind == AppType.FILE_OFFER:
+            file_id, size, chunk_size, sha256, key, name_len = _FILE_OFFER.unpack_from(rest)
+            if len(rest) != _FILE_OFFER.size + name_len:
+                raise ValueError
+            return FileOffer(file_id, size, chunk_size, sha256, key,
+                             rest[_FILE_OFFER.size:].decode("utf-8", "replace"))
+        if kind in (AppType.FILE_ACCEPT, AppType.FILE_PROGRESS):
+            if len(rest) != _FILE_POSITION.size:
+                raise ValueError
+            file_id, next_chunk = _FILE_POSITION.unpack(rest)
+            return (FileAccept if kind == AppType.FILE_ACCEPT else FileProgress)(file_id, next_chunk)
+        if kind == AppType.FILE_CANCEL:
+            if len(rest) != _FILE_CANCEL.size:
+                raise ValueError
+            return FileCancel(*_FILE_CANCEL.unpack(rest))
+        if kind in (AppType.FILE_DECLINE, AppType.FILE_DONE):
+            if len(rest) != FILE_ID_BYTES:
+                raise ValueError
+            return (FileDecline if kind == AppType.FILE_DECLINE else FileDone)(rest)
     except (struct.error, IndexError, ValueError):   # UnicodeDecodeError is a ValueError
         pass
     raise ProtocolError("a member sent a malformed message")

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import crypto_utils
+from securex.session.file_worker import FileWorker
+from securex.session.files import DEFAULT_MAX_FILE_BYTES
 from securex.errors import (MessageTooLongError, RoomFullError, SecureXError, SendQueueFullError,
                             describe_connect_error)
 from securex.events import Closed, ConnectionLost, Event, Reconnecting
@@ -48,6 +50,8 @@ SEND_STALL = 15.0             # queued bytes that make no progress for this long
 LEAVE_TIMEOUT = 2.0           # a goodbye that cannot be sent within this is given up
 MAX_BACKOFF = 30.0
 READ_CHUNK = 256 * 1024
+BULK_AHEAD = 256 * 1024       # file data queued in the socket buffer ahead of chat, at most
+DEFAULT_DOWNLOADS = Path.home() / "Downloads" / "Secure X"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class SessionOptions:
     connect_timeout: float = 5.0
     scrypt_n: int = crypto_utils.SCRYPT_N
     config_dir: Path | None = None
+    downloads: Path = DEFAULT_DOWNLOADS          # where accepted files go
+    auto_accept: Path | None = None              # accept every offer into this folder (scripts)
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     @property
     def server(self) -> str:
@@ -69,12 +76,17 @@ class SessionOptions:
 class CommandKind(enum.Enum):
     SEND_TEXT = "send a message"
     RECONNECT_NOW = "skip the back-off"
+    SEND_FILE = "offer a file"
+    ACCEPT_FILE = "accept a file offer"
+    DECLINE_FILE = "decline a file offer"
+    CANCEL_FILE = "cancel a transfer"
 
 
 @dataclass(frozen=True)
 class Command:
     kind: CommandKind
-    text: str = ""
+    text: str = ""            # the message, the path, or the transfer's id
+    directory: Path | None = None
 
 
 class ChatSession:
@@ -113,6 +125,26 @@ class ChatSession:
     def leave(self) -> None:
         """Leave cleanly; a ``Closed`` event follows. Never blocks, whatever is queued."""
         self._leaving.set()
+        self._wake()
+
+    def send_file(self, path: Path) -> None:
+        """Offer a file to the room (hashing and reading happen off every UI thread)."""
+        self._file_command(Command(CommandKind.SEND_FILE, str(path)))
+
+    def accept_file(self, file_id: str, directory: Path | None = None) -> None:
+        self._file_command(Command(CommandKind.ACCEPT_FILE, file_id, directory))
+
+    def decline_file(self, file_id: str) -> None:
+        self._file_command(Command(CommandKind.DECLINE_FILE, file_id))
+
+    def cancel_file(self, file_id: str) -> None:
+        self._file_command(Command(CommandKind.CANCEL_FILE, file_id))
+
+    def _file_command(self, command: Command) -> None:
+        try:
+            self._commands.put_nowait(command)
+        except queue.Full:
+            raise SendQueueFullError() from None
         self._wake()
 
     def reconnect_now(self) -> None:
@@ -159,7 +191,17 @@ class ChatSession:
             self._post(Closed(str(error), error))
             return
         core = RoomCore(me, crypto_utils.passphrase_to_w(options.passphrase, n=options.scrypt_n),
-                        server=options.server, known_codes=load_known_codes(options.config_dir))
+                        server=options.server, known_codes=load_known_codes(options.config_dir),
+                        downloads=options.downloads, auto_accept=options.auto_accept,
+                        max_file_bytes=options.max_file_bytes)
+        self._worker = FileWorker(self._wake)
+        try:
+            self._serve_session(core)
+        finally:
+            self._worker.stop()
+
+    def _serve_session(self, core: RoomCore) -> None:
+        options = self.options
         attempt = 0
         while True:
             outcome, reached_room = self._connect_and_serve(core)
@@ -198,7 +240,8 @@ class ChatSession:
                 for command in self._take_commands():
                     if command.kind == CommandKind.RECONNECT_NOW:
                         return not self._leaving.is_set()
-                    core.send_text(command.text)    # kept until the room is back
+                    self._apply(core, command)    # messages are kept until the room is back
+                self._move_file_work(core)
                 self._post_all(core.take_events())
                 if self._leaving.is_set():
                     return False
@@ -229,12 +272,12 @@ class ChatSession:
         last_progress = time.monotonic()
         while core.outcome is None:
             for command in self._take_commands():
-                if command.kind == CommandKind.SEND_TEXT:
-                    core.send_text(command.text)
+                self._apply(core, command)
+            self._move_file_work(core)
             if self._leaving.is_set() and leave_by is None:
                 core.leave()
                 leave_by = time.monotonic() + LEAVE_TIMEOUT
-            outgoing += core.data_to_send()
+            outgoing += core.data_to_send(bulk_room=BULK_AHEAD - len(outgoing))
             self._post_all(core.take_events())
             if core.outcome is not None:
                 break
@@ -242,6 +285,8 @@ class ChatSession:
             if leave_by is not None and now > leave_by:
                 break    # the goodbye could not be sent in time: close anyway
             timeout = min(MAX_POLL_SECONDS, max(0.0, core.next_deadline() - now))
+            if core.has_bulk and not outgoing:
+                timeout = 0.0
             if leave_by is not None:
                 timeout = min(timeout, max(0.0, leave_by - now))
             try:
@@ -285,6 +330,26 @@ class ChatSession:
         core.connection_lost()
         self._post_all(core.take_events())
         return outcome
+
+    @staticmethod
+    def _apply(core: RoomCore, command: Command) -> None:
+        if command.kind == CommandKind.SEND_TEXT:
+            core.send_text(command.text)
+        elif command.kind == CommandKind.SEND_FILE:
+            core.offer_file(Path(command.text))
+        elif command.kind == CommandKind.ACCEPT_FILE:
+            core.accept_file(command.text, command.directory)
+        elif command.kind == CommandKind.DECLINE_FILE:
+            core.decline_file(command.text)
+        elif command.kind == CommandKind.CANCEL_FILE:
+            core.cancel_file(command.text)
+
+    def _move_file_work(self, core: RoomCore) -> None:
+        """Hand the core's disk work to the file worker; hand back what it finished."""
+        for result in self._worker.take_results():
+            core.file_result(result)
+        for job in core.take_file_jobs():
+            self._worker.submit(job)
 
     def _take_commands(self) -> list[Command]:
         with contextlib.suppress(OSError):

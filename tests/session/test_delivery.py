@@ -155,7 +155,8 @@ def test_a_present_member_slow_to_acknowledge_is_named():
     room.relay.intercept = lambda sender, to, frame: [] if sender == room.ids["Bob"] else [frame]
     room.say("Alice", "the plan is on")
     room.tick(SLOW_RECEIPT_SECONDS + 1, step=1)
-    assert any(re.fullmatch(r'Not yet delivered to Bob after 3\d s: "the plan is on"', n) for n in room.notices("Alice"))
+    assert any(re.fullmatch(r'Not yet delivered to Bob after 3\d s: "the plan is on"', n)
+               for n in room.notices("Alice"))
 
 
 def test_a_goodbye_with_messages_outstanding_is_reported():

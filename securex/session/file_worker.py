@@ -1,0 +1,277 @@
+"""The disk and chunk-crypto work of file transfers, on a thread of its own.
+
+``files.py`` decides what to do and asks for it with ``Job`` values; this worker
+does it and hands back ``Result`` values, so neither the network thread nor the
+Tk thread ever waits on a disk. Jobs come in order on a bounded queue (the
+transfer windows bound how many are ever outstanding), results go back on a
+queue the runner drains after ``wake()``.
+
+Sending: the source is hashed once (SHA-256, for the offer), kept open, and read
+chunk by chunk at its offset, each chunk sealed under the file's key.
+Receiving: a hidden partial file is created exclusively in the download folder;
+each chunk is opened (a failed tag is a failed verification), appended and fed to
+the running hash; at the end the size and the hash must match the offer before
+the file takes its final name, a numbered one if the name is taken (an existing
+file is never overwritten). Any failure deletes the partial file.
+
+Memory stays flat whatever the file's size: one chunk at a time, plus the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from crypto_utils import constant_time_equal, open_chunk, seal_chunk
+from securex.errors import DecryptionError
+from securex.session import peer_wire
+from securex.session.files import (ChunkRead, Discard, Failed, FinishTarget, Hashed, HashSource, Job, Opened,
+                                   OpenTarget, ReadChunk, Result, Saved, WriteChunk, Written, human_size)
+from securex.session.peer_wire import Bulk, CancelReason
+
+log = logging.getLogger(__name__)
+
+JOB_QUEUE_SIZE = 1024
+HASH_BLOCK = 1024 * 1024
+
+
+@dataclass
+class _Target:
+    handle: BinaryIO
+    partial: Path
+    directory: Path
+    name: str
+    hasher: hashlib._Hash
+    written: int = 0
+
+
+def open_exclusive(path: Path) -> BinaryIO:
+    """Create ``path`` for writing; fail if anything (a file, a link) is there already."""
+    return path.open("xb")
+
+
+def _why(error: OSError) -> str:
+    return "the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else (error.strerror or str(error))
+
+
+class FileWorker:
+    """One per session. ``submit`` never blocks for long (windows bound the queue);
+    ``take_results`` returns what is done; ``stop`` ends the thread and deletes any
+    partial file still open. ``threaded=False`` does each job at once, in the
+    caller's thread (for sans-IO tests that drive everything in one thread);
+    ``open_partial`` creates the partial file (tests inject a disk that fills up)."""
+
+    def __init__(self, wake: Callable[[], None], *, threaded: bool = True,
+                 open_partial: Callable[[Path], BinaryIO] = open_exclusive) -> None:
+        self._wake = wake
+        self._open_partial = open_partial
+        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=JOB_QUEUE_SIZE)
+        self._results: queue.Queue[Result] = queue.Queue()
+        self._sources: dict[bytes, BinaryIO] = {}
+        self._targets: dict[bytes, _Target] = {}
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="securex files", daemon=True)
+            self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        if self._thread is None:
+            self._handle(job)
+            return
+        self._jobs.put(job, timeout=30)
+
+    def take_results(self) -> list[Result]:
+        results = []
+        while True:
+            try:
+                results.append(self._results.get_nowait())
+            except queue.Empty:
+                return results
+
+    def stop(self) -> None:
+        if self._thread is None:
+            self._close_all()
+            return
+        with contextlib.suppress(queue.Full):
+            self._jobs.put(None, timeout=5)
+        self._thread.join(10)
+
+    # -- the thread ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not None:
+                self._handle(job)
+        finally:
+            self._close_all()
+
+    def _handle(self, job: Job) -> None:
+        try:
+            result = self._do(job)
+        except Exception as error:   # a file job must never take the session down
+            log.exception("file job failed")
+            self._forget(job.file_id, delete=True)
+            result = Failed(job.file_id, CancelReason.WRITE_FAILED, f"File transfer failed ({error}).")
+        if result is not None:
+            self._results.put(result)
+            self._wake()
+
+    def _close_all(self) -> None:
+        for file_id in list(self._sources) + list(self._targets):
+            self._forget(file_id, delete=True)
+
+    def _do(self, job: Job) -> Result | None:
+        if isinstance(job, ReadChunk):
+            return self._read(job)
+        if isinstance(job, WriteChunk):
+            return self._write(job)
+        if isinstance(job, HashSource):
+            return self._hash(job)
+        if isinstance(job, OpenTarget):
+            return self._open(job)
+        if isinstance(job, FinishTarget):
+            return self._finish(job)
+        if isinstance(job, Discard):
+            self._forget(job.file_id, delete=True)
+        return None
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _hash(self, job: HashSource) -> Result:
+        try:
+            handle = job.path.open("rb")
+        except OSError as error:
+            return Failed(job.file_id, CancelReason.READ_FAILED,
+                          f"Cannot send {job.path}: {error.strerror or error}.")
+        try:
+            if not os.path.isfile(job.path):
+                raise IsADirectoryError(errno.EISDIR, "not a regular file")
+            hasher, size = hashlib.sha256(), 0
+            while block := handle.read(HASH_BLOCK):
+                hasher.update(block)
+                size += len(block)
+        except OSError as error:
+            handle.close()
+            return Failed(job.file_id, CancelReason.READ_FAILED,
+                          f"Cannot send {job.path}: {error.strerror or error}.")
+        self._sources[job.file_id] = handle
+        return Hashed(job.file_id, size, hasher.digest())
+
+    def _read(self, job: ReadChunk) -> Result:
+        handle = self._sources.get(job.file_id)
+        if handle is None:
+            return Failed(job.file_id, CancelReason.READ_FAILED, "The file to send is no longer open.")
+        try:
+            handle.seek(job.index * job.chunk_size)
+            data = handle.read(job.chunk_size)
+        except OSError as error:
+            return Failed(job.file_id, CancelReason.READ_FAILED, f"Reading the file failed: {error.strerror}.")
+        if not data and not (job.index == 0 and job.final):
+            return Failed(job.file_id, CancelReason.READ_FAILED,
+                          "The file got shorter while it was being sent; sending stopped.")
+        sealed = seal_chunk(job.key, job.file_id, job.index, job.final, data)
+        return ChunkRead(job.file_id, job.index, peer_wire.encode_bulk(Bulk(job.file_id, job.index, job.final,
+                                                                            sealed)))
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def _open(self, job: OpenTarget) -> Result:
+        try:
+            job.directory.mkdir(parents=True, exist_ok=True)
+            partial = job.directory / f".{job.name}.{job.file_id.hex()[:8]}.part"
+            handle = self._open_partial(partial)
+        except OSError as error:
+            return Failed(job.file_id, CancelReason.WRITE_FAILED,
+                          f"Cannot save {job.name} in {job.directory}: {_why(error)}.")
+        self._targets[job.file_id] = _Target(handle, partial, job.directory, job.name, hashlib.sha256())
+        return Opened(job.file_id, partial)
+
+    def _write(self, job: WriteChunk) -> Result:
+        target = self._targets.get(job.file_id)
+        if target is None:
+            return Failed(job.file_id, CancelReason.WRITE_FAILED, "The file being received is no longer open.")
+        chunk = job.chunk
+        try:
+            data = open_chunk(job.key, job.file_id, chunk.index, chunk.final, chunk.sealed)
+        except DecryptionError:
+            self._forget(job.file_id, delete=True)
+            return Failed(job.file_id, CancelReason.VERIFICATION,
+                          f"Receiving {target.name} failed verification (a chunk was altered or forged); "
+                          "the partial file was deleted.")
+        try:
+            target.handle.write(data)
+        except OSError as error:
+            self._forget(job.file_id, delete=True)
+            return Failed(job.file_id, CancelReason.WRITE_FAILED,
+                          f"Could not save {target.name} in {target.directory}: {_why(error)}; the partial file "
+                          "was deleted.")
+        target.hasher.update(data)
+        target.written += len(data)
+        return Written(job.file_id, chunk.index)
+
+    def _finish(self, job: FinishTarget) -> Result:
+        target = self._targets.get(job.file_id)
+        if target is None:
+            return Failed(job.file_id, CancelReason.WRITE_FAILED, "The file being received is no longer open.")
+        try:
+            target.handle.flush()
+            os.fsync(target.handle.fileno())
+            target.handle.close()
+        except OSError as error:
+            self._forget(job.file_id, delete=True)
+            return Failed(job.file_id, CancelReason.WRITE_FAILED,
+                          f"Could not save {target.name} in {target.directory}: {_why(error)}; the partial file "
+                          "was deleted.")
+        if target.written != job.size or not constant_time_equal(target.hasher.digest(), job.sha256):
+            self._forget(job.file_id, delete=True)
+            return Failed(job.file_id, CancelReason.VERIFICATION,
+                          f"Receiving {target.name} failed verification: {human_size(target.written)} arrived and "
+                          "its SHA-256 does not match the offer; the partial file was deleted.")
+        final = self._place(target)
+        self._targets.pop(job.file_id, None)
+        if final is None:
+            target.partial.unlink(missing_ok=True)
+            return Failed(job.file_id, CancelReason.WRITE_FAILED, f"Could not give {target.name} its name.")
+        return Saved(job.file_id, final)
+
+    @staticmethod
+    def _place(target: _Target) -> Path | None:
+        """Link the verified partial file to a free name (never over an existing file)."""
+        stem, dot, extension = target.name.rpartition(".")
+        if not dot or not stem:
+            stem, extension = target.name, ""
+        for number in range(1000):
+            name = target.name if number == 0 else f"{stem} ({number}){'.' + extension if extension else ''}"
+            candidate = target.directory / name
+            try:
+                os.link(target.partial, candidate)      # fails if the name is taken: no race, no overwrite
+            except FileExistsError:
+                continue
+            except OSError:
+                if candidate.exists():
+                    continue
+                target.partial.rename(candidate)          # a file system without hard links
+                return candidate
+            target.partial.unlink(missing_ok=True)
+            return candidate
+        return None
+
+    def _forget(self, file_id: bytes, *, delete: bool) -> None:
+        source = self._sources.pop(file_id, None)
+        if source is not None:
+            source.close()
+        target = self._targets.pop(file_id, None)
+        if target is not None:
+            with contextlib.suppress(OSError):
+                target.handle.close()
+            if delete:
+                target.partial.unlink(missing_ok=True)

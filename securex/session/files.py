@@ -1,0 +1,609 @@
+"""Encrypted file transfer between members: offers, acceptance, chunk scheduling,
+flow control and resume. Sans-IO.
+
+A file is sealed once, chunk by chunk, with a fresh random key, and fanned out by
+the relay to every member that accepted it (BULK bodies, one FANOUT per chunk).
+The key, the size, the chunk size and the file's SHA-256 travel in the offer over
+each member's own channel, so the relay reads nothing and a member cannot alter a
+chunk unseen: each chunk is authenticated under the key (its index, its file and
+whether it is the last are bound in), only chunks from the offering member are
+taken, and the receiver checks the whole file's hash before the file gets its
+final name. Anything wrong: the partial file is deleted and both sides are told.
+
+This module decides; ``file_worker.py`` does the disk and chunk-crypto work on
+its own thread, asked through the ``Job`` values below (taken with ``take_jobs``)
+and answered through ``on_result``. Sealed chunks to fan out are taken with
+``take_bulk``. It talks to the rest of the client through the small ``Port``
+interface (send to a member, look one up, post an event).
+
+Flow control: at most WINDOW_CHUNKS are on their way to each receiver before it
+says it has written them (FILE_PROGRESS), so a transfer never floods the relay's
+queues ahead of chat, and a slow receiver slows only its own copy: each receiver
+has its own position, and a chunk is sealed once and sent to every receiver that
+is at it. A receiver that was cut off sends FILE_ACCEPT with its position when it
+is back (or when a chunk is missing), and the sender carries on from there.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from crypto_utils import FILE_ID_BYTES, KEY_BYTES, RandBytes
+from securex.events import Event, FileFinished, FileOffered, FileProgress, Member
+from securex.session import peer_wire
+from securex.session.peer_wire import (Bulk, CancelReason, FileAccept, FileCancel, FileDecline, FileDone,
+                                       FileMessage, FileOffer)
+from securex.text import safe_file_name
+
+CHUNK_BYTES = 128 * 1024
+MIN_CHUNK_BYTES, MAX_CHUNK_BYTES = 4 * 1024, 192 * 1024
+WINDOW_CHUNKS = 16                 # 2 MiB on its way to one receiver, at most
+PROGRESS_EVERY = 4                 # chunks between FILE_PROGRESS
+DEFAULT_MAX_FILE_BYTES = 4 * 1024**3
+PROGRESS_EVENT_SECONDS = 0.25      # progress reaches the user at most this often per transfer and member
+SEALED_CACHE = 8                   # sealed chunks kept for receivers a little behind
+
+
+def short_id(file_id: bytes) -> str:
+    """How people name a transfer: /accept 3f2a9c1b."""
+    return file_id.hex()[:8]
+
+
+# -- work for the file worker -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HashSource:
+    file_id: bytes
+    path: Path
+
+
+@dataclass(frozen=True)
+class ReadChunk:
+    file_id: bytes
+    index: int
+    final: bool
+    chunk_size: int
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class OpenTarget:
+    file_id: bytes
+    directory: Path
+    name: str
+
+
+@dataclass(frozen=True)
+class WriteChunk:
+    file_id: bytes
+    chunk: Bulk
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FinishTarget:
+    file_id: bytes
+    sha256: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class Discard:
+    file_id: bytes
+
+
+Job = HashSource | ReadChunk | OpenTarget | WriteChunk | FinishTarget | Discard
+
+
+# -- what the worker answers ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Hashed:
+    file_id: bytes
+    size: int
+    sha256: bytes
+
+
+@dataclass(frozen=True)
+class ChunkRead:
+    file_id: bytes
+    index: int
+    body: bytes        # the BULK body, sealed
+
+
+@dataclass(frozen=True)
+class Opened:
+    file_id: bytes
+    partial: Path
+
+
+@dataclass(frozen=True)
+class Written:
+    file_id: bytes
+    index: int
+
+
+@dataclass(frozen=True)
+class Saved:
+    file_id: bytes
+    path: Path
+
+
+@dataclass(frozen=True)
+class Failed:
+    file_id: bytes
+    reason: CancelReason
+    message: str
+
+
+Result = Hashed | ChunkRead | Opened | Written | Saved | Failed
+
+
+class Port(Protocol):
+    """What the transfers need from the client core."""
+
+    def send_app(self, key: bytes, plaintext: bytes) -> bool: ...   # False: that member is not here
+    def member(self, key: bytes) -> Member | None: ...
+    def post(self, event: Event) -> None: ...
+
+
+# -- the transfers ----------------------------------------------------------------------------
+
+class Stage(enum.Enum):
+    PREPARING = "hashing the file before offering it"
+    OFFERED = "offered"
+    OPENING = "accepted; opening the file to write"
+    MOVING = "chunks on their way"
+    CHECKING = "all chunks written; checking the whole file"
+    DONE = "done"
+    DECLINED = "declined"
+    CANCELLED = "cancelled or failed"
+
+
+@dataclass
+class Receiver:
+    """One member we send a file to."""
+    key: bytes
+    name: str
+    stage: Stage = Stage.OFFERED
+    next_to_send: int = 0
+    written: int = 0                  # chunks it says it has written
+    reported_at: float = 0.0
+    # After a reconnect nothing is sent until it says where to go on from: what was in
+    # flight when the connection died may or may not have arrived.
+    awaiting_resume: bool = False
+
+
+@dataclass
+class Outgoing:
+    file_id: bytes
+    name: str
+    path: Path
+    key: bytes = field(repr=False)
+    size: int = 0
+    sha256: bytes = b""
+    chunk_size: int = CHUNK_BYTES
+    stage: Stage = Stage.PREPARING
+    receivers: dict[bytes, Receiver] = field(default_factory=dict)
+    reading: set[int] = field(default_factory=set)
+    sealed: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    started_at: float = 0.0
+
+    @property
+    def chunks(self) -> int:
+        return max(1, math.ceil(self.size / self.chunk_size))
+
+
+@dataclass
+class Incoming:
+    file_id: bytes
+    offer: FileOffer
+    sender: bytes                     # the offering member's identity key
+    sender_name: str
+    name: str                         # sanitised
+    stage: Stage = Stage.OFFERED
+    next_expected: int = 0            # chunks handed to the worker
+    written: int = 0
+    resend_asked_at: int | None = None   # we asked the sender to go on from here
+    partial: Path | None = None
+    directory: Path | None = None
+    started_at: float = 0.0
+    reported_at: float = 0.0
+
+    @property
+    def chunks(self) -> int:
+        return max(1, math.ceil(self.offer.size / self.offer.chunk_size))
+
+
+class FileTransfers:
+    def __init__(self, port: Port, clock: Callable[[], float], *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                 auto_accept: Path | None = None, downloads: Path | None = None,
+                 randbytes: RandBytes = secrets.token_bytes) -> None:
+        self._port = port
+        self._clock = clock
+        self.max_file_bytes = max_file_bytes
+        self.auto_accept = auto_accept
+        self.downloads = downloads
+        self._randbytes = randbytes
+        self.outgoing: dict[bytes, Outgoing] = {}
+        self.incoming: dict[bytes, Incoming] = {}
+        self._jobs: list[Job] = []
+        self._bulk: list[tuple[list[bytes], bytes]] = []     # (receiver keys, BULK body) to fan out
+
+    # -- the user's commands --------------------------------------------------------------------
+
+    def offer(self, path: Path, present: list[bytes]) -> str | None:
+        """Offer a file to the members present; returns its short id, or None (with an
+        event) when there is nobody to offer it to."""
+        if not present:
+            self._port.post(FileFinished("", path.name, "out", "", False, None,
+                                         f"Not sent: nobody else is in the room to receive {path.name}."))
+            return None
+        file_id = self._randbytes(FILE_ID_BYTES)
+        transfer = Outgoing(file_id, path.name, path, self._randbytes(KEY_BYTES), started_at=self._clock())
+        for key in present:
+            member = self._port.member(key)
+            transfer.receivers[key] = Receiver(key, member.label if member else "a member")
+        self.outgoing[file_id] = transfer
+        self._jobs.append(HashSource(file_id, path))
+        return short_id(file_id)
+
+    def accept(self, short: str, directory: Path | None = None) -> str | None:
+        """Accept an offer; returns an error to show, or None."""
+        transfer = self._find(self.incoming, short)
+        if transfer is None or transfer.stage != Stage.OFFERED:
+            return f"No file offer {short} is waiting for an answer."
+        target = directory or self.downloads
+        if target is None:
+            return "No download folder is set."
+        transfer.stage, transfer.directory, transfer.started_at = Stage.OPENING, target, self._clock()
+        self._jobs.append(OpenTarget(transfer.file_id, target, transfer.name))
+        return None
+
+    def decline(self, short: str) -> str | None:
+        transfer = self._find(self.incoming, short)
+        if transfer is None or transfer.stage != Stage.OFFERED:
+            return f"No file offer {short} is waiting for an answer."
+        transfer.stage = Stage.DECLINED
+        self._send(transfer.sender, FileDecline(transfer.file_id))
+        self._finished_in(transfer, False, f"Declined {transfer.name} from {transfer.sender_name}.")
+        return None
+
+    def cancel(self, short: str) -> str | None:
+        """Cancel a transfer either way (the sender's: for every receiver)."""
+        outgoing = self._find(self.outgoing, short)
+        if outgoing is not None and outgoing.stage not in (Stage.DONE, Stage.CANCELLED):
+            for receiver in outgoing.receivers.values():
+                if receiver.stage not in (Stage.DONE, Stage.DECLINED, Stage.CANCELLED):
+                    receiver.stage = Stage.CANCELLED
+                    self._send(receiver.key, FileCancel(outgoing.file_id, CancelReason.BY_USER))
+            outgoing.stage = Stage.CANCELLED
+            self._port.post(FileFinished(short, outgoing.name, "out", "", False, None,
+                                         f"Cancelled sending {outgoing.name}."))
+            return None
+        incoming = self._find(self.incoming, short)
+        if incoming is not None and incoming.stage in (Stage.OFFERED, Stage.OPENING, Stage.MOVING):
+            self._stop_incoming(incoming, CancelReason.BY_USER, f"Cancelled receiving {incoming.name}.")
+            return None
+        return f"No transfer {short} is under way."
+
+    # -- messages from members ---------------------------------------------------------------------
+
+    def on_message(self, sender: bytes, message: FileMessage) -> None:
+        if isinstance(message, FileOffer):
+            self._on_offer(sender, message)
+            return
+        outgoing = self.outgoing.get(message.file_id)
+        incoming = self.incoming.get(message.file_id)
+        receiver = outgoing.receivers.get(sender) if outgoing else None
+        if receiver is not None and outgoing is not None:
+            self._on_receiver_message(outgoing, receiver, message)
+        elif incoming is not None and incoming.sender == sender and isinstance(message, FileCancel):
+            why = ("the sender cancelled" if message.reason == CancelReason.BY_USER
+                   else "the sender could no longer read the file")
+            self._stop_incoming(incoming, None, f"Receiving {incoming.name} from {incoming.sender_name} stopped: "
+                                                f"{why}.")
+
+    def _on_offer(self, sender: bytes, offer: FileOffer) -> None:
+        member = self._port.member(sender)
+        if member is None or offer.file_id in self.incoming or offer.file_id in self.outgoing:
+            return
+        name = safe_file_name(offer.name)
+        transfer = Incoming(offer.file_id, offer, sender, member.label, name)
+        self.incoming[offer.file_id] = transfer
+        if not MIN_CHUNK_BYTES <= offer.chunk_size <= MAX_CHUNK_BYTES or len(offer.key) != KEY_BYTES:
+            transfer.stage = Stage.CANCELLED
+            self._send(sender, FileCancel(offer.file_id, CancelReason.VERIFICATION))
+            self._finished_in(transfer, False, f"Refused a malformed file offer from {member.label}.")
+            return
+        if offer.size > self.max_file_bytes:
+            transfer.stage = Stage.CANCELLED
+            self._send(sender, FileCancel(offer.file_id, CancelReason.TOO_LARGE))
+            self._finished_in(transfer, False, f"Refused {name} from {member.label}: it is {human_size(offer.size)}, "
+                                               f"over your limit of {human_size(self.max_file_bytes)}.")
+            return
+        self._port.post(FileOffered(short_id(offer.file_id), name, offer.size, member))
+        if self.auto_accept is not None:
+            self.accept(short_id(offer.file_id), self.auto_accept)
+
+    def _on_receiver_message(self, outgoing: Outgoing, receiver: Receiver, message: FileMessage) -> None:
+        if receiver.stage in (Stage.DONE, Stage.DECLINED, Stage.CANCELLED) or outgoing.stage == Stage.CANCELLED:
+            return
+        if isinstance(message, FileAccept):
+            if message.next_chunk > outgoing.chunks:
+                return
+            receiver.stage = Stage.MOVING
+            receiver.awaiting_resume = False
+            receiver.next_to_send = receiver.written = message.next_chunk
+            self._schedule(outgoing)
+        elif isinstance(message, peer_wire.FileProgress):
+            if receiver.written <= message.next_chunk <= receiver.next_to_send:
+                receiver.written = message.next_chunk
+                self._report_out(outgoing, receiver)
+                self._schedule(outgoing)
+        elif isinstance(message, FileDecline):
+            receiver.stage = Stage.DECLINED
+            self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, False,
+                                         None, f"{receiver.name} declined {outgoing.name}."))
+        elif isinstance(message, FileDone):
+            if receiver.written >= outgoing.chunks or receiver.next_to_send >= outgoing.chunks:
+                receiver.stage = Stage.DONE
+                receiver.written = outgoing.chunks
+                self._report_out(outgoing, receiver, force=True)
+                self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name,
+                                             True, None, f"Delivered {outgoing.name} to {receiver.name} "
+                                                         "(its SHA-256 checked on arrival)."))
+        elif isinstance(message, FileCancel):
+            receiver.stage = Stage.CANCELLED
+            why = {CancelReason.BY_USER: "they cancelled", CancelReason.VERIFICATION: "it failed verification there",
+                   CancelReason.WRITE_FAILED: "they could not save it (disk full?)",
+                   CancelReason.TOO_LARGE: "it is over their size limit"}.get(message.reason, "it stopped")
+            self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, False,
+                                         None, f"{outgoing.name} was not delivered to {receiver.name}: {why}."))
+        self._settle(outgoing)
+
+    def on_bulk(self, sender: bytes, chunk: Bulk) -> None:
+        """A chunk the relay fanned out, from the member ``sender`` (identity key)."""
+        transfer = self.incoming.get(chunk.file_id)
+        if transfer is None or transfer.sender != sender or transfer.stage != Stage.MOVING:
+            return     # not ours, not from the member who offered it, or no longer wanted
+        if chunk.index < transfer.next_expected:
+            return     # a resend overlapping what we have: already handled
+        if chunk.index > transfer.next_expected:
+            # One went missing on the way: ask the sender to go on from where we are, once;
+            # the rest of what was already in flight is just as stale and says nothing new.
+            if transfer.resend_asked_at != transfer.next_expected:
+                self._ask_to_resume(transfer)
+            return
+        if chunk.final != (chunk.index == transfer.chunks - 1):
+            self._stop_incoming(transfer, CancelReason.VERIFICATION,
+                                f"Receiving {transfer.name} from {transfer.sender_name} failed verification "
+                                "(a chunk out of place); the partial file was deleted.")
+            return
+        transfer.next_expected += 1
+        self._jobs.append(WriteChunk(transfer.file_id, chunk, transfer.offer.key))
+
+    # -- members coming back ------------------------------------------------------------------------
+
+    def member_back(self, key: bytes) -> None:
+        """A member verified again after its (or our) connection dropped: transfers we
+        receive from it resume where we are."""
+        for transfer in self.incoming.values():
+            if transfer.sender == key and transfer.stage == Stage.MOVING:
+                self._ask_to_resume(transfer)
+        for outgoing in self.outgoing.values():
+            receiver = outgoing.receivers.get(key)
+            if receiver is not None and receiver.stage == Stage.MOVING:
+                receiver.awaiting_resume = True
+
+    def _ask_to_resume(self, transfer: Incoming) -> None:
+        transfer.resend_asked_at = transfer.next_expected
+        self._send(transfer.sender, FileAccept(transfer.file_id, transfer.next_expected))
+
+    def member_left(self, key: bytes) -> None:
+        """It said goodbye: what it was sending us or we were sending it stops."""
+        for transfer in list(self.incoming.values()):
+            if transfer.sender == key and transfer.stage in (Stage.OFFERED, Stage.OPENING, Stage.MOVING):
+                self._stop_incoming(transfer, None, f"Receiving {transfer.name} stopped: "
+                                                    f"{transfer.sender_name} left.")
+        for outgoing in self.outgoing.values():
+            receiver = outgoing.receivers.get(key)
+            if receiver is not None and receiver.stage in (Stage.OFFERED, Stage.MOVING):
+                receiver.stage = Stage.CANCELLED
+                self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, False,
+                                             None, f"{outgoing.name} was not delivered to {receiver.name}: "
+                                                   "they left."))
+                self._settle(outgoing)
+
+    def resume_sending(self) -> None:
+        """After any membership change: send what the windows allow to members present."""
+        for outgoing in self.outgoing.values():
+            self._schedule(outgoing)
+
+    # -- the worker's answers ---------------------------------------------------------------------
+
+    def on_result(self, result: Result) -> None:
+        file_id = result.file_id
+        if isinstance(result, Failed):
+            self._on_failed(result)
+        elif isinstance(result, Hashed):
+            self._on_hashed(result)
+        elif isinstance(result, ChunkRead):
+            outgoing = self.outgoing.get(file_id)
+            if outgoing is not None:
+                outgoing.reading.discard(result.index)
+                outgoing.sealed[result.index] = result.body
+                while len(outgoing.sealed) > SEALED_CACHE:
+                    outgoing.sealed.popitem(last=False)
+                self._schedule(outgoing)
+        elif isinstance(result, Opened):
+            incoming = self.incoming.get(file_id)
+            if incoming is not None and incoming.stage == Stage.OPENING:
+                incoming.stage, incoming.partial = Stage.MOVING, result.partial
+                self._send(incoming.sender, FileAccept(file_id, 0))
+                self._report_in(incoming, force=True)
+            elif incoming is not None:
+                self._jobs.append(Discard(file_id))     # cancelled meanwhile
+        elif isinstance(result, Written):
+            incoming = self.incoming.get(file_id)
+            if incoming is None or incoming.stage != Stage.MOVING:
+                return
+            incoming.written = result.index + 1
+            final = incoming.written == incoming.chunks
+            if final or incoming.written % PROGRESS_EVERY == 0:
+                self._send(incoming.sender, peer_wire.FileProgress(file_id, incoming.written))
+            self._report_in(incoming, force=final)
+            if final:
+                incoming.stage = Stage.CHECKING
+                self._jobs.append(FinishTarget(file_id, incoming.offer.sha256, incoming.offer.size))
+        elif isinstance(result, Saved):
+            incoming = self.incoming.get(file_id)
+            if incoming is not None:
+                incoming.stage = Stage.DONE
+                self._send(incoming.sender, FileDone(file_id))
+                self._finished_in(incoming, True, f"Received {incoming.name} ({human_size(incoming.offer.size)}) from "
+                                                  f"{incoming.sender_name}, saved to {result.path} "
+                                                  "(SHA-256 verified).", result.path)
+
+    def _on_hashed(self, result: Hashed) -> None:
+        outgoing = self.outgoing.get(result.file_id)
+        if outgoing is None or outgoing.stage != Stage.PREPARING:
+            return
+        if result.size > self.max_file_bytes:
+            outgoing.stage = Stage.CANCELLED
+            self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
+                                         f"Not sent: {outgoing.name} is {human_size(result.size)}, over the limit "
+                                         f"of {human_size(self.max_file_bytes)}."))
+            return
+        outgoing.size, outgoing.sha256, outgoing.stage = result.size, result.sha256, Stage.OFFERED
+        offer = FileOffer(outgoing.file_id, result.size, outgoing.chunk_size, result.sha256, outgoing.key,
+                          outgoing.name)
+        offered = [r.name for r in outgoing.receivers.values() if self._send(r.key, offer)]
+        self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", ", ".join(offered) or "nobody",
+                                     0, result.size, 0.0, "offered"))
+
+    def _on_failed(self, result: Failed) -> None:
+        outgoing = self.outgoing.get(result.file_id)
+        if outgoing is not None:
+            for receiver in outgoing.receivers.values():
+                if receiver.stage in (Stage.OFFERED, Stage.MOVING):
+                    receiver.stage = Stage.CANCELLED
+                    self._send(receiver.key, FileCancel(outgoing.file_id, result.reason))
+            outgoing.stage = Stage.CANCELLED
+            self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
+                                         result.message))
+            return
+        incoming = self.incoming.get(result.file_id)
+        if incoming is not None and incoming.stage not in (Stage.DONE, Stage.CANCELLED, Stage.DECLINED):
+            self._stop_incoming(incoming, result.reason, result.message)
+
+    # -- outputs ----------------------------------------------------------------------------------------
+
+    def take_jobs(self) -> list[Job]:
+        jobs, self._jobs = self._jobs, []
+        return jobs
+
+    def take_bulk(self) -> list[tuple[list[bytes], bytes]]:
+        bulk, self._bulk = self._bulk, []
+        return bulk
+
+    @property
+    def busy(self) -> bool:
+        return any(o.stage in (Stage.PREPARING, Stage.OFFERED) for o in self.outgoing.values()) or any(
+            i.stage in (Stage.OPENING, Stage.MOVING, Stage.CHECKING) for i in self.incoming.values())
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _schedule(self, outgoing: Outgoing) -> None:
+        """Send each receiver what its window allows; ask the worker for chunks not sealed yet."""
+        if outgoing.stage != Stage.OFFERED:
+            return
+        for _ in range(WINDOW_CHUNKS * max(1, len(outgoing.receivers))):
+            wanting: dict[int, list[Receiver]] = {}
+            for receiver in outgoing.receivers.values():
+                if (receiver.stage == Stage.MOVING and not receiver.awaiting_resume
+                        and receiver.next_to_send < outgoing.chunks
+                        and receiver.next_to_send - receiver.written < WINDOW_CHUNKS
+                        and self._port.member(receiver.key) is not None):
+                    wanting.setdefault(receiver.next_to_send, []).append(receiver)
+            if not wanting:
+                return
+            index = min(wanting)
+            body = outgoing.sealed.get(index)
+            if body is None:
+                if index not in outgoing.reading and len(outgoing.reading) < WINDOW_CHUNKS:
+                    outgoing.reading.add(index)
+                    self._jobs.append(ReadChunk(outgoing.file_id, index, index == outgoing.chunks - 1,
+                                                outgoing.chunk_size, outgoing.key))
+                    # Ask for the next ones too, so reading runs ahead of sending.
+                    for ahead in range(index + 1, min(outgoing.chunks, index + 4)):
+                        if ahead not in outgoing.reading and ahead not in outgoing.sealed:
+                            outgoing.reading.add(ahead)
+                            self._jobs.append(ReadChunk(outgoing.file_id, ahead, ahead == outgoing.chunks - 1,
+                                                        outgoing.chunk_size, outgoing.key))
+                return
+            self._bulk.append(([r.key for r in wanting[index]], body))
+            for receiver in wanting[index]:
+                receiver.next_to_send += 1
+
+    def _settle(self, outgoing: Outgoing) -> None:
+        if outgoing.stage == Stage.OFFERED and all(
+                r.stage in (Stage.DONE, Stage.DECLINED, Stage.CANCELLED) for r in outgoing.receivers.values()):
+            outgoing.stage = Stage.DONE
+            outgoing.sealed.clear()
+            self._jobs.append(Discard(outgoing.file_id))
+
+    def _stop_incoming(self, transfer: Incoming, reason: CancelReason | None, message: str) -> None:
+        if reason is not None:
+            self._send(transfer.sender, FileCancel(transfer.file_id, reason))
+        transfer.stage = Stage.CANCELLED
+        self._jobs.append(Discard(transfer.file_id))
+        self._finished_in(transfer, False, message)
+
+    def _finished_in(self, transfer: Incoming, ok: bool, message: str, path: Path | None = None) -> None:
+        self._port.post(FileFinished(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name, ok,
+                                     str(path) if path else None, message))
+
+    def _report_in(self, transfer: Incoming, *, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - transfer.reported_at < PROGRESS_EVENT_SECONDS:
+            return
+        transfer.reported_at = now
+        done = min(transfer.offer.size, transfer.written * transfer.offer.chunk_size)
+        rate = done / max(now - transfer.started_at, 1e-3)
+        self._port.post(FileProgress(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name, done,
+                                     transfer.offer.size, rate, "receiving" if done < transfer.offer.size
+                                     else "checking"))
+
+    def _report_out(self, outgoing: Outgoing, receiver: Receiver, *, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - receiver.reported_at < PROGRESS_EVENT_SECONDS:
+            return
+        receiver.reported_at = now
+        done = min(outgoing.size, receiver.written * outgoing.chunk_size)
+        rate = done / max(now - outgoing.started_at, 1e-3)
+        self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, done,
+                                     outgoing.size, rate, "sending"))
+
+    def _send(self, key: bytes, message: FileMessage) -> bool:
+        return self._port.send_app(key, peer_wire.encode_app(message))
+
+    @staticmethod
+    def _find(transfers: dict, short: str):
+        short = short.strip().lower()
+        matches = [t for file_id, t in transfers.items() if short_id(file_id) == short]
+        return matches[0] if len(matches) == 1 else None
+
+
+def human_size(size: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"

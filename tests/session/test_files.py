@@ -1,0 +1,404 @@
+"""securex.session.files with the real file worker run inline: offers, accept and
+decline, cancel either way, resume after a drop, flow control, and every way a
+file can arrive wrong (a forged chunk, a bit flipped by the relay, a wrong size,
+a hostile name), driven in-process through the in-memory relay."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import unicodedata
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import FakeClock, SimRelay, sim_core
+from securex import protocol
+from securex.events import FileFinished, FileOffered, FileProgress
+from securex.session import peer_wire
+from securex.session.file_worker import FileWorker
+from securex.session.files import CHUNK_BYTES, WINDOW_CHUNKS, human_size
+from securex.text import MAX_FILE_NAME_CHARS, safe_file_name
+
+
+class Room:
+    """Cores, each with an inline file worker, and a relay; ``pump`` runs everything."""
+
+    def __init__(self, tmp_path: Path, *names: str, **options) -> None:
+        self.clock = FakeClock()
+        self.relay = SimRelay()
+        self.tmp = tmp_path
+        self.cores, self.ids, self.workers, self.events = {}, {}, {}, {}
+        for name in names:
+            self.join(name, **options)
+
+    def join(self, name: str, **options) -> None:
+        if name not in self.cores:
+            self.cores[name] = sim_core(name, clock=self.clock, downloads=self.tmp / name, **options)
+            self.workers[name] = FileWorker(lambda: None, threaded=False)
+            self.events[name] = []
+        self.ids[name] = self.relay.connect(self.cores[name])
+        self.pump()
+
+    def pump(self, rounds: int = 10_000) -> None:
+        for _ in range(rounds):
+            moved = False
+            for name, core in list(self.cores.items()):
+                for result in self.workers[name].take_results():
+                    core.file_result(result)
+                    moved = True
+                for job in core.take_file_jobs():
+                    self.workers[name].submit(job)
+                    moved = True
+            moved |= self.relay.pump()
+            for name, core in self.cores.items():
+                self.events[name].extend(core.take_events())
+            if not moved:
+                return
+
+    def offer(self, name: str, path: Path) -> str:
+        self.cores[name].offer_file(path)
+        self.pump()
+        offers = [e for e in self.events[self.others(name)[0]] if isinstance(e, FileOffered)]
+        return offers[-1].file_id
+
+    def others(self, name: str) -> list[str]:
+        return [n for n in self.cores if n != name]
+
+    def finished(self, name: str) -> list[FileFinished]:
+        return [e for e in self.events[name] if isinstance(e, FileFinished)]
+
+
+def random_file(path: Path, size: int) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def is_bulk(routed_frame: bytes) -> bool:
+    body = protocol.parse_routed(protocol.FrameDecoder().feed(routed_frame)[0]).body
+    return peer_wire.split_body(body)[0] == peer_wire.BodyKind.BULK
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_file_reaches_two_members_who_each_verify_its_hash(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob", "Carol")
+    source = random_file(tmp_path / "plans.pdf", 3 * CHUNK_BYTES + 123)
+    file_id = room.offer("Alice", source)
+    for name in ("Bob", "Carol"):
+        offer = next(e for e in room.events[name] if isinstance(e, FileOffered))
+        assert (offer.name, offer.size, offer.sender.name) == ("plans.pdf", source.stat().st_size, "Alice")
+        room.cores[name].accept_file(file_id)
+    room.pump()
+    for name in ("Bob", "Carol"):
+        [done] = room.finished(name)
+        assert done.ok and digest(Path(done.path)) == digest(source)
+        assert done.message.startswith(f"Received plans.pdf ({human_size(source.stat().st_size)}) from Alice, "
+                                       f"saved to {tmp_path / name / 'plans.pdf'}")
+        assert [p.name for p in (tmp_path / name).iterdir()] == ["plans.pdf"]    # no partial left behind
+    assert sorted(e.peer for e in room.finished("Alice") if e.ok) == ["Bob", "Carol"]
+
+
+def test_the_file_is_sealed_once_and_the_relay_fans_it_out(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob", "Carol")
+    source = random_file(tmp_path / "f.bin", 2 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    for name in ("Bob", "Carol"):
+        room.cores[name].accept_file(file_id)
+    room.pump()
+    bodies = [frame for sender, to, frame in room.relay.routed if sender == room.ids["Alice"]
+              and is_bulk(frame)]
+    assert len(bodies) == 2 * 2                      # two chunks, each to two members ...
+    assert len({b[13:] for b in bodies}) == 2        # ... but each sealed once
+    assert all(source.read_bytes()[:64] not in b for b in bodies)
+
+
+def test_an_empty_file_arrives_too(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "empty.txt", 0))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    [done] = room.finished("Bob")
+    assert done.ok and Path(done.path).read_bytes() == b""
+
+
+def test_decline_tells_the_sender(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "f.bin", 1000))
+    room.cores["Bob"].decline_file(file_id)
+    room.pump()
+    assert [e.message for e in room.finished("Alice")] == ["Bob declined f.bin."]
+    assert not (tmp_path / "Bob").exists()
+
+
+@pytest.mark.parametrize("who", ["sender", "receiver"])
+def test_cancel_either_way_stops_the_transfer_and_leaves_no_partial_file(tmp_path, who):
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "big.bin", 40 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=3)                               # part of the way
+    (room.cores["Alice"] if who == "sender" else room.cores["Bob"]).cancel_file(file_id)
+    room.pump()
+    assert not room.finished("Bob")[-1].ok
+    assert not room.finished("Alice")[-1].ok
+    assert not list((tmp_path / "Bob").iterdir())
+
+
+def test_a_receiver_cut_off_mid_transfer_resumes_without_starting_over(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "big.bin", 30 * CHUNK_BYTES + 5)
+    file_id = room.offer("Alice", source)
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=4)
+    had = next(iter(room.cores["Bob"].files.incoming.values())).next_expected
+    assert 0 < had < 31
+    room.relay.drop(room.ids["Bob"])                  # Wi-Fi gone
+    room.pump()
+    sent_before = len(room.relay.routed)
+    room.join("Bob")                                  # back, same identity
+    chunks_after = [f for s, to, f in room.relay.routed[sent_before:] if s == room.ids["Alice"] and is_bulk(f)]
+    [done] = [e for e in room.finished("Bob") if e.ok]
+    assert digest(Path(done.path)) == digest(source)
+    assert len(chunks_after) <= 31 - had + 1          # only what was missing (and one in flight)
+
+
+def test_no_more_than_a_window_of_chunks_is_ever_on_its_way(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 60 * CHUNK_BYTES))
+    room.relay.intercept = lambda sender, to, frame: [] if sender == room.ids["Bob"] and len(frame) < 200 and \
+        room.cores["Bob"].files.incoming and frame else [frame]   # Bob's progress reports never arrive
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    outgoing = next(iter(room.cores["Alice"].files.outgoing.values()))
+    receiver = next(iter(outgoing.receivers.values()))
+    assert receiver.next_to_send - receiver.written <= WINDOW_CHUNKS
+
+
+def test_a_member_forging_chunks_of_someone_elses_file_changes_nothing(tmp_path):
+    """Mallory was offered the file too, so she knows its key; she fans out chunks of
+    her own with its id to Bob. Bob takes chunks only from the member who offered it."""
+    room = Room(tmp_path, "Alice", "Bob", "Mallory")
+    source = random_file(tmp_path / "contract.pdf", 2 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    mallory = room.cores["Mallory"]
+    offer_key = next(iter(mallory.files.incoming.values())).offer.key
+    raw_id = next(iter(mallory.files.incoming))
+    import crypto_utils
+    forged = peer_wire.encode_bulk(peer_wire.Bulk(raw_id, 0, False, crypto_utils.seal_chunk(
+        offer_key, raw_id, 0, False, b"pay Mallory" * 1000)))
+    room.cores["Bob"].accept_file(file_id)
+    room.relay.inject(room.ids["Bob"], protocol.encode_frame(protocol.FrameType.ROUTED, room.ids["Mallory"] + forged))
+    room.pump()
+    [done] = room.finished("Bob")
+    assert done.ok and digest(Path(done.path)) == digest(source)
+
+
+def test_a_bit_flipped_by_the_relay_in_one_chunk_is_caught_and_nothing_is_saved(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    flipped = []
+
+    def flip_one_chunk(sender, to, frame):
+        if is_bulk(frame) and not flipped:
+            flipped.append(True)
+            return [frame[:-100] + bytes([frame[-100] ^ 1]) + frame[-99:]]
+        return [frame]
+    room.relay.intercept = flip_one_chunk
+    file_id = room.offer("Alice", random_file(tmp_path / "f.bin", 3 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    [failed] = room.finished("Bob")
+    assert not failed.ok and "failed verification" in failed.message and "partial file was deleted" in failed.message
+    assert not list((tmp_path / "Bob").iterdir())
+    assert "failed verification there" in room.finished("Alice")[-1].message
+
+
+def test_a_sender_whose_file_does_not_match_its_offer_gets_nothing_saved(tmp_path):
+    """The bytes change between the offer (its hash) and the sending: the whole-file
+    check catches it and the partial file goes."""
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "f.bin", 2 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    source.write_bytes(os.urandom(2 * CHUNK_BYTES))      # same size, other content
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    [failed] = room.finished("Bob")
+    assert not failed.ok and "does not match the offer" in failed.message
+    assert not list((tmp_path / "Bob").iterdir())
+
+
+def test_a_file_that_shrinks_while_sent_is_stopped_and_nothing_is_saved(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "f.bin", 4 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    source.write_bytes(b"short")
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    assert not room.finished("Bob")[-1].ok
+    assert not list((tmp_path / "Bob").iterdir())
+
+
+@pytest.mark.parametrize("name, saved_as", [
+    ("../../.bashrc", "bashrc"), ("/etc/passwd", "passwd"), ("C:\\Windows\\evil.exe", "evil.exe"),
+    ("..", "file"), ("\x1b]0;pwned\x07report.txt", "_]0;pwned_report.txt"), ("CON.txt", "file CON.txt"),
+    ("invoice\u202egpj.exe", "invoice_gpj.exe")],
+    ids=["climbs-up", "absolute", "windows-path", "dot-dot", "escape", "device-name", "bidi-override"])
+def test_a_hostile_file_name_is_made_safe_and_stays_in_the_download_folder(tmp_path, name, saved_as):
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "payload", 100)
+    room.cores["Alice"].files.outgoing.clear()
+    room.cores["Alice"].offer_file(source)
+    next(iter(room.cores["Alice"].files.outgoing.values())).name = name    # the sender lies about the name
+    room.pump()
+    offer = next(e for e in room.events["Bob"] if isinstance(e, FileOffered))
+    assert offer.name == saved_as
+    room.cores["Bob"].accept_file(offer.file_id)
+    room.pump()
+    [done] = room.finished("Bob")
+    assert done.ok and Path(done.path).parent == tmp_path / "Bob" and Path(done.path).name == saved_as
+
+
+def test_an_existing_file_is_never_overwritten(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    (tmp_path / "Bob").mkdir()
+    (tmp_path / "Bob" / "notes.txt").write_text("mine")
+    for _ in range(2):
+        file_id = room.offer("Alice", random_file(tmp_path / "notes.txt", 10))
+        room.cores["Bob"].accept_file(file_id)
+        room.pump()
+    assert (tmp_path / "Bob" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "Bob").iterdir()) == ["notes (1).txt", "notes (2).txt", "notes.txt"]
+
+
+def test_an_offer_over_the_receivers_limit_is_refused_and_the_sender_told(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob", max_file_bytes=1000)
+    room.cores["Alice"].files.max_file_bytes = 10**9
+    room.cores["Alice"].offer_file(random_file(tmp_path / "big.bin", 5000))
+    room.pump()
+    assert "over your limit" in room.finished("Bob")[-1].message
+    assert "over their size limit" in room.finished("Alice")[-1].message
+
+
+def test_a_file_that_vanished_before_it_was_offered_is_refused_clearly(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    room.cores["Alice"].offer_file(tmp_path / "gone.txt")
+    room.pump()
+    [failed] = room.finished("Alice")
+    assert not failed.ok and failed.message.startswith(f"Cannot send {tmp_path / 'gone.txt'}: No such file")
+
+
+def test_offering_to_an_empty_room_says_nobody_is_there(tmp_path):
+    room = Room(tmp_path, "Alice")
+    room.cores["Alice"].offer_file(random_file(tmp_path / "f", 1))
+    room.pump()
+    assert "nobody else is in the room" in room.finished("Alice")[-1].message
+
+
+def test_progress_is_reported_both_ways(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "f.bin", 20 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    assert any(e.direction == "in" and e.done for e in room.events["Bob"] if isinstance(e, FileProgress))
+    assert any(e.direction == "out" and e.done == e.total for e in room.events["Alice"]
+               if isinstance(e, FileProgress))
+
+
+@settings(max_examples=60)
+@given(st.text(max_size=300))
+def test_any_offered_name_becomes_one_harmless_file_name(name):
+    safe = safe_file_name(name)
+    assert safe and safe not in (".", "..") and not safe.startswith((".", "-"))
+    assert "/" not in safe and "\\" not in safe and "\x00" not in safe
+    assert all(unicodedata.category(ch)[0] != "C" for ch in safe)
+    assert len(safe) <= MAX_FILE_NAME_CHARS and safe == safe.strip()
+
+
+# What a hostile relay can do to the chunks of one transfer, as a list of moves.
+RELAY_MOVES = st.lists(st.sampled_from(["pass", "replay", "hold", "swap", "cut"]), min_size=1, max_size=40)
+
+
+@settings(max_examples=40)
+@given(moves=RELAY_MOVES)
+def test_whatever_the_relay_does_to_chunks_the_file_arrives_whole_or_not_at_all(tmp_path_factory, moves):
+    """Replays, reordering, withheld chunks and dropped connections: Bob ends with
+    exactly Alice's file, or with no file and a clear failure; never something else."""
+    tmp_path = tmp_path_factory.mktemp("relay")
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "f.bin", 9 * CHUNK_BYTES + 17)
+    script = iter(moves)
+    held: list[bytes] = []
+
+    def hostile(sender, to, frame):
+        if not is_bulk(frame):
+            return [frame]
+        move = next(script, "pass")
+        if move == "replay":
+            return [frame, frame]
+        if move == "hold":
+            held.append(frame)
+            return []
+        if move == "swap" and held:
+            return [frame, held.pop()]
+        if move == "cut":
+            cut.append(to)
+            return []
+        return [frame]
+
+    cut: list[bytes] = []
+    room.relay.intercept = hostile
+    file_id = room.offer("Alice", source)
+    room.cores["Bob"].accept_file(file_id)
+    for _ in range(20):
+        room.pump()
+        if not cut:
+            break
+        cut.clear()
+        room.relay.drop(room.ids["Bob"])      # the connection the chunk was lost on dies
+        room.pump()
+        room.join("Bob")
+    room.relay.intercept = lambda sender, to, frame: [frame]
+    room.relay.drop(room.ids["Bob"])          # a last reconnect moves whatever was held
+    room.pump()
+    room.join("Bob")
+    finished = room.finished("Bob")
+    assert len(finished) == 1
+    saved = [p for p in (tmp_path / "Bob").iterdir()]
+    if finished[0].ok:
+        assert [Path(finished[0].path)] == saved and digest(saved[0]) == digest(source)
+    else:
+        assert saved == []
+
+
+class FillingDisk(io.FileIO):
+    """A partial file on a disk with ``room`` bytes free: then ENOSPC, as a full disk says."""
+
+    def __init__(self, path: Path, room: int) -> None:
+        super().__init__(path, "xb")
+        self.room = room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return super().write(data)
+
+
+def test_a_full_disk_is_reported_to_both_sides_and_the_partial_file_removed(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    room.workers["Bob"] = FileWorker(lambda: None, threaded=False,
+                                     open_partial=lambda path: FillingDisk(path, 3 * CHUNK_BYTES))
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 10 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    [failed] = room.finished("Bob")
+    assert not failed.ok and "the disk is full" in failed.message and "partial file was deleted" in failed.message
+    [told] = room.finished("Alice")
+    assert not told.ok and "could not save it (disk full?)" in told.message
+    assert not list((tmp_path / "Bob").iterdir())
