@@ -6,20 +6,26 @@ the passphrase to each other; the relay holds nothing derived from it and never
 sees a name or a word (they travel encrypted). The process loads no
 cryptography at all.
 
-This file is only the command line: arguments, the address to give out, and
-signals. The relay itself lives in ``securex/relay/``.
+This file is only the command line: arguments, the address to give out, the
+room's announcement on the LAN, and signals. The relay itself lives in
+``securex/relay/``; the announcement runs in a child process
+(``securex/announcer.py``), because zeroconf brings ssl with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import logging
 import signal
+import socket
 import sys
 import threading
 
 from netinfo import detect_lan_addresses
+from securex.announcer import RoomAnnouncement, not_announced
+from securex.discovery import MAX_ROOM_NAME_CHARS, validate_room_name
 from securex.protocol import (DEFAULT_MAX_CLIENTS, DEFAULT_PORT, HANDSHAKE_TIMEOUT, MAX_CLIENTS_LIMIT,
                               SERVER_IDLE_TIMEOUT)
 from securex.relay.engine import DEFAULT_HIGH_WATER, RelayServer
@@ -45,8 +51,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--member-buffer", type=int, default=DEFAULT_HIGH_WATER, metavar="BYTES",
                         help="bytes queued for one member before whoever sends to it is slowed down "
                              f"(default: {DEFAULT_HIGH_WATER // 2**20} MiB)")
+    parser.add_argument("--room-name", metavar="NAME", default=None,
+                        help="the name members see when they look for rooms on the LAN "
+                             "(default: this computer's name)")
+    parser.add_argument("--no-announce", action="store_true",
+                        help="do not announce the room on the LAN (members then type the address)")
     parser.add_argument("--quiet", action="store_true", help="log only warnings")
     args = parser.parse_args(argv)
+    if args.room_name is None:
+        args.room_name = default_room_name()
+    else:
+        try:
+            args.room_name = validate_room_name(args.room_name)
+        except ValueError as error:
+            parser.error(f"--room-name: {error}")
     if not 1 <= args.max_clients <= MAX_CLIENTS_LIMIT:
         parser.error(f"--max-clients must be between 1 and {MAX_CLIENTS_LIMIT}")
     if args.max_pending_per_address < 1:
@@ -56,8 +74,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def announce(server: RelayServer, host: str) -> None:
-    """Tell the host which address to give out, and the exact client command."""
+def default_room_name() -> str:
+    """This computer's name (its first label), cut to fit: what members see by default."""
+    name = " ".join(socket.gethostname().split(".")[0].split())[:MAX_ROOM_NAME_CHARS]
+    try:
+        return validate_room_name(name)
+    except ValueError:
+        return "Secure X room"
+
+
+def announce(server: RelayServer, host: str) -> list[str]:
+    """Tell the host which address to give out, and the exact client command; returns
+    the addresses given out."""
     port, limit = server.port, server.registry.capacity
     if host in ("0.0.0.0", ""):
         lan = detect_lan_addresses()
@@ -71,6 +99,27 @@ def announce(server: RelayServer, host: str) -> None:
         print(f"  also reachable at {other}:{port}")
     print(f"Members join with: securex --host {addresses[0]} --port {port}")
     print("Press Ctrl+C to stop.", flush=True)
+    return addresses
+
+
+def announce_room(args: argparse.Namespace, server: RelayServer, addresses: list[str]) -> RoomAnnouncement | None:
+    """Announce the room on the LAN from a child process (this one loads no zeroconf,
+    which would bring ssl); prints one line saying it is announced, or why not."""
+    def report(line: str) -> None:
+        print(line, flush=True)
+
+    if args.no_announce:
+        report("Room not announced on the LAN (--no-announce). Members type the address.")
+        return None
+    everywhere = server.server_address[0] in ("0.0.0.0", "")
+    if not everywhere:   # listening on one address: announce only that one
+        addresses = [server.server_address[0]]
+    lan = [a for a in addresses if not ipaddress.ip_address(a).is_loopback]
+    if not lan:
+        report(not_announced("this computer has no LAN address" if everywhere else
+                             f"the server listens on {addresses[0]} only, which other computers cannot reach"))
+        return None
+    return RoomAnnouncement.start(args.room_name, server.port, server.registry.capacity, lan, report=report)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,11 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                name="accept", daemon=True)
     serving.start()
-    announce(server, args.host)
+    room = announce_room(args, server, announce(server, args.host))
     while not stop.wait(1.0):
-        pass
+        if room is not None:
+            room.set_taken(server.registry.member_count)
     print("Shutting down; telling every member.", flush=True)
+    if room is not None:
+        room.withdraw()   # the goodbye on the LAN goes out while the members are told
     server.stop()
+    if room is not None:
+        room.wait()
     print("Server stopped.", flush=True)
     return 0
 

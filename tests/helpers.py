@@ -334,7 +334,7 @@ def server_process(*args: str) -> Iterator[tuple[Process, int]]:
 
 
 @contextmanager
-def cli_client(port: int, name: str, passphrase: str = PASSPHRASE, *args: str,
+def cli_client(port: int, name: str, *args: str, passphrase: str = PASSPHRASE,
                join: bool = True) -> Iterator[Process]:
     """``python client.py --cli`` as a child, passphrase in the environment."""
     process = Process(["client.py", "--cli", "--host", "127.0.0.1", "--port", str(port),

@@ -6,27 +6,30 @@ simply shows it again with the error. Like idlelib's query dialogs, widgets are
 built in ``create_widgets`` and ``entry_ok`` returns a ``ConnectRequest`` or
 None after showing the problem inline, in red, next to the fields.
 
-Host, port and display name are remembered in ``$XDG_CONFIG_HOME/securex/last.json``
-(``~/.config`` when unset, ``%APPDATA%`` on Windows). The passphrase is never
-written anywhere. Tk thread only.
+Above the address fields, a live list of the rooms announced on the LAN
+(``rooms.py``) fills in the address and port when one is picked; it browses
+while the dialog is on screen and stops when it is not. Manual entry always works.
+
+Host, port and display name are remembered in ``settings.json`` in the config
+directory (``securex/storage.py``). The passphrase is never written anywhere.
+Tk thread only.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import sys
 import tkinter as tk
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from tkinter import ttk
 
-from securex.events import validate_name
-from securex.protocol import DEFAULT_PORT
 from crypto_utils import generate_passphrase, passphrase_warning
+from securex import storage
+from securex.desktop.rooms import BrowserFactory, RoomList
 from securex.desktop.theme import Theme, tk_safe
+from securex.discovery import Room, RoomBrowser
+from securex.protocol import DEFAULT_PORT
+from securex.text import validate_name
 
 log = logging.getLogger(__name__)
 
@@ -43,34 +46,26 @@ class ConnectRequest:
 
 # -- remembered fields ---------------------------------------------------------
 
-def last_used_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME")
-    if not base:
-        base = os.environ.get("APPDATA") if sys.platform == "win32" else None
-    return Path(base or Path.home() / ".config") / "securex" / "last.json"
+SETTINGS_FILE = "settings.json"
 
 
 def load_last_used() -> ConnectRequest:
     """The host, port and name used last time; defaults when there is no usable file."""
+    data = storage.read_json(storage.config_dir() / SETTINGS_FILE)
     try:
-        data = json.loads(last_used_path().read_text(encoding="utf-8"))
         port = int(data.get("port", DEFAULT_PORT))
-        return ConnectRequest(str(data.get("host", "")), port if 1 <= port <= 65535 else DEFAULT_PORT,
-                              str(data.get("name", "")))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return ConnectRequest("", DEFAULT_PORT, "")
+    except (TypeError, ValueError):
+        port = DEFAULT_PORT
+    return ConnectRequest(str(data.get("host", "")), port if 1 <= port <= 65535 else DEFAULT_PORT,
+                          str(data.get("name", "")))
 
 
 def save_last_used(request: ConnectRequest) -> None:
     """Remember host, port and name (never the passphrase). Failing to write is not an error
     worth interrupting a chat for."""
-    path = last_used_path()
+    path = storage.config_dir() / SETTINGS_FILE
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"host": request.host, "port": request.port,
-                                         "name": request.name}, indent=2), encoding="utf-8")
-        os.replace(temporary, path)   # atomic: a crash never leaves half a file
+        storage.write_json(path, {"host": request.host, "port": request.port, "name": request.name})
     except OSError as error:
         log.info("could not remember the connection settings in %s: %s", path, error)
 
@@ -86,9 +81,10 @@ class ConnectDialog(ttk.Frame):
 
     def __init__(self, master: tk.Misc, theme: Theme, initial: ConnectRequest, *,
                  on_connect: Callable[[ConnectRequest], None], on_cancel: Callable[[], None],
-                 on_quit: Callable[[], None]) -> None:
+                 on_quit: Callable[[], None], browser_factory: BrowserFactory = RoomBrowser) -> None:
         super().__init__(master)
         self.theme = theme
+        self.browser_factory = browser_factory
         self.on_connect, self.on_cancel, self.on_quit = on_connect, on_cancel, on_quit
         self.host = tk.StringVar(self, initial.host)
         self.port = tk.StringVar(self, str(initial.port))
@@ -100,6 +96,9 @@ class ConnectDialog(ttk.Frame):
         self.create_widgets()
         self.passphrase.trace_add("write", lambda *_: self._update_hint())
         self._update_hint()
+        # Browse only while the dialog is on screen (the app hides it during a chat).
+        self.bind("<Map>", lambda event: self.rooms.start() if event.widget is self else None, add="+")
+        self.bind("<Unmap>", lambda event: self.rooms.stop() if event.widget is self else None, add="+")
 
     def create_widgets(self) -> None:
         self.columnconfigure(0, weight=1)
@@ -112,40 +111,44 @@ class ConnectDialog(ttk.Frame):
         ttk.Label(card, text="End-to-end encrypted group chat for your local network.",
                   style="Card.Muted.TLabel").grid(row=1, column=0, columnspan=3, sticky="w", pady=(2, 18))
 
-        self._label(card, "Server address", row=2, column=0, columnspan=2)
-        self._label(card, "Port", row=2, column=2)
+        self.rooms = RoomList(card, self.theme, on_pick=self.use_room, on_choose=lambda room: self.focus_first_empty(),
+                              browser_factory=self.browser_factory)
+        self.rooms.grid(row=2, column=0, columnspan=3, sticky="ew", pady=(0, 4))
+
+        self._label(card, "Server address", row=3, column=0, columnspan=2)
+        self._label(card, "Port", row=3, column=2)
         self.host_entry = ttk.Entry(card, textvariable=self.host, width=30)
-        self.host_entry.grid(row=3, column=0, columnspan=2, sticky="ew", padx=(0, 8))
+        self.host_entry.grid(row=4, column=0, columnspan=2, sticky="ew", padx=(0, 8))
         self.port_entry = ttk.Entry(card, textvariable=self.port, width=7)
-        self.port_entry.grid(row=3, column=2, sticky="ew")
+        self.port_entry.grid(row=4, column=2, sticky="ew")
 
-        self._label(card, "Your name", row=4, column=0, columnspan=3)
+        self._label(card, "Your name", row=5, column=0, columnspan=3)
         self.name_entry = ttk.Entry(card, textvariable=self.name)
-        self.name_entry.grid(row=5, column=0, columnspan=3, sticky="ew")
+        self.name_entry.grid(row=6, column=0, columnspan=3, sticky="ew")
 
-        self._label(card, "Room passphrase", row=6, column=0, columnspan=3)
+        self._label(card, "Room passphrase", row=7, column=0, columnspan=3)
         self.passphrase_entry = ttk.Entry(card, textvariable=self.passphrase, show=HIDDEN_CHAR)
-        self.passphrase_entry.grid(row=7, column=0, columnspan=2, sticky="ew", padx=(0, 8))
+        self.passphrase_entry.grid(row=8, column=0, columnspan=2, sticky="ew", padx=(0, 8))
         self.generate_button = ttk.Button(card, text="Generate", command=self.generate)
-        self.generate_button.grid(row=7, column=2, sticky="ew")
+        self.generate_button.grid(row=8, column=2, sticky="ew")
         self.show_toggle = ttk.Checkbutton(card, text="Show", variable=self.show_passphrase,
                                            command=self._apply_show, style="Card.TCheckbutton")
-        self.show_toggle.grid(row=8, column=0, sticky="w", pady=(6, 0))
+        self.show_toggle.grid(row=9, column=0, sticky="w", pady=(6, 0))
         self.copy_button = ttk.Button(card, text="Copy", command=self.copy_passphrase)
-        self.copy_button.grid(row=8, column=2, sticky="ew", pady=(6, 0))
+        self.copy_button.grid(row=9, column=2, sticky="ew", pady=(6, 0))
         self.copy_button.grid_remove()   # offered once a passphrase has been generated
         self.hint_label = ttk.Label(card, style="Card.Muted.TLabel", wraplength=380, justify="left")
-        self.hint_label.grid(row=9, column=0, columnspan=3, sticky="w", pady=(4, 0))
+        self.hint_label.grid(row=10, column=0, columnspan=3, sticky="w", pady=(4, 0))
 
         self.error_label = ttk.Label(card, style="Card.Error.TLabel", wraplength=380, justify="left")
-        self.error_label.grid(row=10, column=0, columnspan=3, sticky="w", pady=(10, 0))
+        self.error_label.grid(row=11, column=0, columnspan=3, sticky="w", pady=(10, 0))
 
         buttons = ttk.Frame(card, style="Card.TFrame")
-        buttons.grid(row=11, column=0, columnspan=3, sticky="e", pady=(16, 0))
+        buttons.grid(row=12, column=0, columnspan=3, sticky="e", pady=(16, 0))
         self.quit_button = ttk.Button(buttons, text="Quit", command=self._quit_or_cancel)
-        self.quit_button.grid(row=0, column=0, padx=(0, 8))
+        self.quit_button.grid(row=1, column=0, padx=(0, 8))
         self.connect_button = ttk.Button(buttons, text="Connect", style="Accent.TButton", command=self.ok)
-        self.connect_button.grid(row=0, column=1)
+        self.connect_button.grid(row=1, column=1)
 
         self.entries = (self.host_entry, self.port_entry, self.name_entry, self.passphrase_entry)
         for entry in self.entries:
@@ -221,6 +224,14 @@ class ConnectDialog(ttk.Frame):
         else:
             self._update_hint()
 
+    def use_room(self, room: Room) -> None:
+        """A room picked from the list: its address and port go into the fields."""
+        if self.busy:
+            return
+        self.host.set(room.address)
+        self.port.set(str(room.port))
+        self.show_error("")
+
     def _quit_or_cancel(self) -> None:
         (self.on_cancel if self.busy else self.on_quit)()
 
@@ -258,8 +269,8 @@ class ConnectDialog(ttk.Frame):
             if not passphrase:
                 hint = "Everyone in the room types the same passphrase. It never leaves this computer."
             elif passphrase_warning(passphrase):   # one rule for "weak" in both front ends
-                hint = ("A short passphrase can be guessed offline by anyone who records the "
-                        "traffic. Generate makes a strong one.")
+                hint = ("A short passphrase is easier to guess: a stranger on the network gets a few "
+                        "tries before the room slows them down. Generate makes a strong one.")
             else:
                 hint = ""
         self.hint_label.configure(text=hint)
