@@ -82,8 +82,8 @@ def help_lines() -> list[str]:
 def refusal(parsed: Input) -> str:
     """The message for an UNKNOWN, REFUSED or MISSING_ARGUMENT command (nothing is sent)."""
     if parsed.action == Action.MISSING_ARGUMENT:
-        what = "the path of the file" if parsed.text == "/send" else "the transfer's id"
-        return f"{parsed.text} needs {what}: see /help."
+        what = "a file: /send PATH" if parsed.text == "/send" else f"the id its line showed: {parsed.text} ID"
+        return f"{parsed.text} needs {what}"
     if parsed.action == Action.REFUSED:
         return (f"{parsed.text} is not supported (it would let a message pass for a notice); "
                 "type the message itself.")

@@ -36,7 +36,8 @@ from securex.errors import EXIT_USAGE, MessageTooLongError, SecureXError, SendQu
 from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, DeliveryChanged, Event, EventHandler,
                             FileFinished, FileOffered, FileProgress, Joined, Member, MemberJoined, MemberLeft,
                             MembersChanged, Notice, Reconnecting, Severity, dispatch)
-from securex.session.files import human_size
+from securex.session.files import why_not_sendable
+from securex.text import human_size
 from securex.session.runner import EVENT_QUEUE_SIZE, ChatSession, SessionOptions
 from securex.text import one_line
 
@@ -189,8 +190,9 @@ class TerminalFrontEnd(EventHandler):
             self.note(refusal(parsed), Severity.WARNING)
         elif parsed.action == Action.SEND_FILE:
             path = Path(parsed.argument).expanduser()
-            if not path.is_file():
-                self.note(f"Cannot send {path}: there is no such file.", Severity.WARNING)
+            problem = why_not_sendable(path)
+            if problem:
+                self.note(problem, Severity.WARNING)
             else:
                 self.session.send_file(path)
         elif parsed.action == Action.ACCEPT_FILE:

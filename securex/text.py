@@ -122,3 +122,11 @@ def safe_file_name(name: str) -> str:
     if not cleaned or cleaned.split(".", 1)[0].casefold() in _RESERVED_FILE_NAMES:
         cleaned = f"file {cleaned}".strip() if cleaned else "file"
     return cleaned
+
+
+def human_size(size: int) -> str:
+    """A size as people read it: 393.3 kB, 1.5 GB (powers of 1000, like file managers)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"

@@ -354,8 +354,8 @@ def test_non_ascii__names_texts_and_passphrase_in_any_script():
     nfd = "Cre\u0300me-bru\u0302le\u0301e-Straße-ключ-鍵-🔑"
     assert nfc != nfd
     hello, answer = "Γειά σου! こんにちは 👋 مرحبا", "שלום — नमस्ते — e\u0301 — 🇫🇷"
-    with running_server() as server, cli_client(server.port, "Zoë", nfc) as zoe, \
-            cli_client(server.port, "李雷", nfd) as lei:
+    with running_server() as server, cli_client(server.port, "Zoë", passphrase=nfc) as zoe, \
+            cli_client(server.port, "李雷", passphrase=nfd) as lei:
         zoe.expect(r"\* 李雷 joined")
         lei.expect(r"\* In the room \(2/5\): 李雷 \(you\) .*, Zoë ")
         zoe.send_line(hello)

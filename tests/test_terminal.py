@@ -140,7 +140,7 @@ def test_the_sixth_member_is_refused_as_full_and_the_five_keep_chatting():
 
 def test_a_wrong_passphrase_is_refused_with_exit_4_and_reaches_nobody(server):
     with core_clients(server.port, "Alice", "Bob") as (alice, _bob):
-        with cli_client(server.port, "Mallory", "not the room passphrase", join=False) as mallory:
+        with cli_client(server.port, "Mallory", passphrase="not the room passphrase", join=False) as mallory:
             assert mallory.wait() == EXIT_WRONG_PASSPHRASE
             mallory.expect(r"^Error: Wrong passphrase: it does not match the 2 members present", stderr=True)
         assert not [e for e in alice.drain() if isinstance(e, MemberJoined) and e.member.name == "Mallory"]
@@ -148,7 +148,7 @@ def test_a_wrong_passphrase_is_refused_with_exit_4_and_reaches_nobody(server):
 
 
 def test_a_different_passphrase_against_one_lone_member_is_a_tie_not_a_verdict(server):
-    with core_clients(server.port, "Alice"), cli_client(server.port, "Bob", "a different passphrase") as bob:
+    with core_clients(server.port, "Alice"), cli_client(server.port, "Bob", passphrase="a different passphrase") as bob:
         bob.expect(r"! The member present has a different passphrase")
         assert bob.proc.poll() is None
 
@@ -158,7 +158,7 @@ def test_an_explicit_passphrase_file_wins_over_the_environment(server, tmp_path)
     secret.write_text(PASSPHRASE + "\n", encoding="utf-8")
     secret.chmod(0o600)
     with core_clients(server.port, "Alice") as (alice,), \
-            cli_client(server.port, "Bob", "the wrong one", "--passphrase-file", str(secret)) as bob:
+            cli_client(server.port, "Bob", "--passphrase-file", str(secret), passphrase="the wrong one") as bob:
         alice.wait_members("Bob")
         assert not [line for line in bob.errors if "Warning" in line]
 
@@ -225,7 +225,7 @@ def test_an_unreachable_server_is_a_clear_error_with_exit_5():
 
 
 def test_a_lost_link_without_reconnecting_exits_5():
-    with server_process() as (server, port), cli_client(port, "Alice", PASSPHRASE, "--no-reconnect") as alice:
+    with server_process() as (server, port), cli_client(port, "Alice", "--no-reconnect") as alice:
         server.proc.send_signal(signal.SIGKILL)
         assert alice.wait() == EXIT_UNREACHABLE
         alice.expect(r"^Error: The connection to 127\.0\.0\.1:\d+ was lost", stderr=True)

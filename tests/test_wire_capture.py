@@ -48,7 +48,7 @@ def capture():
     everybody has left, so it holds the complete conversation."""
     with running_server() as server, recording_relay(server.port) as wiretap:
         with core_clients(wiretap.port, ALICE, ZOE, passphrase=PASSPHRASE) as (alice, zoe), \
-                cli_client(wiretap.port, CAROL, PASSPHRASE) as carol:
+                cli_client(wiretap.port, CAROL, passphrase=PASSPHRASE) as carol:
             alice.wait_members(ZOE, CAROL)
             zoe.wait_members(ALICE, CAROL)
             alice.session.send_text(ASCII_TEXT)

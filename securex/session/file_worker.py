@@ -35,8 +35,9 @@ from crypto_utils import constant_time_equal, open_chunk, seal_chunk
 from securex.errors import DecryptionError
 from securex.session import peer_wire
 from securex.session.files import (ChunkRead, Discard, Failed, FinishTarget, Hashed, HashSource, Job, Opened,
-                                   OpenTarget, ReadChunk, Result, Saved, WriteChunk, Written, human_size)
+                                   OpenTarget, ReadChunk, Result, Saved, WriteChunk, Written)
 from securex.session.peer_wire import Bulk, CancelReason
+from securex.text import human_size
 
 log = logging.getLogger(__name__)
 

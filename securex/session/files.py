@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
@@ -40,13 +41,13 @@ from securex.events import Event, FileFinished, FileOffered, FileProgress, Membe
 from securex.session import peer_wire
 from securex.session.peer_wire import (Bulk, CancelReason, FileAccept, FileCancel, FileDecline, FileDone,
                                        FileMessage, FileOffer)
-from securex.text import safe_file_name
+from securex.text import human_size, safe_file_name
 
 CHUNK_BYTES = 128 * 1024
 MIN_CHUNK_BYTES, MAX_CHUNK_BYTES = 4 * 1024, 192 * 1024
 WINDOW_CHUNKS = 16                 # 2 MiB on its way to one receiver, at most
 PROGRESS_EVERY = 4                 # chunks between FILE_PROGRESS
-DEFAULT_MAX_FILE_BYTES = 4 * 1024**3
+DEFAULT_MAX_FILE_BYTES = 4 * 10**9
 PROGRESS_EVENT_SECONDS = 0.25      # progress reaches the user at most this often per transfer and member
 SEALED_CACHE = 8                   # sealed chunks kept for receivers a little behind
 
@@ -602,8 +603,18 @@ class FileTransfers:
         return matches[0] if len(matches) == 1 else None
 
 
-def human_size(size: int) -> str:
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
+def why_not_sendable(path: Path) -> str | None:
+    """What is wrong with offering ``path`` (a message for the user), or None. The
+    file worker checks again when it opens the file: this is for a quick answer."""
+    try:
+        if not path.exists():
+            return f"Cannot send {path}: there is no such file."
+        if path.is_dir():
+            return f"Cannot send {path}: it is a folder; send the files in it one by one (or zip it first)."
+        if not path.is_file():
+            return f"Cannot send {path}: it is not a regular file."
+        if not os.access(path, os.R_OK):
+            return f"Cannot send {path}: you may not read it."
+    except OSError as error:
+        return f"Cannot send {path}: {error.strerror or error}."
+    return None

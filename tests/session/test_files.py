@@ -21,8 +21,8 @@ from securex import protocol
 from securex.events import FileFinished, FileOffered, FileProgress
 from securex.session import peer_wire
 from securex.session.file_worker import FileWorker
-from securex.session.files import CHUNK_BYTES, WINDOW_CHUNKS, human_size
-from securex.text import MAX_FILE_NAME_CHARS, safe_file_name
+from securex.session.files import CHUNK_BYTES, WINDOW_CHUNKS
+from securex.text import MAX_FILE_NAME_CHARS, human_size, safe_file_name
 
 
 class Room:

@@ -1,0 +1,107 @@
+"""Files from the terminal client, as a script sees them: ``/send PATH``, an offer
+line with an id, ``/accept ID``, ``--accept-files DIR``, a "Received" line with the
+name, size, sender and where it was saved, a "Delivered" line per recipient, and
+(stdout not a terminal) only start and end lines. Real processes over loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+import pytest
+
+from helpers import cli_client, running_server
+from securex.text import human_size
+
+LINE = r"^\[\d\d:\d\d:\d\d\] "
+
+
+@pytest.fixture
+def server():
+    with running_server() as srv:
+        yield srv
+
+
+def test_a_script_receives_every_offer_into_a_folder_and_says_where(server, tmp_path):
+    source = tmp_path / "report 2026.pdf"
+    source.write_bytes(os.urandom(700_000))
+    inbox = tmp_path / "inbox"
+    with cli_client(server.port, "Bob", "--accept-files", str(inbox)) as bob, \
+            cli_client(server.port, "Alice") as alice:
+        bob.expect(r"Alice joined")
+        alice.send_line(f"/send {source}")
+        alice.expect(r"\* Offering report 2026\.pdf \(700\.0 kB\) to Bob, id [0-9a-f]{8}")
+        saved = inbox / "report 2026.pdf"
+        bob.expect(LINE + re.escape(f"* Received report 2026.pdf ({human_size(700_000)}) from Alice, saved to "
+                                    f"{saved} (SHA-256 verified)."))
+        alice.expect(LINE + r"\* Delivered report 2026\.pdf to Bob")
+        assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(source.read_bytes()).digest()
+        # Not a terminal: one start line and the end line, no progress redrawn in place.
+        receiving = [line for line in bob.lines if "report 2026.pdf" in line]
+        assert len(receiving) == 3, receiving        # offered, receiving (start), received (end)
+        assert not any("\r" in line or "\x1b" in line for line in bob.lines + alice.lines)
+
+
+def test_a_person_accepts_an_offer_by_its_id(server, tmp_path):
+    source = tmp_path / "notes.txt"
+    source.write_text("meeting at noon\n")
+    downloads = tmp_path / "downloads"
+    with cli_client(server.port, "Bob", "--downloads", str(downloads)) as bob, \
+            cli_client(server.port, "Alice") as alice:
+        bob.expect(r"Alice joined")
+        alice.send_line(f"/send {source}")
+        offer = bob.expect(LINE + r"\* Alice offers notes\.txt \(16 bytes\), id ([0-9a-f]{8}): "
+                                  r"/accept \1 or /decline \1")
+        bob.send_line(f"/accept {offer.group(1)}")
+        bob.expect(re.escape(f"Received notes.txt (16 bytes) from Alice, saved to {downloads / 'notes.txt'}"))
+        assert (downloads / "notes.txt").read_text() == "meeting at noon\n"
+
+
+def test_declining_tells_the_sender(server, tmp_path):
+    source = tmp_path / "big.iso"
+    source.write_bytes(b"x" * 1000)
+    with cli_client(server.port, "Bob", "--downloads", str(tmp_path / "d")) as bob, \
+            cli_client(server.port, "Alice") as alice:
+        bob.expect(r"Alice joined")
+        alice.send_line(f"/send {source}")
+        offer = bob.expect(r"id ([0-9a-f]{8}): /accept")
+        bob.send_line(f"/decline {offer.group(1)}")
+        alice.expect(LINE + r"! Bob declined big\.iso\.")
+        assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("command, answer", [
+    ("/send {missing}", r"! Cannot send .*missing\.bin: there is no such file\."),
+    ("/send {folder}", r"! Cannot send .*: it is a folder"),
+    ("/send", r"! /send needs a file: /send PATH"),
+    ("/accept 12345678", r"! No file offer 12345678 is waiting"),
+])
+def test_bad_file_commands_get_a_clear_line_and_the_session_goes_on(server, tmp_path, command, answer):
+    with cli_client(server.port, "Alice") as alice, cli_client(server.port, "Bob") as bob:
+        alice.expect(r"Bob joined")
+        alice.send_line(command.format(missing=tmp_path / "missing.bin", folder=tmp_path))
+        alice.expect(LINE + answer)
+        alice.send_line("still here")
+        bob.expect(r"Alice: still here")
+        assert "Traceback" not in alice.output
+
+
+def test_an_offer_over_the_limit_is_refused_on_both_sides(server, tmp_path):
+    source = tmp_path / "huge.bin"
+    source.write_bytes(os.urandom(3000))
+    with cli_client(server.port, "Bob", "--max-file-size", "2k", "--accept-files", str(tmp_path / "in")) as bob, \
+            cli_client(server.port, "Alice") as alice:
+        bob.expect(r"Alice joined")
+        alice.send_line(f"/send {source}")
+        bob.expect(r"! Refused huge\.bin from Alice: it is 3\.0 kB, over your limit of 2\.0 kB\.")
+        alice.expect(r"! huge\.bin was not delivered to Bob: it is over their size limit\.")
+        assert not (tmp_path / "in").exists() or not list((tmp_path / "in").iterdir())
+
+
+def test_a_bad_max_file_size_is_a_usage_error(tmp_path):
+    from helpers import Process, python_env
+
+    process = Process(["client.py", "--cli", "--host", "127.0.0.1", "--max-file-size", "lots"], python_env())
+    assert process.wait() == 2
+    assert "is not a size; write it like 500M or 2G" in process.output
