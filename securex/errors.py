@@ -74,6 +74,21 @@ def describe_connect_error(error: OSError, host: str, port: int, timeout: float)
     return ServerUnreachableError(f"Cannot reach {server}: {error.strerror or error}.")
 
 
+def describe_reconnect_error(error: OSError, host: str, port: int, timeout: float) -> ServerUnreachableError:
+    """A failed connect while trying to get back: the address worked before, so say
+    what happened, not "check the address"."""
+    server = f"{host}:{port}"
+    if isinstance(error, TimeoutError):
+        why = f"no answer within {timeout:g} s"
+    elif isinstance(error, ConnectionRefusedError):
+        why = "nothing is listening there now"
+    elif isinstance(error, socket.gaierror):
+        why = f"the name {host} does not resolve now"
+    else:
+        why = error.strerror or str(error)
+    return ServerUnreachableError(f"{server} cannot be reached yet ({why}).")
+
+
 # Exit statuses of client.py, a stable contract for scripts.
 EXIT_OK = 0                 # left normally, or the server shut down
 EXIT_ERROR = 1              # anything else

@@ -145,8 +145,11 @@ class Notice(Event):
 
 @dataclass(frozen=True)
 class ConnectionLost(Event):
+    """The link is down (or a try to get back failed); the next try is in ``retry_in`` s.
+    ``failed_attempts`` counts the tries since the drop that did not get back."""
     reason: str
     retry_in: float
+    failed_attempts: int = 0
 
 
 @dataclass(frozen=True)

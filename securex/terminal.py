@@ -32,14 +32,14 @@ from typing import TextIO
 
 from crypto_utils import passphrase_warning
 from securex.commands import Action, help_lines, parse_input, refusal
+from securex.console import CANONICAL_LINE_LIMIT, Console
 from securex.errors import EXIT_USAGE, MessageTooLongError, SecureXError, SendQueueFullError, exit_status
 from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, DeliveryChanged, Event, EventHandler,
                             FileFinished, FileOffered, FileProgress, Joined, Member, MemberJoined, MemberLeft,
                             MembersChanged, Notice, Reconnecting, Severity, dispatch)
 from securex.session.files import why_not_sendable
-from securex.text import human_size
 from securex.session.runner import EVENT_QUEUE_SIZE, ChatSession, SessionOptions
-from securex.text import one_line
+from securex.text import human_size, one_line
 
 INPUT_QUEUE_SIZE = 1000
 POLL_SECONDS = 0.1
@@ -65,18 +65,18 @@ def member_list(members: tuple[Member, ...]) -> str:
 class TerminalFrontEnd(EventHandler):
     """Prints events as the contract says; remembers what ``/who`` shows."""
 
-    def __init__(self, session: ChatSession, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    def __init__(self, session: ChatSession, console: Console | None = None, err: TextIO = sys.stderr) -> None:
         self.session = session
-        self.out, self.err = out, err
+        self.console = console or Console()
+        self.err = err
         self.members: MembersChanged | None = None
         self.exit_status: int | None = None
         self.joined = False
-        self.live = out.isatty()           # progress updated in place only on a terminal
         self._transfers: set[tuple[str, str, str]] = set()
 
     def line(self, text: str, at: datetime | None = None) -> None:
         stamp = (at or datetime.now()).strftime("[%H:%M:%S]")
-        print(f"{stamp} {text}", file=self.out, flush=True)
+        self.console.line(f"{stamp} {text}")
 
     def note(self, text: str, severity: Severity = Severity.INFO) -> None:
         self.line(f"{_MARK[severity]} {text}")
@@ -131,35 +131,38 @@ class TerminalFrontEnd(EventHandler):
         started = key in self._transfers
         self._transfers.add(key)
         verb, preposition = ("Receiving", "from") if event.direction == "in" else ("Sending", "to")
-        if not self.live:
-            if not started:     # not a terminal: a start line, then the end line (one line per event)
-                self.line(f"* {verb} {event.name} ({human_size(event.total)}) {preposition} {event.peer}", event.at)
-            return
+        if not started:     # a start line; on a terminal, then a status line updated in place
+            self.line(f"* {verb} {event.name} ({human_size(event.total)}) {preposition} {event.peer}", event.at)
         percent = 100 * event.done // event.total if event.total else 100
-        left = (event.total - event.done) / event.rate if event.rate else 0
-        print(f"\r\x1b[2K  {verb} {event.name} {preposition} {event.peer}: {percent}%, "
-              f"{human_size(int(event.rate))}/s, {left:.0f} s left", end="", file=self.out, flush=True)
+        left = f", {(event.total - event.done) / event.rate:.0f} s left" if event.rate else ""
+        self.console.status(f"  {verb} {event.name} {preposition} {event.peer}: {percent}%, "
+                            f"{human_size(int(event.rate))}/s{left}")
 
     def on_file_finished(self, event: FileFinished) -> None:
-        if self.live:
-            print("\r\x1b[2K", end="", file=self.out)
+        self.console.status(None)
         self.line(f"{'*' if event.ok else '!'} {event.message}", event.at)
 
     def on_notice(self, event: Notice) -> None:
         self.line(f"{_MARK[event.severity]} {one_line(event.text)}", event.at)
 
     def on_connection_lost(self, event: ConnectionLost) -> None:
-        self.line(f"! {event.reason} Reconnecting in {event.retry_in:g} s (Ctrl+C to quit).", event.at)
+        """One line per try at most: the drop, then each try that fails."""
+        if event.failed_attempts == 0:
+            self.line(f"! {event.reason} Reconnecting in {event.retry_in:g} s (Ctrl+C to quit).", event.at)
+        else:
+            self.line(f"! Not back yet (try {event.failed_attempts}): {event.reason} "
+                      f"Next try in {event.retry_in:g} s.", event.at)
 
     def on_reconnecting(self, event: Reconnecting) -> None:
-        self.line(f"* Reconnecting (attempt {event.attempt})...", event.at)
+        """Said by the line before (when) and the line after (how it went)."""
 
     def on_closed(self, event: Closed) -> None:
         if event.unsent:
             self.note(f"{event.unsent} message{'s' if event.unsent != 1 else ''} typed while not in the room "
                       f"{'were' if event.unsent != 1 else 'was'} never sent.", Severity.WARNING)
+        self.console.status(None)
         if event.error is None:
-            print(event.reason, file=self.out, flush=True)
+            self.console.line(event.reason)
         else:
             print(f"Error: {event.reason}", file=self.err, flush=True)
         self.exit_status = exit_status(event.error)
@@ -177,6 +180,10 @@ class TerminalFrontEnd(EventHandler):
         """A line from stdin (None: end of input, which leaves)."""
         if line is None:
             self.session.leave()
+            return
+        if self.console.lines_may_be_cut and len(line) >= CANONICAL_LINE_LIMIT:
+            self.note(f"That line reached the terminal's limit of {CANONICAL_LINE_LIMIT:,} characters, so its end "
+                      "was cut off; nothing was sent. Send it in parts, or as a file with /send.", Severity.WARNING)
             return
         parsed = parse_input(line)
         if parsed.action == Action.QUIT:
@@ -208,10 +215,12 @@ class TerminalFrontEnd(EventHandler):
                 self.note(str(error), Severity.WARNING)
 
 
-def _read_stdin(lines: queue.Queue[str | None]) -> None:
-    for line in sys.stdin:
-        lines.put(line.rstrip("\r\n"))
-    lines.put(None)
+def _read_input(console: Console, lines: queue.Queue[str | None]) -> None:
+    while True:
+        line = console.read_line()
+        lines.put(line)
+        if line is None:
+            return
 
 
 def tolerate_any_encoding() -> None:
@@ -227,8 +236,9 @@ class Interrupts:
     Installed explicitly, so they work even when started with SIGINT ignored
     (as a background job or under nohup)."""
 
-    def __init__(self, session: ChatSession) -> None:
+    def __init__(self, session: ChatSession, console: Console) -> None:
         self.session = session
+        self.console = console
         self.count = 0
         self.unannounced = False    # the main loop says "Leaving..." (never print in a handler)
 
@@ -239,7 +249,8 @@ class Interrupts:
     def handle(self, signum: int, frame: object) -> None:
         self.count += 1
         if self.count > 1:
-            os._exit(128 + signum)   # the user insists: no clean-up beyond what the OS does
+            self.console.restore()
+            os._exit(128 + signum)   # the user insists: no clean-up beyond the terminal's settings
         self.unannounced = True
         self.session.leave()
 
@@ -256,11 +267,12 @@ def run(options: SessionOptions) -> int:
     except ValueError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    front = TerminalFrontEnd(session)
-    interrupts = Interrupts(session)
+    console = Console()
+    front = TerminalFrontEnd(session, console)
+    interrupts = Interrupts(session, console)
     interrupts.install()
     lines: queue.Queue[str | None] = queue.Queue(maxsize=INPUT_QUEUE_SIZE)
-    reader = threading.Thread(target=_read_stdin, args=(lines,), name="stdin", daemon=True)
+    reader = threading.Thread(target=_read_input, args=(console, lines), name="stdin", daemon=True)
     session.start()
     while front.exit_status is None:
         try:
@@ -280,6 +292,7 @@ def run(options: SessionOptions) -> int:
             except queue.Empty:
                 break
     session.join(timeout=2.0)
+    console.restore()
     return front.exit_status
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import struct
 import threading
@@ -65,6 +66,12 @@ def test_relay_killed_and_restarted_on_the_same_port_the_room_re_forms_by_itself
         reconnected = back.at.timestamp() - restarted_at
         assert back.reconnected
         bob.expect(r"\* Back in the room at 127\.0\.0\.1:\d+", timeout=WAIT)
+        # Each failed try is one line that says the server is not back, never "check the address".
+        tries = [line for line in bob.lines if "Not back yet" in line]
+        assert tries and all(re.search(r"! Not back yet \(try \d+\): 127\.0\.0\.1:\d+ cannot be reached yet "
+                                       r"\(nothing is listening there now\)\. Next try in [\d.]+ s\.$", line)
+                             for line in tries), tries
+        assert not [line for line in bob.lines if "Check the address" in line or "Reconnecting (attempt" in line]
         alice.wait_members("Bob")
         alice.session.send_text("still here after the restart")
         bob.expect(r"Alice: still here after the restart$")

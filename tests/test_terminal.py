@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import socket
-import time
 
 import pytest
 
@@ -118,10 +117,9 @@ def test_a_second_ctrl_c_ends_the_client_at_once():
         try:
             bob.proc.send_signal(signal.SIGINT)
             bob.expect(r"\* Leaving the room\.\.\. \(Ctrl\+C again to quit at once\)")
-            started = time.monotonic()
             bob.proc.send_signal(signal.SIGINT)
+            # 130, not the 0 of a goodbye that got through nor the 5 of giving up on it.
             assert bob.wait() == 128 + signal.SIGINT
-            assert time.monotonic() - started < 1.5
         finally:
             connection.close()
             bob.kill()

@@ -34,7 +34,7 @@ import crypto_utils
 from securex.session.file_worker import FileWorker
 from securex.session.files import DEFAULT_MAX_FILE_BYTES
 from securex.errors import (MessageTooLongError, RoomFullError, SecureXError, SendQueueFullError,
-                            describe_connect_error)
+                            describe_connect_error, describe_reconnect_error)
 from securex.events import Closed, ConnectionLost, Event, Reconnecting
 from securex.session.core import LinkEnd, LinkOutcome, RoomCore
 from securex.session.identity import load_identity, load_known_codes, save_known_codes
@@ -225,7 +225,7 @@ class ChatSession:
             attempt = 0 if reached_room else attempt
             delay = max(outcome.retry_after, min(MAX_BACKOFF, 0.5 * 2 ** attempt))
             attempt += 1
-            self._post(ConnectionLost(outcome.message, delay))
+            self._post(ConnectionLost(outcome.message, delay, attempt - 1))
             if not self._wait_to_retry(core, delay):
                 self._post(Closed("You left the room.", None, len(core.pending)))
                 return
@@ -253,7 +253,8 @@ class ChatSession:
         try:
             sock = socket.create_connection((options.host, options.port), timeout=options.connect_timeout)
         except OSError as error:
-            failure = describe_connect_error(error, options.host, options.port, options.connect_timeout)
+            describe = describe_reconnect_error if core.joined_before else describe_connect_error
+            failure = describe(error, options.host, options.port, options.connect_timeout)
             return LinkOutcome(LinkEnd.LOST, str(failure), failure), False   # exit 5, in its own words
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
