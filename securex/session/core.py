@@ -51,7 +51,7 @@ from securex.events import (ChatMessage, Connected, DeliveryChanged, Event, Join
                             MemberLeft, MembersChanged, Notice, Severity)
 from securex.protocol import CLIENT_IDLE_TIMEOUT, PING_SECONDS, CloseReason, FrameType
 from securex.session import peer_wire
-from securex.session.delivery import GivenUp, Outbox, PendingQueue, Sent
+from securex.session.delivery import GivenUp, NoLongerKept, Outbox, PendingQueue, Sent
 from securex.session.files import DEFAULT_MAX_FILE_BYTES, FileTransfers, Job, Result
 from securex.session.guard import JoinGuard, OwnRejections
 from securex.session.handshake import Failure, LocalIdentity, PairHandshake, State, Step
@@ -140,8 +140,6 @@ class RoomCore:
                                    downloads=downloads, randbytes=randbytes)
         self._local_ids = itertools.count(1)
         self._events: list[Event] = []
-        self._out: list[bytes] = []
-        self._bulk_out: deque[bytes] = deque()     # file chunks: sent after everything else
         self.joined_before = False
         self._present_before: set[bytes] = set()     # identity keys verified when the link was lost
         self.outcome: LinkOutcome | None = None
@@ -153,6 +151,10 @@ class RoomCore:
 
     def _reset_link(self) -> None:
         now = self._clock()
+        # Frames queued for a link that ended are its business: the next link starts
+        # with HELLO (what a member is owed is kept in the outbox, not here).
+        self._out: list[bytes] = []
+        self._bulk_out: deque[bytes] = deque()     # file chunks: sent after everything else
         self._decoder = protocol.FrameDecoder()
         self.my_id = b""
         self.capacity = 0
@@ -804,8 +806,12 @@ class RoomCore:
         self._post(DeliveryChanged(sent.local_id, sent.state.name.lower(), tuple(self.outbox.names(sent.delivered)),
                                    tuple(self.outbox.names(sent.waiting)), tuple(self.outbox.names(sent.given_up))))
 
-    def _report_given_up(self, given_up: list[GivenUp]) -> None:
+    def _report_given_up(self, given_up: list[GivenUp | NoLongerKept]) -> None:
         for item in given_up:
+            if isinstance(item, NoLongerKept):
+                self._notice(f"Over {item.limit:,} of your messages are waiting for {item.name}'s receipts; the "
+                             f"oldest are no longer kept to be sent again should {item.name}'s connection drop.")
+                continue
             self._notice(f"{item.count} message{'s' if item.count != 1 else ''} of yours will not reach "
                          f"{item.name}: {item.why}.", Severity.WARNING)
             for sent in item.messages:

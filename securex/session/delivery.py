@@ -13,8 +13,10 @@ Everything is bounded, and what is given up is said:
 
 * ``PendingQueue``: messages typed while not in the room (MAX_PENDING messages,
   MAX_PENDING_BYTES), sent once the room is back;
-* per member, at most MAX_BACKLOG messages and MAX_BACKLOG_BYTES waiting; past
-  that the oldest are given up for that member;
+* per member, at most MAX_BACKLOG messages and MAX_BACKLOG_BYTES waiting. Past
+  that, for a member away, the oldest are given up (and said); for a member
+  present they are most likely on their way (a burst outruns its receipts), so
+  they are only no longer kept for re-sending, said once until it catches up;
 * a member away longer than AWAY_SECONDS is given up: its messages are reported
   undelivered;
 * a present member that has not acknowledged a message after SLOW_RECEIPT_SECONDS
@@ -53,8 +55,9 @@ class Recipient:
     key: bytes
     name: str
     away_since: float | None = None            # dropped without a goodbye, when
-    backlog: OrderedDict[int, None] = field(default_factory=OrderedDict)   # msg_no not acknowledged
+    backlog: OrderedDict[int, None] = field(default_factory=OrderedDict)   # msg_no not acknowledged, ascending
     backlog_bytes: int = 0
+    untracking_noted: bool = False              # said that its oldest are no longer kept
 
 
 @dataclass
@@ -68,11 +71,12 @@ class Sent:
     waiting: set[bytes] = field(default_factory=set)       # recipient keys without a receipt
     delivered: set[bytes] = field(default_factory=set)
     given_up: set[bytes] = field(default_factory=set)
+    untracked: set[bytes] = field(default_factory=set)      # present, but no longer kept for it
     slow_reported: set[bytes] = field(default_factory=set)
 
     @property
     def state(self) -> Delivery:
-        if self.waiting:
+        if self.waiting or self.untracked - self.delivered:
             return Delivery.SENT
         return Delivery.INCOMPLETE if self.given_up else Delivery.DELIVERED
 
@@ -87,6 +91,14 @@ class GivenUp:
     @property
     def count(self) -> int:
         return len(self.messages)
+
+
+@dataclass(frozen=True)
+class NoLongerKept:
+    """A member present has so many messages of ours without a receipt that the
+    oldest are no longer kept for re-sending (for a note, once per episode)."""
+    name: str
+    limit: int
 
 
 class PendingQueue:
@@ -121,10 +133,10 @@ class Outbox:
 
     # -- sending ------------------------------------------------------------------
 
-    def record(self, message: Sent, present: list[tuple[bytes, str]]) -> list[GivenUp]:
+    def record(self, message: Sent, present: list[tuple[bytes, str]]) -> list[GivenUp | NoLongerKept]:
         """A message was sent to the ``present`` members (key, name); members away are
         owed it too. Returns what had to be given up to stay within the limits."""
-        given_up: list[GivenUp] = []
+        given_up: list[GivenUp | NoLongerKept] = []
         for key, name in present:
             self._recipient(key, name)
         owed = [r for r in self.recipients.values() if r.away_since is not None or r.key in dict(present)]
@@ -147,13 +159,22 @@ class Outbox:
             return []
         changed = []
         for first, last in ranges:
-            # Walk the member's own backlog, not the range: a hostile range is huge.
-            for msg_no in [n for n in recipient.backlog if first <= n <= last]:
+            # Walk the member's own backlog (ascending), not the range: a hostile range is
+            # huge. Receipts come oldest first, so this stops soon after the acknowledged.
+            acknowledged = []
+            for msg_no in recipient.backlog:
+                if msg_no > last:
+                    break
+                if msg_no >= first:
+                    acknowledged.append(msg_no)
+            for msg_no in acknowledged:
                 message = self.sent.get(msg_no)
                 self._drop_from_backlog(key, message, msg_no)
                 if message is not None:
                     message.delivered.add(key)
                     changed.append(message)
+        if len(recipient.backlog) < MAX_BACKLOG // 2:
+            recipient.untracking_noted = False
         return changed
 
     # -- members coming and going ----------------------------------------------------
@@ -223,17 +244,25 @@ class Outbox:
             self._names.popitem(last=False)
         return recipient
 
-    def _trim(self, recipient: Recipient) -> list[GivenUp]:
+    def _trim(self, recipient: Recipient) -> list[GivenUp | NoLongerKept]:
         dropped: list[Sent] = []
+        present = recipient.away_since is None
         while recipient.backlog and (len(recipient.backlog) > MAX_BACKLOG
                                      or recipient.backlog_bytes > MAX_BACKLOG_BYTES):
             oldest = next(iter(recipient.backlog))
             message = self.sent.get(oldest)
             self._drop_from_backlog(recipient.key, message, oldest)
             if message is not None:
-                message.given_up.add(recipient.key)
+                (message.untracked if present else message.given_up).add(recipient.key)
                 dropped.append(message)
-        return [GivenUp(recipient.name, tuple(dropped), "too many were waiting for them")] if dropped else []
+        if not dropped:
+            return []
+        if not present:
+            return [GivenUp(recipient.name, tuple(dropped), "too many were waiting for them")]
+        if recipient.untracking_noted:
+            return []
+        recipient.untracking_noted = True
+        return [NoLongerKept(recipient.name, MAX_BACKLOG)]
 
     def _give_up_all(self, recipient: Recipient) -> tuple[Sent, ...]:
         given_up = []

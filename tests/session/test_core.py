@@ -575,6 +575,25 @@ def test_reconnecting_does_not_announce_members_who_never_left():
     assert room.members("Alice") == ["Bob"]
 
 
+def test_a_new_link_starts_with_hello_not_with_what_the_old_one_left_unsent():
+    """Frames queued when a link ends (receipts, a message) belong to it: sent first on
+    the next link they make the relay refuse it as a protocol breach."""
+    clock = FakeClock()
+    relay = SimRelay()
+    alice, bob = sim_core("Alice", clock=clock), sim_core("Bob", clock=clock)
+    relay.connect(alice)
+    relay.pump()
+    relay.connect(bob)
+    relay.pump()
+    alice.send_text("queued when the link died")
+    alice.connection_lost()
+    alice.connection_made()
+    assert protocol.FrameDecoder().feed(alice.data_to_send()) == []      # nothing until WELCOME
+    alice.receive_data(protocol.encode_welcome(5, b"\x07" * protocol.ID_BYTES, b"\x01" * 8))
+    [hello] = protocol.FrameDecoder().feed(alice.data_to_send())
+    assert hello.type == protocol.FrameType.HELLO
+
+
 def test_the_join_verdict_comes_even_if_nobody_answers():
     room = Room(intercept=lambda sender, to, frame: [])   # the relay routes nothing
     room.join("Alice")

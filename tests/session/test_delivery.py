@@ -149,6 +149,24 @@ def test_past_the_backlog_limit_the_sender_is_told_what_was_given_up():
     assert room.texts("Bob")[0] == "m3" and len(room.texts("Bob")) == MAX_BACKLOG
 
 
+def test_a_burst_that_outruns_the_receipts_of_members_present_loses_nothing_and_says_so_once():
+    """Receipts lag a fast burst: past the backlog limit the oldest messages are only no
+    longer kept for re-sending. One note, not a "will not reach" per message."""
+    room = Room()
+    room.join("Alice", "Bob")
+    for i in range(3 * MAX_BACKLOG):          # all sent before any receipt comes back
+        room.cores["Alice"].send_text(f"m{i}")
+    room.relay.pump(rounds=1000)
+    room.collect()
+    assert room.texts("Bob") == [f"m{i}" for i in range(3 * MAX_BACKLOG)]
+    notices = room.notices("Alice")
+    assert [n for n in notices if "no longer kept" in n] == [
+        f"Over {MAX_BACKLOG:,} of your messages are waiting for Bob's receipts; the oldest are no longer kept "
+        "to be sent again should Bob's connection drop."]
+    assert not [n for n in notices if "will not reach" in n]
+    assert not [e for e in room.events["Alice"] if isinstance(e, Notice) and e.severity != Severity.INFO]
+
+
 def test_a_present_member_slow_to_acknowledge_is_named():
     room = Room()
     room.join("Alice", "Bob")
