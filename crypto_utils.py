@@ -367,12 +367,16 @@ def file_chunk_aad(file_id: bytes, index: int, final: bool) -> bytes:
     return PROTOCOL_LABEL + b" file chunk" + file_id + struct.pack(">QB", index, final)
 
 
-def seal_chunk(key: bytes, file_id: bytes, index: int, final: bool, data: bytes) -> bytes:
-    return seal(key, index, file_chunk_aad(file_id, index, final), data)
+def seal_chunk(key: bytes, file_id: bytes, index: int, final: bool, data: bytes, seal_no: int) -> bytes:
+    """Seal one chunk; ``seal_no`` is the nonce counter, one per sealing of this file.
+    A chunk sent again after a reconnect may be read from disk again, and the file
+    may have changed meanwhile: a fresh number keeps a nonce from ever sealing two
+    different plaintexts (the final hash check then refuses the changed file)."""
+    return seal(key, seal_no, file_chunk_aad(file_id, index, final), data)
 
 
-def open_chunk(key: bytes, file_id: bytes, index: int, final: bool, sealed: bytes) -> bytes:
-    return open_sealed(key, index, file_chunk_aad(file_id, index, final), sealed)
+def open_chunk(key: bytes, file_id: bytes, index: int, final: bool, sealed: bytes, seal_no: int) -> bytes:
+    return open_sealed(key, seal_no, file_chunk_aad(file_id, index, final), sealed)
 
 
 def new_key(randbytes: RandBytes = secrets.token_bytes) -> bytes:

@@ -273,12 +273,34 @@ def test_every_tampering_is_one_opaque_decryption_error(key, counter, aad, seale
     assert str(refused.value) == OPAQUE
 
 
-def test_file_chunks_are_bound_to_their_file_place_and_finality():
-    sealed = seal_chunk(KEY, b"f" * 16, 3, False, b"chunk")
-    assert open_chunk(KEY, b"f" * 16, 3, False, sealed) == b"chunk"
-    for file_id, index, final in ((b"g" * 16, 3, False), (b"f" * 16, 4, False), (b"f" * 16, 3, True)):
+def test_file_chunks_are_bound_to_their_file_place_finality_and_nonce():
+    sealed = seal_chunk(KEY, b"f" * 16, 3, False, b"chunk", seal_no=7)
+    assert open_chunk(KEY, b"f" * 16, 3, False, sealed, 7) == b"chunk"
+    for file_id, index, final, seal_no in ((b"g" * 16, 3, False, 7), (b"f" * 16, 4, False, 7),
+                                           (b"f" * 16, 3, True, 7), (b"f" * 16, 3, False, 3)):
         with pytest.raises(DecryptionError):
-            open_chunk(KEY, file_id, index, final, sealed)
+            open_chunk(KEY, file_id, index, final, sealed, seal_no)
+
+
+def test_a_chunk_sealed_again_never_reuses_a_nonce_even_if_the_file_changed(tmp_path):
+    """After a reconnect a chunk may be read from disk and sealed again; if the file
+    changed, the same (key, nonce) over different bytes would leak their XOR and the
+    GCM authentication key. The worker gives every sealing its own number."""
+    from securex.session.file_worker import FileWorker
+    from securex.session.files import HashSource, ReadChunk
+    from securex.session.peer_wire import parse_bulk, split_body
+
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"A" * 100)
+    worker = FileWorker(lambda: None, threaded=False)
+    file_id = b"f" * 16
+    worker.submit(HashSource(file_id, source))
+    worker.submit(ReadChunk(file_id, 0, True, 4096, KEY))
+    source.write_bytes(b"B" * 100)                 # changed behind the sender's back
+    worker.submit(ReadChunk(file_id, 0, True, 4096, KEY))
+    first, second = (parse_bulk(split_body(r.body)[1]) for r in worker.take_results()[1:])
+    assert first.index == second.index == 0 and first.seal_no != second.seal_no
+    worker.stop()
 
 
 @settings(max_examples=200, deadline=None)

@@ -78,6 +78,7 @@ class FileWorker:
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=JOB_QUEUE_SIZE)
         self._results: queue.Queue[Result] = queue.Queue()
         self._sources: dict[bytes, BinaryIO] = {}
+        self._seal_numbers: dict[bytes, int] = {}     # per file sent: the next chunk nonce counter
         self._targets: dict[bytes, _Target] = {}
         self._thread: threading.Thread | None = None
         if threaded:
@@ -179,9 +180,11 @@ class FileWorker:
         if not data and not (job.index == 0 and job.final):
             return Failed(job.file_id, CancelReason.READ_FAILED,
                           "The file got shorter while it was being sent; sending stopped.")
-        sealed = seal_chunk(job.key, job.file_id, job.index, job.final, data)
+        seal_no = self._seal_numbers.get(job.file_id, 0)
+        self._seal_numbers[job.file_id] = seal_no + 1
+        sealed = seal_chunk(job.key, job.file_id, job.index, job.final, data, seal_no)
         return ChunkRead(job.file_id, job.index, peer_wire.encode_bulk(Bulk(job.file_id, job.index, job.final,
-                                                                            sealed)))
+                                                                            seal_no, sealed)))
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -202,7 +205,7 @@ class FileWorker:
             return Failed(job.file_id, CancelReason.WRITE_FAILED, "The file being received is no longer open.")
         chunk = job.chunk
         try:
-            data = open_chunk(job.key, job.file_id, chunk.index, chunk.final, chunk.sealed)
+            data = open_chunk(job.key, job.file_id, chunk.index, chunk.final, chunk.sealed, chunk.seal_no)
         except DecryptionError:
             self._forget(job.file_id, delete=True)
             return Failed(job.file_id, CancelReason.VERIFICATION,
@@ -270,6 +273,8 @@ class FileWorker:
         source = self._sources.pop(file_id, None)
         if source is not None:
             source.close()
+        # The seal numbers stay: a file is only ever sealed by this worker, and a number
+        # must never come back for the same key even if the same transfer is restarted.
         target = self._targets.pop(file_id, None)
         if target is not None:
             with contextlib.suppress(OSError):

@@ -8,7 +8,7 @@ The relay forwards these bodies unread. Every body starts with a kind byte::
     IDENTITY_B 0x04  sealed identity (B->A key, counter 0)
     REFUSE     0x05  reason:u8 | retry_after_ms:u32                 either way, unauthenticated
     RECORD     0x10  counter:u64 | sealed app message               a verified pair's channel
-    BULK       0x11  file_id:16 | index:u64 | final:u8 | sealed chunk    (files, fanned out)
+    BULK       0x11  file_id:16 | index:u64 | final:u8 | seal_no:u64 | sealed chunk   (files, fanned out)
 
 The associated data of every sealed identity and record binds the protocol
 version, the kind byte, both PAKE nonces and the counter::
@@ -217,7 +217,7 @@ def parse_identity(plaintext: bytes) -> Identity:
 
 # -- the channel ---------------------------------------------------------------------
 
-_BULK = struct.Struct(">16sQB")
+_BULK = struct.Struct(">16sQBQ")
 
 
 @dataclass(frozen=True)
@@ -226,20 +226,21 @@ class Bulk:
     file_id: bytes
     index: int
     final: bool
+    seal_no: int          # the chunk's GCM nonce counter: fresh for every sealing
     sealed: bytes
 
 
 def encode_bulk(chunk: Bulk) -> bytes:
-    return bytes([BodyKind.BULK]) + _BULK.pack(chunk.file_id, chunk.index, chunk.final) + chunk.sealed
+    return bytes([BodyKind.BULK]) + _BULK.pack(chunk.file_id, chunk.index, chunk.final, chunk.seal_no) + chunk.sealed
 
 
 def parse_bulk(payload: bytes) -> Bulk:
     if len(payload) < _BULK.size + TAG_BYTES:
         raise ProtocolError("BULK too short")
-    file_id, index, final = _BULK.unpack_from(payload)
+    file_id, index, final, seal_no = _BULK.unpack_from(payload)
     if final > 1:
         raise ProtocolError("BULK with a bad final flag")
-    return Bulk(file_id, index, bool(final), payload[_BULK.size:])
+    return Bulk(file_id, index, bool(final), seal_no, payload[_BULK.size:])
 
 
 def encode_record(counter: int, sealed: bytes) -> bytes:

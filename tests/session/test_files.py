@@ -191,8 +191,8 @@ def test_a_member_forging_chunks_of_someone_elses_file_changes_nothing(tmp_path)
     offer_key = next(iter(mallory.files.incoming.values())).offer.key
     raw_id = next(iter(mallory.files.incoming))
     import crypto_utils
-    forged = peer_wire.encode_bulk(peer_wire.Bulk(raw_id, 0, False, crypto_utils.seal_chunk(
-        offer_key, raw_id, 0, False, b"pay Mallory" * 1000)))
+    forged = peer_wire.encode_bulk(peer_wire.Bulk(raw_id, 0, False, 0, crypto_utils.seal_chunk(
+        offer_key, raw_id, 0, False, b"pay Mallory" * 1000, 0)))
     room.cores["Bob"].accept_file(file_id)
     room.relay.inject(room.ids["Bob"], protocol.encode_frame(protocol.FrameType.ROUTED, room.ids["Mallory"] + forged))
     room.pump()
