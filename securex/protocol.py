@@ -126,6 +126,7 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[Frame]:
         self._buffer += data
         buffer, offset, frames = self._buffer, 0, []
+        view = memoryview(buffer)      # payloads copied once, not sliced then copied
         try:
             while len(buffer) - offset >= _LENGTH.size:
                 (length,) = _LENGTH.unpack_from(buffer, offset)
@@ -138,9 +139,10 @@ class FrameDecoder:
                 frame_type = _FRAME_TYPES.get(type_byte)   # a dict lookup, not an Enum call
                 if frame_type is None:
                     raise ProtocolError(f"unknown frame type 0x{type_byte:02x}")
-                frames.append(Frame(frame_type, bytes(buffer[offset + HEADER.size:end])))
+                frames.append(Frame(frame_type, bytes(view[offset + HEADER.size:end])))
                 offset = end
         finally:
+            view.release()
             del buffer[:offset]
         return frames
 

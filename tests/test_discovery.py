@@ -168,10 +168,10 @@ def test_an_announcement_without_a_plausible_address_is_ignored(addresses):
 
 
 def test_addresses_are_bounded_deduplicated_and_the_nearest_first():
-    many = [f"10.0.{n // 250}.{n % 250 + 1}" for n in range(100_000)]
-    started = time.monotonic()
+    looked_at = []
+    many = (looked_at.append(n) or f"10.0.{n // 250}.{n % 250 + 1}" for n in range(100_000))
     assert len(plausible_addresses(many)) == MAX_ADDRESSES
-    assert time.monotonic() - started < 0.1
+    assert len(looked_at) <= 4 * MAX_ADDRESSES        # the rest is never even read
     assert plausible_addresses(["10.0.0.1", "10.0.0.1", b"\x0a\x00\x00\x02"]) == ["10.0.0.1", "10.0.0.2"]
     import ipaddress
     mine = [ipaddress.IPv4Network("192.168.7.0/24")]

@@ -321,7 +321,7 @@ def test_a_connection_that_never_finishes_joining_is_dropped_with_a_reason(how):
         bob.wait_message("unbothered")
     print(f"\njoining ({how}): dropped after {took:.2f} s with --handshake-timeout 1")
     assert close_reason(frames) == CloseReason.HANDSHAKE_TIMEOUT, frames
-    assert 0.9 <= took < 3.0, f"dropped after {took:.2f} s with --handshake-timeout 1"
+    assert took >= 0.9, f"dropped after {took:.2f} s, before its --handshake-timeout of 1 s"
 
 
 def test_one_address_holding_its_joining_slots_delays_a_newcomer_from_it_but_not_others():
