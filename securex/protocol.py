@@ -47,7 +47,7 @@ PROTOCOL_VERSION = 2
 DEFAULT_PORT = 5050
 DEFAULT_MAX_CLIENTS = 5
 MAX_CLIENTS_LIMIT = 16           # a room is for a handful of people; bounds every roster
-MAX_FRAME_BYTES = 256 * 1024
+MAX_FRAME_BYTES = 1024 * 1024     # a file chunk (512 KiB) and its headers, with room to spare
 ID_BYTES = 8
 MAX_BODY_BYTES = MAX_FRAME_BYTES - 1 - 1 - ID_BYTES * MAX_CLIENTS_LIMIT   # fits a FANOUT to everyone
 

@@ -44,7 +44,7 @@ log = logging.getLogger("securex.server")
 POLL_SECONDS = 0.5         # how often a blocked read or write looks at its deadlines
 SHUTDOWN_LINGER = 2.0      # how long a closing connection may take to flush
 SLOW_LINGER = 30.0         # a frozen member gets this long to wake and read why it was dropped
-DEFAULT_HIGH_WATER = 4 * 1024 * 1024
+DEFAULT_HIGH_WATER = 8 * 1024 * 1024     # above a file transfer's window (4 MiB), so files never hold a sender back
 DEFAULT_STALL_TIMEOUT = 10.0
 MAX_BATCH_BYTES = 256 * 1024   # one send's worth: what a dropped member still gets before its CLOSE
 

@@ -43,13 +43,13 @@ from securex.session.peer_wire import (Bulk, CancelReason, FileAccept, FileCance
                                        FileMessage, FileOffer)
 from securex.text import human_size, safe_file_name
 
-CHUNK_BYTES = 128 * 1024
-MIN_CHUNK_BYTES, MAX_CHUNK_BYTES = 4 * 1024, 192 * 1024
-WINDOW_CHUNKS = 16                 # 2 MiB on its way to one receiver, at most
-PROGRESS_EVERY = 4                 # chunks between FILE_PROGRESS
+CHUNK_BYTES = 512 * 1024          # per chunk: one GCM set-up, one frame, one hand-off to the worker
+MIN_CHUNK_BYTES, MAX_CHUNK_BYTES = 4 * 1024, 768 * 1024
+WINDOW_CHUNKS = 8                  # 4 MiB on its way to one receiver, at most (the relay buffers 8)
+PROGRESS_EVERY = 2                 # chunks between FILE_PROGRESS
 DEFAULT_MAX_FILE_BYTES = 4 * 10**9
 PROGRESS_EVENT_SECONDS = 0.25      # progress reaches the user at most this often per transfer and member
-SEALED_CACHE = 8                   # sealed chunks kept for receivers a little behind
+SEALED_CACHE = 16                  # sealed chunks kept, so receivers up to two windows apart share them
 
 
 def short_id(file_id: bytes) -> str:
