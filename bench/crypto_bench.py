@@ -5,6 +5,7 @@
 Prints one row per operation (median of several timed batches, in microseconds
 per operation) and the pycryptodome version, so two runs under different
 versions can be compared side by side. Standard library and pycryptodome only.
+``relay_bench.py`` runs the same rows as its "crypto" phase (``run_phase``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,17 +31,23 @@ from Crypto.Signature import eddsa
 
 import crypto_utils
 
+if TYPE_CHECKING:
+    from bench_report import Report
+    from bench_settings import Settings
 
-def per_op_microseconds(operation: Callable[[], object], seconds: float) -> tuple[float, int]:
-    """Median time of one call, over batches filling about ``seconds``."""
+
+def per_op_microseconds(operation: Callable[[], object], seconds: float,
+                        min_batches: int = 3) -> tuple[float, int]:
+    """Median time of one call, over batches filling about ``seconds`` (at least
+    ``min_batches`` of them)."""
     operation()   # warm-up
     start = time.perf_counter()
     operation()
     single = max(time.perf_counter() - start, 1e-7)
-    batch = max(1, int(0.05 / single))
+    batch = max(1, int(min(0.05, seconds / 3) / single))
     samples: list[float] = []
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(samples) < 3:
+    while time.perf_counter() < deadline or len(samples) < min_batches:
         start = time.perf_counter()
         for _ in range(batch):
             operation()
@@ -84,14 +92,27 @@ def operations() -> dict[str, Callable[[], object]]:
     }
 
 
+def measure(seconds: float, min_batches: int = 3) -> Iterator[tuple[str, float, int]]:
+    """(operation, microseconds per call, calls timed) for every operation."""
+    for name, operation in operations().items():
+        micros, count = per_op_microseconds(operation, seconds, min_batches)
+        yield name, micros, count
+
+
+def run_phase(report: Report, settings: Settings) -> None:
+    report.section("crypto", f"pycryptodome {Crypto.__version__} primitives in this interpreter (median of "
+                             "timed batches)")
+    for name, micros, count in measure(settings.crypto_seconds, settings.crypto_min_batches):
+        report.figure(f"crypto {name}", f"{micros:,.1f} us/op ({count:,} timed)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="time spent on each operation")
     args = parser.parse_args(argv)
     print(f"pycryptodome {Crypto.__version__}, Python {platform.python_version()}, "
           f"{os.cpu_count()} cores")
-    for name, operation in operations().items():
-        micros, count = per_op_microseconds(operation, args.seconds)
+    for name, micros, count in measure(args.seconds):
         print(f"  {name:<44} {micros:>12,.1f} us/op  ({count:,} timed)")
     return 0
 
