@@ -34,6 +34,8 @@ def display_safe(text: str, *, keep_newlines: bool = True) -> str:
     """Text another member chose, made safe to show: every control, format or
     line/paragraph separator character becomes U+FFFD (newlines and tabs stay when
     ``keep_newlines``; the emoji joiners stay so emoji draw whole)."""
+    if text.isprintable():      # nothing of another category (the common case, and fast)
+        return text
     allowed = "\n\t" if keep_newlines else ""
     text = text.replace("\r\n", "\n")   # a Windows line end is a newline; a lone CR rewinds a terminal line
     return "".join(

@@ -338,15 +338,18 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         """Handle one read's frames; False once the connection is to end."""
         registry = self.server.registry
         behind: set[Connection] = set()
+        routes: list[bytes] = []     # ROUTEs in a row go together: one lock, one queued chunk per member
         try:
             for frame in frames:
                 if frame.type == FrameType.ROUTE:
                     if len(frame.payload) <= ID_BYTES:
                         raise ProtocolError("ROUTE frame too short")
-                    target = registry.route(conn, frame.payload)
-                    if target is not None:
-                        behind.add(target)
-                elif frame.type == FrameType.FANOUT:
+                    routes.append(frame.payload)
+                    continue
+                if routes:
+                    behind.update(registry.route_many(conn, routes))
+                    routes = []
+                if frame.type == FrameType.FANOUT:
                     behind.update(registry.fan_out(conn, protocol.parse_fanout(frame)))
                 elif frame.type == FrameType.STATUS:
                     registry.set_status(conn, protocol.parse_status(frame))
@@ -354,6 +357,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                     return False
                 elif frame.type != FrameType.PING:
                     raise ProtocolError(f"unexpected {frame.type.name} frame")
+            if routes:
+                behind.update(registry.route_many(conn, routes))
         except ProtocolError as error:
             self._protocol_error(conn, error)
             return False

@@ -127,17 +127,23 @@ class RoomRegistry:
 
     # -- in the room ------------------------------------------------------------
 
-    def route(self, sender: Member, payload: bytes) -> Member | None:
-        """Forward one ROUTE payload (``to | body``) to its member as ROUTED. Returns
-        that member (the engine may hold the sender back until it catches up), or
-        None when the recipient is not here (it left: nothing to do)."""
-        to = payload[:protocol.ID_BYTES]
+    def route_many(self, sender: Member, payloads: list[bytes]) -> list[Member]:
+        """Forward the ROUTE payloads of one read, each as ROUTED, under one lock and
+        as one queued chunk per member (in order); returns the members sent to."""
         with self._lock:
-            target = self._members.get(to)
-            if target is None or target is sender or self._members.get(sender.member_id) is not sender:
-                return None
-            target.send(protocol.routed_from_route(sender.member_id, payload))
-            return target
+            if self._members.get(sender.member_id) is not sender:
+                return []
+            per_member: dict[bytes, list[bytes]] = {}
+            for payload in payloads:
+                to = payload[:protocol.ID_BYTES]
+                if to != sender.member_id and to in self._members:
+                    per_member.setdefault(to, []).append(protocol.routed_from_route(sender.member_id, payload))
+            targets = []
+            for to, frames in per_member.items():
+                target = self._members[to]
+                target.send(b"".join(frames))
+                targets.append(target)
+            return targets
 
     def fan_out(self, sender: Member, fanout: protocol.Fanout) -> list[Member]:
         """One body to each named member present (files are sealed once)."""

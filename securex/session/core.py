@@ -841,7 +841,7 @@ class RoomCore:
         return self.run_id, self.next_msg_no
 
     def _view(self) -> set[bytes]:
-        return {crypto_utils.member_tag(self.me.public_key)} | {peer.verified.tag for peer in self.peers.values()}
+        return {self.me.tag} | {peer.verified.tag for peer in self.peers.values()}
 
     def _me_member(self) -> Member:
         return Member(self.me.name, self.me.safety_code, self.me.name, you=True)

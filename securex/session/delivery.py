@@ -128,6 +128,9 @@ class PendingQueue:
 class Outbox:
     def __init__(self) -> None:
         self.sent: OrderedDict[int, Sent] = OrderedDict()      # msg_no -> Sent, oldest first
+        # The messages still watched for a slow receipt, oldest first: the runner asks
+        # for the next expiry on every pass, so it must not walk the settled ones.
+        self._watched: OrderedDict[int, Sent] = OrderedDict()
         self.recipients: dict[bytes, Recipient] = {}
         self._names: OrderedDict[bytes, str] = OrderedDict()   # recipient key -> name, newest last
 
@@ -146,8 +149,11 @@ class Outbox:
             recipient.backlog_bytes += len(message.plaintext)
             given_up += self._trim(recipient)
         self.sent[message.msg_no] = message
+        if message.waiting:
+            self._watched[message.msg_no] = message
         while len(self.sent) > MAX_TRACKED:
             _, oldest = self.sent.popitem(last=False)
+            self._watched.pop(oldest.msg_no, None)
             for key in list(oldest.waiting):
                 self._drop_from_backlog(key, oldest)
         return given_up
@@ -209,23 +215,30 @@ class Outbox:
                 if messages:
                     given_up.append(GivenUp(recipient.name, messages,
                                             f"they did not come back within {AWAY_SECONDS // 60} minutes"))
-        slow = []
-        for message in self.sent.values():
+        slow, done = [], []
+        for msg_no, message in self._watched.items():
             if now - message.sent_at < SLOW_RECEIPT_SECONDS:
                 break   # oldest first: the rest are younger
             for key in message.waiting - message.slow_reported:
+                # Each waiting member is looked at once: one present is named; one away
+                # is covered by its own expiry above, one gone by its goodbye.
+                message.slow_reported.add(key)
                 recipient = self.recipients.get(key)
                 if recipient is not None and recipient.away_since is None:
-                    message.slow_reported.add(key)
                     slow.append((message, recipient.name))
+            done.append(msg_no)
+        for msg_no in done:
+            del self._watched[msg_no]
         return given_up, slow
 
     def next_expiry(self) -> float | None:
         times = [r.away_since + AWAY_SECONDS for r in self.recipients.values() if r.away_since is not None]
-        for message in self.sent.values():
+        while self._watched:     # settled ones at the front go now; the rest in their turn
+            message = next(iter(self._watched.values()))
             if message.waiting - message.slow_reported:
                 times.append(message.sent_at + SLOW_RECEIPT_SECONDS)
                 break
+            self._watched.popitem(last=False)
         return min(times) if times else None
 
     def names(self, keys: set[bytes]) -> list[str]:

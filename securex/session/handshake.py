@@ -28,6 +28,7 @@ States, and what each accepts (anything else fails the run)::
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,9 +67,13 @@ class LocalIdentity:
     def from_seed(cls, name: str, seed: bytes) -> LocalIdentity:
         return cls(name, seed, crypto_utils.identity_public_key(seed))
 
-    @property
+    @functools.cached_property      # asked for on every message sent: worked out once
     def safety_code(self) -> str:
         return crypto_utils.safety_code(self.public_key)
+
+    @functools.cached_property
+    def tag(self) -> bytes:
+        return crypto_utils.member_tag(self.public_key)
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,11 @@ class VerifiedPeer:
     channel: PairChannel
     role: bytes                 # our role in the run: A if we joined after it
 
-    @property
+    @functools.cached_property
     def safety_code(self) -> str:
         return crypto_utils.safety_code(self.identity.public_key)
 
-    @property
+    @functools.cached_property
     def tag(self) -> bytes:
         return crypto_utils.member_tag(self.identity.public_key)
 

@@ -58,7 +58,10 @@ class ReceivedLog:
         floor = self.high - DEDUPE_WINDOW          # at or below: treated as seen
         counted_seen = max(0, min(next_msg_no, floor + 1) - start)
         window_start = max(start, floor + 1)
-        seen_in_window = sum(1 for n in self._seen if window_start <= n < next_msg_no)
+        if next_msg_no - window_start < len(self._seen):     # walk the shorter of the two
+            seen_in_window = sum(1 for n in range(window_start, next_msg_no) if n in self._seen)
+        else:
+            seen_in_window = sum(1 for n in self._seen if window_start <= n < next_msg_no)
         gap = (next_msg_no - start) - counted_seen - seen_in_window
         self.reported_through = next_msg_no
         if gap > 0 and next_msg_no - window_start <= DEDUPE_WINDOW:

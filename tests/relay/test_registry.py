@@ -20,9 +20,11 @@ class FakeMember:
         self.address = address
         self.frames: list[protocol.Frame] = []
         self.closed: CloseReason | None = None
+        self.chunks = 0                # how many times something was queued
         self._decoder = FrameDecoder()
 
     def send(self, frame: bytes) -> None:
+        self.chunks += 1
         self.frames.extend(self._decoder.feed(frame))
 
     def send_roster(self, frame: bytes) -> None:
@@ -121,7 +123,7 @@ def test_a_reservation_dropped_before_hello_is_released():
 def test_route_stamps_the_sender_and_reaches_only_the_recipient():
     room = registry()
     alice, bob, carol = arrive(room), arrive(room), arrive(room)
-    assert room.route(alice, bob.member_id + b"sealed") is bob
+    assert room.route_many(alice, [bob.member_id + b"sealed"]) == [bob]
     assert bob.routed() == [protocol.Routed(alice.member_id, b"sealed")]
     assert carol.routed() == [] and alice.routed() == []
 
@@ -129,8 +131,7 @@ def test_route_stamps_the_sender_and_reaches_only_the_recipient():
 def test_route_to_nobody_or_to_oneself_goes_nowhere():
     room = registry()
     alice = arrive(room)
-    assert room.route(alice, b"X" * 8 + b"body") is None
-    assert room.route(alice, alice.member_id + b"body") is None
+    assert room.route_many(alice, [b"X" * 8 + b"body", alice.member_id + b"body"]) == []
     assert alice.routed() == []
 
 
@@ -138,8 +139,17 @@ def test_a_removed_member_can_route_nothing():
     room = registry()
     alice, bob = arrive(room), arrive(room)
     room.remove(alice)
-    assert room.route(alice, bob.member_id + b"late") is None
+    assert room.route_many(alice, [bob.member_id + b"late"]) == []
     assert bob.routed() == []
+
+
+def test_routes_of_one_read_reach_each_member_in_order_as_one_chunk():
+    room = registry()
+    alice, bob, carol = arrive(room), arrive(room), arrive(room)
+    payloads = [bob.member_id + b"1", carol.member_id + b"2", bob.member_id + b"3"]
+    assert set(room.route_many(alice, payloads)) == {bob, carol}
+    assert [r.body for r in bob.routed()] == [b"1", b"3"] and [r.body for r in carol.routed()] == [b"2"]
+    assert bob.chunks == 1 + len(bob.rosters())        # the two frames were queued together
 
 
 def test_fan_out_sends_one_body_to_each_named_member_present():
@@ -174,7 +184,7 @@ def test_concurrent_routes_keep_each_senders_order_at_the_receiver():
 
     def send(sender: FakeMember) -> None:
         for i in range(300):
-            room.route(sender, receiver.member_id + i.to_bytes(4, "big"))
+            room.route_many(sender, [receiver.member_id + i.to_bytes(4, "big")])
 
     threads = [threading.Thread(target=send, args=(s,)) for s in senders]
     for thread in threads:

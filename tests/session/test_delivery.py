@@ -231,3 +231,17 @@ def test_closing_with_messages_still_pending_reports_how_many():
     alice = sim_core("Alice", clock=room.clock)
     alice.send_text("never sent")
     assert len(alice.pending) == 1 and alice.phase == Phase.WAITING
+
+
+def test_a_message_kept_for_a_member_away_does_not_make_the_client_spin():
+    """Its slow-receipt time passes while the member is away: the next deadline must
+    still be in the future, or the network thread would loop without sleeping for the
+    whole ten minutes a member may be away."""
+    room = Room()
+    room.join("Alice", "Bob")
+    room.drop("Bob")
+    room.say("Alice", "for when Bob is back")
+    room.tick(SLOW_RECEIPT_SECONDS + 5, step=1)
+    alice = room.cores["Alice"]
+    assert alice.next_deadline() > room.clock()
+    assert not [n for n in room.notices("Alice") if "Not yet delivered" in n]   # away is not slow
