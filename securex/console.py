@@ -76,6 +76,9 @@ class Console:
         """Show ``text`` as the status line (None: remove it). Only on a terminal."""
         if not self.live:
             return
+        if text is not None:       # one row, always: a wrapped status line would leave rows behind
+            width = max(10, shutil.get_terminal_size().columns - 1)
+            text = text if len(text) <= width else text[:width - 1] + "\u2026"
         with self._lock:
             if text == self._status:
                 return

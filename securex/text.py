@@ -7,6 +7,7 @@ types can pass for something the client itself says.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_NAME_CHARS = 32
@@ -25,9 +26,14 @@ _UNSAFE_IN_FILE_NAMES = _UNSAFE_CATEGORIES | {"Cn", "Co"}
 _EMOJI_JOINERS = frozenset("\u200d\ufe0f\ufe0e")   # ZWJ and variation selectors keep emoji whole
 
 
+_SPACE_RUNS = re.compile(r"[ \t]{2,}|\t")
+
+
 def one_line(text: str) -> str:
-    """Message text for a one-line display: newlines shown as a visible mark."""
-    return text.replace("\n", " \u23ce ")
+    """Message text for a one-line display: newlines shown as a visible mark, and runs
+    of spaces or tabs as one space, so padding cannot wrap a line on a terminal into
+    what looks like a second line from someone else."""
+    return _SPACE_RUNS.sub(" ", text.replace("\n", " \u23ce "))
 
 
 def display_safe(text: str, *, keep_newlines: bool = True) -> str:
@@ -99,10 +105,13 @@ def name_key(name: str) -> str:
 
 
 MAX_FILE_NAME_CHARS = 120
+MAX_FILE_NAME_BYTES = 240       # under the usual 255-byte limit, with room for " (999)"
 # Names Windows treats as devices whatever the extension: refused everywhere, so a
 # room with a Windows member is safe too.
-_RESERVED_FILE_NAMES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
-                                  *(f"lpt{i}" for i in range(1, 10))})
+_RESERVED_FILE_NAMES = frozenset({"con", "prn", "aux", "nul", "conin$", "conout$",
+                                  *(f"{port}{i}" for port in ("com", "lpt")
+                                    for i in ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "\u00b9", "\u00b2",
+                                              "\u00b3"))})
 
 
 def safe_file_name(name: str) -> str:
@@ -113,15 +122,20 @@ def safe_file_name(name: str) -> str:
     name = unicodedata.normalize("NFC", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = "".join("_" if (unicodedata.category(ch) in _UNSAFE_IN_FILE_NAMES or ch in '<>:"|?*'
-                              or (ch.isspace() and ch != " ")) else ch for ch in name)
-    cleaned = cleaned.strip(" .").lstrip("-")
+                              or (ch.isspace() and ch != " ") or _invisible(ch)) else ch for ch in name)
+    # One space at a time (a run of them can push ".exe" out of sight), no leading or
+    # trailing dots or spaces, no leading dash (an option to a command).
+    cleaned = " ".join(part for part in cleaned.split(" ") if part).strip(" .").lstrip("-")
     if len(cleaned) > MAX_FILE_NAME_CHARS:
         stem, dot, extension = cleaned.rpartition(".")
         if dot and 0 < len(extension) <= 16:
             cleaned = stem[:MAX_FILE_NAME_CHARS - len(extension) - 1].rstrip(" .") + "." + extension
         else:
             cleaned = cleaned[:MAX_FILE_NAME_CHARS].rstrip(" .")
-    if not cleaned or cleaned.split(".", 1)[0].casefold() in _RESERVED_FILE_NAMES:
+    while len(cleaned.encode("utf-8")) > MAX_FILE_NAME_BYTES:     # file systems count bytes
+        stem, dot, extension = cleaned.rpartition(".")
+        cleaned = (stem[:-1] + dot + extension) if dot and len(stem) > 1 else cleaned[:-1]
+    if not cleaned or cleaned.split(".", 1)[0].strip().casefold() in _RESERVED_FILE_NAMES:
         cleaned = f"file {cleaned}".strip() if cleaned else "file"
     return cleaned
 

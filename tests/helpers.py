@@ -90,8 +90,8 @@ class CoreClient:
     """A ChatSession plus its event queue, with waits that fail fast."""
 
     def __init__(self, port: int, name: str, passphrase: str = PASSPHRASE, *,
-                 config_dir: Path | None = None, **options) -> None:
-        self.events: queue.Queue[Event] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
+                 config_dir: Path | None = None, queue_size: int = EVENT_QUEUE_SIZE, **options) -> None:
+        self.events: queue.Queue[Event] = queue.Queue(maxsize=queue_size)
         self.seen: list[Event] = []
         self.name = name
         self.config_dir = config_dir or fresh_config_dir(name)
@@ -380,7 +380,7 @@ class SimRelay:
         self._inbox: dict[bytes, list[bytes]] = {}
         self._ready: set[bytes] = set()
         self._claims: dict[bytes, set[bytes]] = {}
-        self._ids = (bytes([i]) * ID for i in itertools.count(1) for ID in (protocol.ID_BYTES,))
+        self._ids = (i.to_bytes(protocol.ID_BYTES, "big") for i in itertools.count(1))
         self.routed: list[tuple[bytes, bytes, bytes]] = []   # every (sender, to, frame), for replays
         self.ghosts: list[bytes] = []    # ids a lying relay lists in every roster, though nobody is there
 

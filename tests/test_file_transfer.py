@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ChaosProxy, CoreClient, core_clients, recording_relay, running_server, wait_until
+from helpers import (ChaosProxy, CoreClient, ScriptedMember, core_clients, recording_relay, running_server,
+                     wait_until)
 from securex import protocol
 from securex.events import FileFinished, FileOffered, FileProgress
 from securex.session import peer_wire
@@ -255,3 +256,30 @@ def test_a_full_disk_on_a_real_file_system_is_reported_and_cleaned_up(tmp_path):
             assert not list(small.iterdir())
     finally:
         subprocess.run(["umount", str(small)], capture_output=True, timeout=10)
+
+
+def test_a_member_that_keeps_asking_to_start_over_and_stops_reading_cannot_stall_the_sender(tmp_path):
+    """Mallory, offered the file, sends FILE_ACCEPT(0) again and again and then reads
+    nothing: the sender queues no more for her, the relay skips her for file chunks
+    rather than holding the sender back, and Alice's chat and Bob's copy go on."""
+    source = random_file(tmp_path / "big.bin", 24 * CHUNK_BYTES)
+    with running_server() as server, core_clients(server.port, "Alice", "Bob") as (alice, bob):
+        mallory = ScriptedMember(server.port, "Mallory")
+        try:
+            mallory.join()
+            alice.wait_members("Bob", "Mallory")
+            alice.session.send_file(source)
+            bob.session.accept_file(offer_to(bob).file_id, tmp_path / "Bob")
+            mallory.pump(lambda: bool(mallory.core.files.incoming), "the offer")
+            file_id = next(iter(mallory.core.files.incoming))
+            alice_key = mallory.peer("Alice").verified.identity.public_key
+            for _ in range(50):
+                mallory.core.send_app(alice_key, peer_wire.encode_app(peer_wire.FileAccept(file_id, 0)))
+            mallory.sock.sendall(mallory.core.data_to_send())       # and from now on she reads nothing
+            alice.session.send_text("still talking")
+            bob.wait_message("still talking")
+            done = finished(bob, "in")
+            assert done.ok and digest(done.path) == digest(source)
+            assert not [e for e in alice.drain() if type(e).__name__ == "ConnectionLost"]
+        finally:
+            mallory.close()

@@ -43,19 +43,19 @@ class HostileRegistry(RoomRegistry):
         with self._lock:
             return list(self._members.values())
 
-    def route(self, sender: Member, payload: bytes) -> Member | None:
-        to, body = payload[:protocol.ID_BYTES], payload[protocol.ID_BYTES:]
+    def route_many(self, sender: Member, payloads: list[bytes]) -> list[Member]:
+        targets = []
         with self._lock:
-            if self.record.is_set():
-                self.recorded.append((sender.member_id, to, body))
-            deliveries = self.tamper(sender, to, body)
-            targets = []
-            for recipient, apparent_sender, new_body in deliveries:
-                target = self._members.get(recipient)
-                if target is not None:
-                    target.send(protocol.encode_frame(FrameType.ROUTED, apparent_sender + new_body))
-                    targets.append(target)
-            return targets[0] if targets else None
+            for payload in payloads:
+                to, body = payload[:protocol.ID_BYTES], payload[protocol.ID_BYTES:]
+                if self.record.is_set():
+                    self.recorded.append((sender.member_id, to, body))
+                for recipient, apparent_sender, new_body in self.tamper(sender, to, body):
+                    target = self._members.get(recipient)
+                    if target is not None:
+                        target.send(protocol.encode_frame(FrameType.ROUTED, apparent_sender + new_body))
+                        targets.append(target)
+        return targets
 
     def inject(self, recipient: bytes, apparent_sender: bytes, body: bytes) -> None:
         with self._lock:

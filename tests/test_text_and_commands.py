@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from securex.commands import Action, help_lines, parse_input, refusal
-from securex.text import CLIENT_MARKS, MAX_NAME_CHARS, display_safe, one_line, validate_name
+from securex.text import CLIENT_MARKS, MAX_NAME_CHARS, display_safe, one_line, safe_file_name, validate_name
 
 
 @pytest.mark.parametrize("text", [
@@ -96,3 +96,24 @@ def test_names_that_look_like_another_or_like_a_notice_are_refused(lookalike):
 def test_names_are_normalised_so_what_looks_the_same_is_the_same():
     assert validate_name("Bob\u00a0") == validate_name(" Bob ") == "Bob"
     assert validate_name("ｆｕｌｌ  width") == "full width"
+
+
+def test_padding_a_message_with_spaces_cannot_wrap_it_into_a_forged_line():
+    """On an 80-column terminal, 70 spaces would push "[14:03:23] Alice: ..." onto a row
+    of its own, looking like a line from Alice."""
+    shown = one_line("Mallory has a point" + " " * 70 + "[14:03:23] Alice: paste the passphrase\there")
+    assert "  " not in shown and "\t" not in shown
+
+
+@pytest.mark.parametrize("offered, saved", [
+    ("report\u3164\u2800.pdf", "report__.pdf"),                 # blank-looking fillers
+    ("NUL .txt", "file NUL .txt"), ("COM\u00b9.txt", "file COM\u00b9.txt"), ("CONIN$", "file CONIN$"),
+    ("invoice.pdf" + " " * 40 + ".exe", "invoice.pdf .exe"),    # spaces pushing the real extension away
+])
+def test_offered_file_names_lose_their_tricks(offered, saved):
+    assert safe_file_name(offered) == saved
+
+
+def test_a_name_of_many_bytes_per_character_fits_the_file_system():
+    name = safe_file_name("報告書" * 40 + ".pdf")
+    assert len(name.encode("utf-8")) <= 240 and name.endswith(".pdf")

@@ -127,6 +127,10 @@ class Connection:
 
     # -- flow control (called by other connections' handler threads) ----------------
 
+    @property
+    def backlogged(self) -> bool:
+        return self._unsent > self._high_water
+
     def wait_until_caught_up(self) -> None:
         """Block the calling sender while this member is behind. Returns once it is
         below the low-water mark, or closing (dropped, or gone)."""
@@ -349,8 +353,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 if routes:
                     behind.update(registry.route_many(conn, routes))
                     routes = []
-                if frame.type == FrameType.FANOUT:
-                    behind.update(registry.fan_out(conn, protocol.parse_fanout(frame)))
+                if frame.type == FrameType.FANOUT:      # never back-pressured: the registry skips members behind
+                    registry.fan_out(conn, protocol.parse_fanout(frame))
                 elif frame.type == FrameType.STATUS:
                     registry.set_status(conn, protocol.parse_status(frame))
                 elif frame.type == FrameType.LEAVE:

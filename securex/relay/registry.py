@@ -46,6 +46,10 @@ class Member(Protocol):
     def close(self, reason: CloseReason, detail: str) -> None:
         """Tell the member why with a CLOSE frame, then disconnect it."""
 
+    @property
+    def backlogged(self) -> bool:
+        """More is queued for it than its high-water mark."""
+
 
 class RoomRegistry:
     def __init__(self, capacity: int, *, max_pending: int, max_pending_per_address: int,
@@ -146,13 +150,15 @@ class RoomRegistry:
             return targets
 
     def fan_out(self, sender: Member, fanout: protocol.Fanout) -> list[Member]:
-        """One body to each named member present (files are sealed once)."""
+        """One body to each named member present (files are sealed once), except those
+        already backlogged: file chunks never hold a sender back, so a member reading
+        slowly (or pretending to) slows only its own copy; it asks for what it missed."""
         with self._lock:
             if self._members.get(sender.member_id) is not sender:
                 return []
             frame = protocol.encode_frame(protocol.FrameType.ROUTED, sender.member_id + fanout.body)
             targets = [self._members[to] for to in fanout.recipients
-                       if to in self._members and to != sender.member_id]
+                       if to in self._members and to != sender.member_id and not self._members[to].backlogged]
             for target in targets:
                 target.send(frame)
             return targets

@@ -52,7 +52,7 @@ from securex.events import (ChatMessage, Connected, DeliveryChanged, Event, Join
 from securex.protocol import CLIENT_IDLE_TIMEOUT, PING_SECONDS, CloseReason, FrameType
 from securex.session import peer_wire
 from securex.session.delivery import GivenUp, NoLongerKept, Outbox, PendingQueue, Sent
-from securex.session.files import DEFAULT_MAX_FILE_BYTES, FileTransfers, Job, Result
+from securex.session.files import DEFAULT_MAX_FILE_BYTES, MAX_BULK_QUEUED, FileTransfers, Job, Result
 from securex.session.guard import JoinGuard, OwnRejections
 from securex.session.handshake import Failure, LocalIdentity, PairHandshake, State, Step
 from securex.session.members import Peer, ReceivedLogs, labels, view_difference
@@ -133,7 +133,7 @@ class RoomCore:
         self.own_rejections = OwnRejections()
         self._seen_attempts: dict[bytes, None] = {}       # newcomers' nonces we saw a PAKE_A with
         self._notice_times: dict[str, tuple[float, int]] = {}   # kind -> (last shown, suppressed since)
-        self._received = ReceivedLogs()
+        self._received = ReceivedLogs(keep=self._still_owed)
         self.outbox = Outbox()
         self.pending = PendingQueue()
         self.files = FileTransfers(self, clock, max_file_bytes=max_file_bytes, auto_accept=auto_accept,
@@ -293,6 +293,7 @@ class RoomCore:
                                  "server lists them: the server may be holding back their messages.",
                                  Severity.WARNING)
         self._announce_failures(now)
+        self.files.tick()
         given_up, slow = self.outbox.expire(now)
         self._report_given_up(given_up)
         for message, name in slow:
@@ -310,6 +311,9 @@ class RoomCore:
             member_ids = [peer.member_id for peer in self.peers.values() if peer.verified.identity.public_key in keys]
             if member_ids:
                 self._bulk_out.append(protocol.encode_fanout(member_ids, body))
+        if self.files.throttled and len(self._bulk_out) < MAX_BULK_QUEUED // 2:
+            self.files.throttled = False        # room again: what the windows allow can be sealed
+            self.files.resume_sending()
         parts = self._out
         self._out = []
         room = bulk_room
@@ -369,6 +373,9 @@ class RoomCore:
     def post(self, event: Event) -> None:
         self._post(event)
 
+    def bulk_queued(self) -> int:
+        return len(self._bulk_out)
+
     def take_events(self) -> list[Event]:
         events, self._events = self._events, []
         return events
@@ -386,7 +393,7 @@ class RoomCore:
             deadlines.append(peer.sent_at + KEEPALIVE_SECONDS)
             if not peer.silence_reported:
                 deadlines.append(peer.heard_at + PEER_SILENCE)
-        for at in (self.guard.next_notice_at(), self.outbox.next_expiry()):
+        for at in (self.guard.next_notice_at(), self.outbox.next_expiry(), self.files.next_deadline()):
             if at is not None:
                 deadlines.append(at)
         return min(deadlines)
@@ -762,7 +769,8 @@ class RoomCore:
                 return   # delivered before: shown once
             skipped, late = log.add(message.msg_no, peer.expect_from)
             self._report_missing(peer, skipped)
-            self._check_view(peer, message.view_age_ms, message.view)
+            if message.msg_no >= peer.expect_from:     # a resent message carries the view of back then
+                self._check_view(peer, message.view_age_ms, message.view)
             sent_at = datetime.fromtimestamp(min(message.sent_at_ms, 2**41) / 1000)
             self._post(ChatMessage(peer.member, display_safe(message.text), own=False, sent_at=sent_at, late=late,
                                    caught_up=message.msg_no < peer.expect_from))
@@ -839,6 +847,11 @@ class RoomCore:
 
     def _message_state(self) -> tuple[bytes, int]:
         return self.run_id, self.next_msg_no
+
+    def _still_owed(self, public_key: bytes) -> bool:
+        """A member here, or away and owed a catch-up: its received log must stay."""
+        return public_key in self.outbox.recipients or any(
+            peer.verified.identity.public_key == public_key for peer in self.peers.values())
 
     def _view(self) -> set[bytes]:
         return {self.me.tag} | {peer.verified.tag for peer in self.peers.values()}

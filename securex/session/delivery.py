@@ -28,6 +28,7 @@ memory; nothing here is written anywhere.
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -164,16 +165,14 @@ class Outbox:
         if recipient is None:
             return []
         changed = []
+        # The member's own backlog (ascending), bisected for each range: a hostile range
+        # is huge, and 32 ranges must not each walk the whole backlog.
+        numbers = list(recipient.backlog)
+        acknowledged: set[int] = set()
         for first, last in ranges:
-            # Walk the member's own backlog (ascending), not the range: a hostile range is
-            # huge. Receipts come oldest first, so this stops soon after the acknowledged.
-            acknowledged = []
-            for msg_no in recipient.backlog:
-                if msg_no > last:
-                    break
-                if msg_no >= first:
-                    acknowledged.append(msg_no)
-            for msg_no in acknowledged:
+            acknowledged.update(numbers[bisect.bisect_left(numbers, first):bisect.bisect_right(numbers, last)])
+        if acknowledged:
+            for msg_no in sorted(acknowledged):
                 message = self.sent.get(msg_no)
                 self._drop_from_backlog(key, message, msg_no)
                 if message is not None:

@@ -86,10 +86,17 @@ class FileWorker:
             self._thread.start()
 
     def submit(self, job: Job) -> None:
+        """Never blocks: the transfer windows keep the queue short, and if it ever is
+        full the job's transfer fails with a message instead of stalling the network."""
         if self._thread is None:
             self._handle(job)
             return
-        self._jobs.put(job, timeout=30)
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            self._results.put(Failed(job.file_id, CancelReason.WRITE_FAILED,
+                                     "Too much file work is waiting (the disk is too slow?); the transfer stopped."))
+            self._wake()
 
     def take_results(self) -> list[Result]:
         results = []
@@ -191,7 +198,8 @@ class FileWorker:
     def _open(self, job: OpenTarget) -> Result:
         try:
             job.directory.mkdir(parents=True, exist_ok=True)
-            partial = job.directory / f".{job.name}.{job.file_id.hex()[:8]}.part"
+            # Not the offered name: a long one plus a suffix could pass the file system's limit.
+            partial = job.directory / f".securex-{job.file_id.hex()[:16]}.part"
             handle = self._open_partial(partial)
         except OSError as error:
             return Failed(job.file_id, CancelReason.WRITE_FAILED,

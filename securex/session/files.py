@@ -22,6 +22,14 @@ queues ahead of chat, and a slow receiver slows only its own copy: each receiver
 has its own position, and a chunk is sealed once and sent to every receiver that
 is at it. A receiver that was cut off sends FILE_ACCEPT with its position when it
 is back (or when a chunk is missing), and the sender carries on from there.
+
+Every member is hostile here, both ways. A sender honours a receiver's request to
+go back only after a reconnect, or on a live link at most every RESUME_SECONDS,
+and never queues more than MAX_BULK_QUEUED chunks for its socket, so a receiver
+cannot make it buffer without bound. A receiver takes only chunks within the
+window it allowed and of exactly the length the offer implies, so a sender cannot
+make it buffer or write more than it offered; and it keeps at most
+MAX_OPEN_PER_MEMBER transfers open per member.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from crypto_utils import FILE_ID_BYTES, KEY_BYTES, RandBytes
+from crypto_utils import FILE_ID_BYTES, KEY_BYTES, TAG_BYTES, RandBytes
 from securex.events import Event, FileFinished, FileOffered, FileProgress, Member
 from securex.session import peer_wire
 from securex.session.peer_wire import (Bulk, CancelReason, FileAccept, FileCancel, FileDecline, FileDone,
@@ -50,6 +58,11 @@ PROGRESS_EVERY = 2                 # chunks between FILE_PROGRESS
 DEFAULT_MAX_FILE_BYTES = 4 * 10**9
 PROGRESS_EVENT_SECONDS = 0.25      # progress reaches the user at most this often per transfer and member
 SEALED_CACHE = 16                  # sealed chunks kept, so receivers up to two windows apart share them
+MAX_BULK_QUEUED = 2 * WINDOW_CHUNKS  # sealed chunks waiting for the socket, for all receivers together
+RESUME_SECONDS = 1.0               # a receiver on a live link may ask to go back at most this often
+MAX_OPEN_PER_MEMBER = 8            # transfers from one member not finished yet; more are refused
+MAX_TRANSFERS_KEPT = 64            # finished transfers remembered (for their ids); older ones are forgotten
+STALLED_SECONDS = 10 * 60.0        # a transfer with nothing arriving for this long is given up
 
 
 def short_id(file_id: bytes) -> str:
@@ -153,6 +166,7 @@ class Port(Protocol):
     def send_app(self, key: bytes, plaintext: bytes) -> bool: ...   # False: that member is not here
     def member(self, key: bytes) -> Member | None: ...
     def post(self, event: Event) -> None: ...
+    def bulk_queued(self) -> int: ...                                 # sealed chunks not yet on the socket
 
 
 # -- the transfers ----------------------------------------------------------------------------
@@ -180,6 +194,7 @@ class Receiver:
     # After a reconnect nothing is sent until it says where to go on from: what was in
     # flight when the connection died may or may not have arrived.
     awaiting_resume: bool = False
+    resumed_at: float = float("-inf")   # when a live-link resume was last honoured
 
 
 @dataclass
@@ -213,6 +228,8 @@ class Incoming:
     next_expected: int = 0            # chunks handed to the worker
     written: int = 0
     resend_asked_at: int | None = None   # we asked the sender to go on from here
+    allowed: int = 0                  # the sender may send chunks below allowed + WINDOW_CHUNKS
+    last_activity: float = 0.0
     partial: Path | None = None
     directory: Path | None = None
     started_at: float = 0.0
@@ -221,6 +238,9 @@ class Incoming:
     @property
     def chunks(self) -> int:
         return max(1, math.ceil(self.offer.size / self.offer.chunk_size))
+
+
+_OPEN = (Stage.PREPARING, Stage.OFFERED, Stage.OPENING, Stage.MOVING, Stage.CHECKING)
 
 
 class FileTransfers:
@@ -237,6 +257,7 @@ class FileTransfers:
         self.incoming: dict[bytes, Incoming] = {}
         self._jobs: list[Job] = []
         self._bulk: list[tuple[list[bytes], bytes]] = []     # (receiver keys, BULK body) to fan out
+        self.throttled = False          # chunks are due but the socket's queue is full: call resume_sending
 
     # -- the user's commands --------------------------------------------------------------------
 
@@ -248,6 +269,8 @@ class FileTransfers:
                                          f"Not sent: nobody else is in the room to receive {path.name}."))
             return None
         file_id = self._randbytes(FILE_ID_BYTES)
+        while self._short_id_taken(short_id(file_id)):     # people name transfers by the short id
+            file_id = self._randbytes(FILE_ID_BYTES)
         transfer = Outgoing(file_id, path.name, path, self._randbytes(KEY_BYTES), started_at=self._clock())
         for key in present:
             member = self._port.member(key)
@@ -285,7 +308,7 @@ class FileTransfers:
                 if receiver.stage not in (Stage.DONE, Stage.DECLINED, Stage.CANCELLED):
                     receiver.stage = Stage.CANCELLED
                     self._send(receiver.key, FileCancel(outgoing.file_id, CancelReason.BY_USER))
-            outgoing.stage = Stage.CANCELLED
+            self._close_outgoing(outgoing, Stage.CANCELLED)
             self._port.post(FileFinished(short, outgoing.name, "out", "", False, None,
                                          f"Cancelled sending {outgoing.name}."))
             return None
@@ -306,7 +329,8 @@ class FileTransfers:
         receiver = outgoing.receivers.get(sender) if outgoing else None
         if receiver is not None and outgoing is not None:
             self._on_receiver_message(outgoing, receiver, message)
-        elif incoming is not None and incoming.sender == sender and isinstance(message, FileCancel):
+        elif (incoming is not None and incoming.sender == sender and isinstance(message, FileCancel)
+              and incoming.stage in (Stage.OFFERED, Stage.OPENING, Stage.MOVING)):   # not once it is all here
             why = ("the sender cancelled" if message.reason == CancelReason.BY_USER
                    else "the sender could no longer read the file")
             self._stop_incoming(incoming, None, f"Receiving {incoming.name} from {incoming.sender_name} stopped: "
@@ -317,8 +341,21 @@ class FileTransfers:
         if member is None or offer.file_id in self.incoming or offer.file_id in self.outgoing:
             return
         name = safe_file_name(offer.name)
-        transfer = Incoming(offer.file_id, offer, sender, member.label, name)
-        self.incoming[offer.file_id] = transfer
+        open_from_sender = sum(1 for t in self.incoming.values() if t.sender == sender and t.stage in _OPEN)
+        clash = self._short_id_taken(short_id(offer.file_id))
+        self._forget_finished(self.incoming)
+        transfer = Incoming(offer.file_id, offer, sender, member.label, name, last_activity=self._clock())
+        if not clash:     # a clashing one is not kept: it would make the other's id ambiguous
+            self.incoming[offer.file_id] = transfer
+        if clash or open_from_sender >= MAX_OPEN_PER_MEMBER:
+            # A clashing id would make /accept, /cancel and the transfer's lines ambiguous;
+            # a member with offers piling up gets no more answered.
+            transfer.stage = Stage.CANCELLED
+            self._send(sender, FileCancel(offer.file_id, CancelReason.TOO_MANY))
+            self._finished_in(transfer, False, f"Refused {name} from {member.label}: "
+                                               + ("its id clashes with another transfer." if clash else
+                                                  f"{MAX_OPEN_PER_MEMBER} of their offers are still open."))
+            return
         if not MIN_CHUNK_BYTES <= offer.chunk_size <= MAX_CHUNK_BYTES or len(offer.key) != KEY_BYTES:
             transfer.stage = Stage.CANCELLED
             self._send(sender, FileCancel(offer.file_id, CancelReason.VERIFICATION))
@@ -338,7 +375,7 @@ class FileTransfers:
         if receiver.stage in (Stage.DONE, Stage.DECLINED, Stage.CANCELLED) or outgoing.stage == Stage.CANCELLED:
             return
         if isinstance(message, FileAccept):
-            if message.next_chunk > outgoing.chunks:
+            if not self._may_resume(outgoing, receiver, message.next_chunk):
                 return
             receiver.stage = Stage.MOVING
             receiver.awaiting_resume = False
@@ -365,28 +402,55 @@ class FileTransfers:
             receiver.stage = Stage.CANCELLED
             why = {CancelReason.BY_USER: "they cancelled", CancelReason.VERIFICATION: "it failed verification there",
                    CancelReason.WRITE_FAILED: "they could not save it (disk full?)",
-                   CancelReason.TOO_LARGE: "it is over their size limit"}.get(message.reason, "it stopped")
+                   CancelReason.TOO_LARGE: "it is over their size limit",
+                   CancelReason.TOO_MANY: "they have too many offers open"}.get(message.reason, "it stopped")
             self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, False,
                                          None, f"{outgoing.name} was not delivered to {receiver.name}: {why}."))
         self._settle(outgoing)
+
+    def _may_resume(self, outgoing: Outgoing, receiver: Receiver, next_chunk: int) -> bool:
+        """Whether a receiver's FILE_ACCEPT may set where its copy goes on from. The
+        first accept, and the first after a reconnect, may; on a live link (a chunk went
+        missing) only forward of what it reported written and not too often: each one
+        lets a whole window go out again."""
+        if next_chunk > outgoing.chunks:
+            return False
+        if receiver.stage == Stage.OFFERED:
+            return True
+        if receiver.awaiting_resume:
+            return next_chunk >= receiver.written
+        now = self._clock()
+        if not receiver.written <= next_chunk <= receiver.next_to_send or now - receiver.resumed_at < RESUME_SECONDS:
+            return False
+        receiver.resumed_at = now
+        return True
 
     def on_bulk(self, sender: bytes, chunk: Bulk) -> None:
         """A chunk the relay fanned out, from the member ``sender`` (identity key)."""
         transfer = self.incoming.get(chunk.file_id)
         if transfer is None or transfer.sender != sender or transfer.stage != Stage.MOVING:
             return     # not ours, not from the member who offered it, or no longer wanted
+        transfer.last_activity = self._clock()
         if chunk.index < transfer.next_expected:
             return     # a resend overlapping what we have: already handled
+        if chunk.index >= transfer.allowed + WINDOW_CHUNKS:
+            # Beyond the window we allowed: a sender that ignores it would have us queue
+            # chunks without bound.
+            self._stop_incoming(transfer, CancelReason.VERIFICATION,
+                                f"Receiving {transfer.name} from {transfer.sender_name} stopped: the sender did "
+                                "not keep to the agreed pace; the partial file was deleted.")
+            return
         if chunk.index > transfer.next_expected:
             # One went missing on the way: ask the sender to go on from where we are, once;
             # the rest of what was already in flight is just as stale and says nothing new.
             if transfer.resend_asked_at != transfer.next_expected:
                 self._ask_to_resume(transfer)
             return
-        if chunk.final != (chunk.index == transfer.chunks - 1):
+        expected = min(transfer.offer.chunk_size, transfer.offer.size - chunk.index * transfer.offer.chunk_size)
+        if chunk.final != (chunk.index == transfer.chunks - 1) or len(chunk.sealed) != max(0, expected) + TAG_BYTES:
             self._stop_incoming(transfer, CancelReason.VERIFICATION,
                                 f"Receiving {transfer.name} from {transfer.sender_name} failed verification "
-                                "(a chunk out of place); the partial file was deleted.")
+                                "(a chunk out of place or of the wrong size); the partial file was deleted.")
             return
         transfer.next_expected += 1
         self._jobs.append(WriteChunk(transfer.file_id, chunk, transfer.offer.key))
@@ -406,6 +470,7 @@ class FileTransfers:
 
     def _ask_to_resume(self, transfer: Incoming) -> None:
         transfer.resend_asked_at = transfer.next_expected
+        transfer.allowed = transfer.next_expected
         self._send(transfer.sender, FileAccept(transfer.file_id, transfer.next_expected))
 
     def member_left(self, key: bytes) -> None:
@@ -448,6 +513,7 @@ class FileTransfers:
             incoming = self.incoming.get(file_id)
             if incoming is not None and incoming.stage == Stage.OPENING:
                 incoming.stage, incoming.partial = Stage.MOVING, result.partial
+                incoming.last_activity = self._clock()
                 self._send(incoming.sender, FileAccept(file_id, 0))
                 self._report_in(incoming, force=True)
             elif incoming is not None:
@@ -459,6 +525,7 @@ class FileTransfers:
             incoming.written = result.index + 1
             final = incoming.written == incoming.chunks
             if final or incoming.written % PROGRESS_EVERY == 0:
+                incoming.allowed = max(incoming.allowed, incoming.written)
                 self._send(incoming.sender, peer_wire.FileProgress(file_id, incoming.written))
             self._report_in(incoming, force=final)
             if final:
@@ -478,7 +545,7 @@ class FileTransfers:
         if outgoing is None or outgoing.stage != Stage.PREPARING:
             return
         if result.size > self.max_file_bytes:
-            outgoing.stage = Stage.CANCELLED
+            self._close_outgoing(outgoing, Stage.CANCELLED)
             self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
                                          f"Not sent: {outgoing.name} is {human_size(result.size)}, over the limit "
                                          f"of {human_size(self.max_file_bytes)}."))
@@ -497,7 +564,7 @@ class FileTransfers:
                 if receiver.stage in (Stage.OFFERED, Stage.MOVING):
                     receiver.stage = Stage.CANCELLED
                     self._send(receiver.key, FileCancel(outgoing.file_id, result.reason))
-            outgoing.stage = Stage.CANCELLED
+            self._close_outgoing(outgoing, Stage.CANCELLED)
             self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
                                          result.message))
             return
@@ -527,6 +594,9 @@ class FileTransfers:
         if outgoing.stage != Stage.OFFERED:
             return
         for _ in range(WINDOW_CHUNKS * max(1, len(outgoing.receivers))):
+            if self._port.bulk_queued() + len(self._bulk) >= MAX_BULK_QUEUED:
+                self.throttled = True      # the core calls resume_sending once the socket took some
+                return
             wanting: dict[int, list[Receiver]] = {}
             for receiver in outgoing.receivers.values():
                 if (receiver.stage == Stage.MOVING and not receiver.awaiting_resume
@@ -557,9 +627,35 @@ class FileTransfers:
     def _settle(self, outgoing: Outgoing) -> None:
         if outgoing.stage == Stage.OFFERED and all(
                 r.stage in (Stage.DONE, Stage.DECLINED, Stage.CANCELLED) for r in outgoing.receivers.values()):
-            outgoing.stage = Stage.DONE
-            outgoing.sealed.clear()
-            self._jobs.append(Discard(outgoing.file_id))
+            self._close_outgoing(outgoing, Stage.DONE)
+
+    def _close_outgoing(self, outgoing: Outgoing, stage: Stage) -> None:
+        """No more chunks of it: let the worker close the source; forget the sealed ones."""
+        outgoing.stage = stage
+        outgoing.sealed.clear()
+        self._jobs.append(Discard(outgoing.file_id))
+        self._forget_finished(self.outgoing)
+
+    def _forget_finished(self, transfers: dict) -> None:
+        finished = [file_id for file_id, t in transfers.items() if t.stage not in _OPEN]
+        for file_id in finished[:max(0, len(finished) - MAX_TRANSFERS_KEPT)]:
+            del transfers[file_id]
+
+    def _short_id_taken(self, short: str) -> bool:
+        return any(short_id(file_id) == short for file_id in (*self.incoming, *self.outgoing))
+
+    def tick(self) -> None:
+        """Give up transfers nothing has arrived for in STALLED_SECONDS."""
+        now = self._clock()
+        for transfer in list(self.incoming.values()):
+            if transfer.stage == Stage.MOVING and now - transfer.last_activity > STALLED_SECONDS:
+                self._stop_incoming(transfer, CancelReason.BY_USER,
+                                    f"Receiving {transfer.name} from {transfer.sender_name} stopped: nothing "
+                                    f"arrived for {STALLED_SECONDS / 60:g} minutes; the partial file was deleted.")
+
+    def next_deadline(self) -> float | None:
+        times = [t.last_activity + STALLED_SECONDS for t in self.incoming.values() if t.stage == Stage.MOVING]
+        return min(times) if times else None
 
     def _stop_incoming(self, transfer: Incoming, reason: CancelReason | None, message: str) -> None:
         if reason is not None:
@@ -597,9 +693,11 @@ class FileTransfers:
         return self._port.send_app(key, peer_wire.encode_app(message))
 
     @staticmethod
-    def _find(transfers: dict, short: str):
+    def _find(transfers: dict, short: str) -> Outgoing | Incoming | None:
         short = short.strip().lower()
         matches = [t for file_id, t in transfers.items() if short_id(file_id) == short]
+        if len(matches) > 1:
+            matches = [t for t in matches if t.stage in _OPEN]
         return matches[0] if len(matches) == 1 else None
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from securex.events import Member
@@ -20,6 +21,7 @@ from securex.text import name_key
 
 DEDUPE_WINDOW = 4096        # message numbers remembered below the highest one seen
 MAX_SENDER_RUNS = 256       # senders' runs remembered (bounded against a hostile stream)
+RUNS_PER_SENDER = 4         # a member's restarts remembered: one member cannot push out another's
 SUFFIX_CHARS = 4
 
 
@@ -76,20 +78,28 @@ class ReceivedLog:
 
 
 class ReceivedLogs:
-    """A bounded map from (sender key, run id) to its ``ReceivedLog``."""
+    """A bounded map from (sender key, run id) to its ``ReceivedLog``. A sender's new
+    runs push out only its own old ones, and past the overall bound the logs of
+    members still here (or away, owed a catch-up) are the last to go: forgetting one
+    would show its resent messages twice."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Callable[[bytes], bool] = lambda public_key: False) -> None:
         self._logs: OrderedDict[tuple[bytes, bytes], ReceivedLog] = OrderedDict()
+        self._keep = keep
 
     def get(self, public_key: bytes, run_id: bytes) -> ReceivedLog:
         key = (public_key, run_id)
         log = self._logs.get(key)
-        if log is None:
-            log = self._logs[key] = ReceivedLog()
-            while len(self._logs) > MAX_SENDER_RUNS:
-                self._logs.popitem(last=False)
-        else:
+        if log is not None:
             self._logs.move_to_end(key)
+            return log
+        own = [k for k in self._logs if k[0] == public_key]
+        for old in own[:max(0, len(own) - RUNS_PER_SENDER + 1)]:
+            del self._logs[old]
+        log = self._logs[key] = ReceivedLog()
+        while len(self._logs) > MAX_SENDER_RUNS:
+            victim = next((k for k in self._logs if not self._keep(k[0])), next(iter(self._logs)))
+            del self._logs[victim]
         return log
 
 

@@ -111,6 +111,7 @@ class CancelReason(enum.IntEnum):
     WRITE_FAILED = 3      # the receiver could not write it (disk full...)
     READ_FAILED = 4       # the sender could not read it any more
     TOO_LARGE = 5         # over the receiver's limit
+    TOO_MANY = 6          # the receiver has too many offers from this member open (or a clashing id)
 
 
 _BODY_KINDS = {kind.value: kind for kind in BodyKind}

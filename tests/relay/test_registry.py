@@ -21,6 +21,7 @@ class FakeMember:
         self.frames: list[protocol.Frame] = []
         self.closed: CloseReason | None = None
         self.chunks = 0                # how many times something was queued
+        self.backlogged = False
         self._decoder = FrameDecoder()
 
     def send(self, frame: bytes) -> None:
@@ -158,6 +159,14 @@ def test_fan_out_sends_one_body_to_each_named_member_present():
     targets = room.fan_out(alice, protocol.Fanout([bob.member_id, carol.member_id, b"Z" * 8], b"chunk"))
     assert set(targets) == {bob, carol}
     assert bob.routed() == carol.routed() == [protocol.Routed(alice.member_id, b"chunk")]
+
+
+def test_a_file_chunk_skips_a_member_who_is_behind_instead_of_holding_the_sender():
+    room = registry()
+    alice, bob, carol = arrive(room), arrive(room), arrive(room)
+    carol.backlogged = True
+    targets = room.fan_out(alice, protocol.Fanout([bob.member_id, carol.member_id], b"chunk"))
+    assert targets == [bob] and carol.routed() == []
 
 
 def test_removing_tells_the_others_once():

@@ -4,7 +4,11 @@ limit said out loud. Driven in-process through the in-memory relay and a fake cl
 
 from __future__ import annotations
 
+import os
 import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import FakeClock, SimRelay, sim_core
 from securex import protocol
@@ -12,6 +16,7 @@ from securex.events import ChatMessage, Closed, DeliveryChanged, Notice, Severit
 from securex.session import peer_wire
 from securex.session.core import KEEPALIVE_SECONDS, Phase
 from securex.session.delivery import AWAY_SECONDS, MAX_BACKLOG, MAX_PENDING, SLOW_RECEIPT_SECONDS, Outbox, Sent
+from securex.session.members import MAX_SENDER_RUNS
 
 
 class Room:
@@ -245,3 +250,71 @@ def test_a_message_kept_for_a_member_away_does_not_make_the_client_spin():
     alice = room.cores["Alice"]
     assert alice.next_deadline() > room.clock()
     assert not [n for n in room.notices("Alice") if "Not yet delivered" in n]   # away is not slow
+
+
+def test_a_member_churning_run_ids_cannot_make_another_members_resent_message_show_twice():
+    """Bob's log of what Alice sent is what shows her catch-up once; Mallory reconnecting
+    with fresh run ids over and over must not push it out while Alice is away."""
+    room = Room()
+    room.join("Alice", "Bob", "Mallory")
+    alice, bob, mallory = (room.cores[n] for n in ("Alice", "Bob", "Mallory"))
+    alice.send_text("meet at 5")
+    alice_id = room.ids["Alice"]
+    for frame in room.relay._decoders[alice_id].feed(alice.data_to_send()):
+        room.relay._handle(alice_id, frame)
+    bob_id = room.ids["Bob"]
+    while room.relay._inbox[bob_id]:
+        bob.receive_data(room.relay._inbox[bob_id].pop(0))
+    room.drop("Alice")                           # before Bob's receipt reached her
+    for _ in range(MAX_SENDER_RUNS):
+        room.drop("Mallory")
+        mallory.run_id = os.urandom(16)
+        room.join("Mallory")
+        mallory.send_app(bob.me.public_key, peer_wire.encode_app(peer_wire.KeepAlive(mallory.next_msg_no)))
+        room.relay.pump()
+    room.join("Alice")                           # she resends what Bob never acknowledged
+    room.collect()
+    assert room.texts("Bob").count("meet at 5") == 1
+
+
+def test_messages_resent_on_catch_up_do_not_raise_a_false_split_room_alert():
+    """They carry the sender's view from when they were sent (without the returning
+    member); compared with today's view they would look like a split room."""
+    room = Room()
+    room.join("Alice", "Bob", "Carol")
+    room.tick(5)
+    room.drop("Bob")
+    room.tick(10)
+    room.say("Alice", "sent while Bob was away")
+    held = []
+
+    def hold_records_for_bob(sender, to, frame):
+        body = protocol.parse_routed(protocol.FrameDecoder().feed(frame)[0]).body
+        if sender == room.ids["Alice"] and to == room.ids["Bob"] and body[0] == peer_wire.BodyKind.RECORD:
+            held.append(frame)
+            return []
+        return [frame]
+
+    room.relay.intercept = hold_records_for_bob
+    room.join("Bob")
+    room.relay.intercept = lambda sender, to, frame: [frame]
+    room.clock.advance(4)                        # the relay lets them through only now
+    for frame in held:
+        room.cores["Bob"].receive_data(frame)
+    room.relay.pump()
+    room.collect()
+    assert "sent while Bob was away" in room.texts("Bob")
+    assert not [e for e in room.events["Bob"] if isinstance(e, Notice) and e.severity == Severity.ALERT]
+
+
+@settings(max_examples=200)
+@given(backlog=st.lists(st.integers(0, 3000), unique=True, max_size=300),
+       ranges=st.lists(st.tuples(st.integers(0, 3100), st.integers(0, 3100)).map(sorted).map(tuple), max_size=32))
+def test_a_receipt_settles_exactly_the_numbers_its_ranges_cover(backlog, ranges):
+    outbox = Outbox()
+    for msg_no in sorted(backlog):
+        outbox.record(Sent(msg_no, msg_no, b"x", "x", 0.0), [(b"bob", "Bob")])
+    settled = {sent.msg_no for sent in outbox.acknowledged(b"bob", tuple(ranges))}
+    assert settled == {n for n in backlog if any(first <= n <= last for first, last in ranges)}
+    if backlog:
+        assert set(outbox.recipients[b"bob"].backlog) == set(backlog) - settled

@@ -21,7 +21,8 @@ from securex import protocol
 from securex.events import FileFinished, FileOffered, FileProgress
 from securex.session import peer_wire
 from securex.session.file_worker import FileWorker
-from securex.session.files import CHUNK_BYTES, WINDOW_CHUNKS
+from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, STALLED_SECONDS,
+                                   WINDOW_CHUNKS, short_id)
 from securex.text import MAX_FILE_NAME_CHARS, human_size, safe_file_name
 
 
@@ -401,4 +402,164 @@ def test_a_full_disk_is_reported_to_both_sides_and_the_partial_file_removed(tmp_
     assert not failed.ok and "the disk is full" in failed.message and "partial file was deleted" in failed.message
     [told] = room.finished("Alice")
     assert not told.ok and "could not save it (disk full?)" in told.message
+    assert not list((tmp_path / "Bob").iterdir())
+
+
+# -- hostile members (adversarial review findings) ------------------------------------------------
+
+def deliver(room: Room, sender: str, to: str) -> None:
+    """Move what ``sender`` has to say to ``to``, and run ``to``'s file work inline,
+    without letting ``to``'s own socket send anything (a link that is busy)."""
+    sid, tid = room.ids[sender], room.ids[to]
+    for frame in room.relay._decoders[sid].feed(room.cores[sender].data_to_send()):
+        room.relay._handle(sid, frame)
+    core = room.cores[to]
+    while room.relay._inbox[tid]:
+        core.receive_data(room.relay._inbox[tid].pop(0))
+    for _ in range(100):
+        jobs = core.take_file_jobs()
+        for job in jobs:
+            room.workers[to].submit(job)
+        results = room.workers[to].take_results()
+        for result in results:
+            core.file_result(result)
+        if not jobs and not results:
+            break
+    core.data_to_send(bulk_room=0)       # chunks move to the socket's queue; none leaves it
+
+
+def test_a_receiver_repeating_accept_cannot_make_the_sender_queue_more_and_more(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob", "Mallory")
+    alice, mallory = room.cores["Alice"], room.cores["Mallory"]
+    alice.offer_file(random_file(tmp_path / "big.bin", 40 * CHUNK_BYTES))
+    room.pump()
+    file_id = next(iter(mallory.files.incoming))
+    for _ in range(200):
+        mallory.send_app(alice.me.public_key, peer_wire.encode_app(peer_wire.FileAccept(file_id, 0)))
+        deliver(room, "Mallory", "Alice")
+    assert len(alice._bulk_out) <= MAX_BULK_QUEUED
+
+
+def inject_chunk(room: Room, sender: str, to: str, chunk: peer_wire.Bulk) -> None:
+    routed = protocol.encode_frame(protocol.FrameType.ROUTED, room.ids[sender] + peer_wire.encode_bulk(chunk))
+    room.relay.inject(room.ids[to], routed)
+    room.pump()
+
+
+def hostile_offer(room: Room, tmp_path: Path, size: int, chunk_size: int = CHUNK_BYTES):
+    """Mallory offers Bob a file, Bob accepts; Mallory then sends chunks by hand."""
+    mallory, bob = room.cores["Mallory"], room.cores["Bob"]
+    mallory.offer_file(random_file(tmp_path / "offered.bin", size))
+    next(iter(mallory.files.outgoing.values())).chunk_size = chunk_size
+    room.pump()
+    incoming = next(iter(bob.files.incoming.values()))
+    mallory.files.outgoing.clear()
+    bob.accept_file(short_id(incoming.file_id))
+    room.pump()
+    return incoming
+
+
+def sealed_chunk(incoming, index: int, data: bytes, final: bool = False) -> peer_wire.Bulk:
+    import crypto_utils
+    key, file_id = incoming.offer.key, incoming.file_id
+    return peer_wire.Bulk(file_id, index, final, index, crypto_utils.seal_chunk(key, file_id, index, final, data,
+                                                                                 index))
+
+
+class SlowDisk(FileWorker):
+    """A worker whose disk has not finished a single write yet (opening works)."""
+
+    def submit(self, job) -> None:
+        if type(job).__name__ == "WriteChunk":
+            self.waiting = getattr(self, "waiting", 0) + 1
+            return
+        super().submit(job)
+
+
+def test_a_sender_ignoring_the_window_is_stopped_before_the_receiver_queues_its_chunks(tmp_path):
+    room = Room(tmp_path, "Bob", "Mallory")
+    room.workers["Bob"] = SlowDisk(lambda: None, threaded=False)
+    incoming = hostile_offer(room, tmp_path, 64 * CHUNK_BYTES)
+    for index in range(WINDOW_CHUNKS + 1):          # never waiting for Bob's progress
+        inject_chunk(room, "Mallory", "Bob", sealed_chunk(incoming, index, os.urandom(CHUNK_BYTES)))
+    [stopped] = room.finished("Bob")
+    assert not stopped.ok and "did not keep to the agreed pace" in stopped.message
+    assert room.workers["Bob"].waiting == WINDOW_CHUNKS        # no more was ever queued
+    assert not list((tmp_path / "Bob").iterdir())
+
+
+def test_a_chunk_longer_than_the_offer_implies_is_refused_before_it_is_written(tmp_path):
+    room = Room(tmp_path, "Bob", "Mallory", max_file_bytes=10 * 2**20)
+    incoming = hostile_offer(room, tmp_path, 64 * 4096, chunk_size=4096)
+    inject_chunk(room, "Mallory", "Bob", sealed_chunk(incoming, 0, os.urandom(900_000)))
+    [stopped] = room.finished("Bob")
+    assert not stopped.ok and "of the wrong size" in stopped.message
+    assert not list((tmp_path / "Bob").iterdir())
+
+
+def test_a_flood_of_offers_gets_only_a_few_answered_and_holds_no_files_open(tmp_path):
+    room = Room(tmp_path, "Bob", "Mallory", auto_accept=tmp_path / "inbox")
+    mallory, bob = room.cores["Mallory"], room.cores["Bob"]
+    for n in range(3 * MAX_OPEN_PER_MEMBER):
+        mallory.send_app(bob.me.public_key, peer_wire.encode_app(peer_wire.FileOffer(
+            os.urandom(16), 10 * CHUNK_BYTES, CHUNK_BYTES, b"\0" * 32, b"k" * 32, f"spam {n}.bin")))
+    room.pump()
+    open_ones = [t for t in bob.files.incoming.values() if t.stage.name in ("OFFERED", "OPENING", "MOVING")]
+    assert len(open_ones) == MAX_OPEN_PER_MEMBER
+    refused = [e for e in room.finished("Bob") if "of their offers are still open" in e.message]
+    assert len(refused) == 2 * MAX_OPEN_PER_MEMBER
+    assert len(list((tmp_path / "inbox").iterdir())) <= MAX_OPEN_PER_MEMBER
+
+
+def test_an_offer_whose_short_id_clashes_with_another_transfer_is_refused(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob", "Mallory")
+    alice, bob, mallory = (room.cores[n] for n in ("Alice", "Bob", "Mallory"))
+    alice.offer_file(random_file(tmp_path / "report.pdf", 40 * CHUNK_BYTES))
+    room.pump()
+    alice_id = next(iter(mallory.files.incoming))        # offered to Mallory too: she knows its id
+    twin = alice_id[:4] + os.urandom(12)
+    mallory.send_app(bob.me.public_key, peer_wire.encode_app(peer_wire.FileOffer(
+        twin, 10, 4096, b"\0" * 32, b"k" * 32, "report.pdf")))
+    room.pump()
+    assert [e.message for e in room.finished("Bob")] == [
+        "Refused report.pdf from Mallory: its id clashes with another transfer."]
+    bob.accept_file(short_id(alice_id))                  # Alice's offer still answers to its id
+    room.pump()
+    assert [e for e in room.finished("Bob") if e.ok]
+
+
+def test_a_sender_cancelling_while_the_receiver_checks_the_whole_file_does_not_undo_it(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "f.bin", 3 * CHUNK_BYTES))
+    bob = room.cores["Bob"]
+    bob.accept_file(file_id)
+    room.pump()
+    [done] = room.finished("Bob")
+    assert done.ok
+    incoming = next(iter(bob.files.incoming.values()))
+    incoming.stage = incoming.stage.CHECKING             # as if the check were still running
+    bob.files.on_message(room.cores["Alice"].me.public_key,
+                         peer_wire.FileCancel(incoming.file_id, peer_wire.CancelReason.BY_USER))
+    assert incoming.stage.name == "CHECKING" and len(room.finished("Bob")) == 1
+
+
+def test_a_long_name_in_a_script_with_many_bytes_per_character_is_still_received(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / ("報告書" * 27 + "報.pdf"), 1000)      # 86 characters, 250 bytes
+    file_id = room.offer("Alice", source)
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    [done] = room.finished("Bob")
+    assert done.ok and len(Path(done.path).name.encode()) <= 240 and done.path.endswith(".pdf")
+
+
+def test_a_transfer_nothing_arrives_for_is_given_up_and_its_partial_file_deleted(tmp_path):
+    room = Room(tmp_path, "Bob", "Mallory")
+    hostile_offer(room, tmp_path, 10 * CHUNK_BYTES)      # accepted, then Mallory sends nothing
+    assert list((tmp_path / "Bob").iterdir())
+    for _ in range(int(STALLED_SECONDS // 10) + 1):      # the link stays alive; only the transfer is idle
+        room.relay.tick(room.clock, 10)
+        room.pump()
+    [stopped] = room.finished("Bob")
+    assert not stopped.ok and "nothing arrived for 10 minutes" in stopped.message
     assert not list((tmp_path / "Bob").iterdir())
