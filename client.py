@@ -174,15 +174,19 @@ def run_desktop(args: argparse.Namespace) -> int:
     except ImportError:
         print(TKINTER_MISSING, file=sys.stderr)
         return EXIT_ERROR
-    from securex.desktop import app
+    from securex.desktop import main as desktop
 
     try:
         passphrase = passphrase_from_args(args)
     except SecureXError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return app.run(app.AppOptions(host=args.host, port=args.port, name=args.name, passphrase=passphrase,
-                                  auto_reconnect=not args.no_reconnect))
+    options = desktop.AppOptions(host=args.host, port=args.port, name=args.name, passphrase=passphrase,
+                                 auto_reconnect=not args.no_reconnect,
+                                 downloads=args.downloads.expanduser() if args.downloads else None,
+                                 max_file_bytes=args.max_file_size)
+    # It ends the process itself once its window is gone (at once, without Python's teardown).
+    return desktop.run_and_exit(options)
 
 
 def run_discover() -> int:

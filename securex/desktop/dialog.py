@@ -1,4 +1,4 @@
-"""The connect dialog of the desktop app, and the small file that remembers its fields.
+"""The connect dialog of the desktop app (what it remembers is kept by ``settings.py``).
 
 The dialog is a page inside the main window rather than a modal Toplevel, so
 nothing ever blocks (tests drive it with ``invoke()``) and a failed connection
@@ -10,28 +10,26 @@ Above the address fields, a live list of the rooms announced on the LAN
 (``rooms.py``) fills in the address and port when one is picked; it browses
 while the dialog is on screen and stops when it is not. Manual entry always works.
 
-Host, port and display name are remembered in ``settings.json`` in the config
-directory (``securex/storage.py``). The passphrase is never written anywhere.
-Tk thread only.
+The fields are the one source of truth: every connection attempt, also the one
+the command line asks for, is made from what they show, so an error message and
+the fields always name the same server. A field marked red turns back as soon as
+it is fixed; Ctrl+A selects a field's text; Escape cancels a connection attempt,
+goes back to the conversation (when the dialog was opened from one) or quits.
+The passphrase is never written anywhere. Tk thread only.
 """
 
 from __future__ import annotations
 
-import logging
 import tkinter as tk
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from tkinter import ttk
 
 from crypto_utils import generate_passphrase, passphrase_warning
-from securex import storage
 from securex.desktop.rooms import BrowserFactory, RoomList
-from securex.desktop.theme import Theme, tk_safe
+from securex.desktop.theme import Theme
 from securex.discovery import Room, RoomBrowser
-from securex.protocol import DEFAULT_PORT
 from securex.text import validate_name
-
-log = logging.getLogger(__name__)
 
 HIDDEN_CHAR = "\u2022"
 
@@ -44,32 +42,6 @@ class ConnectRequest:
     passphrase: str = field(default="", repr=False)   # never printed by accident
 
 
-# -- remembered fields ---------------------------------------------------------
-
-SETTINGS_FILE = "settings.json"
-
-
-def load_last_used() -> ConnectRequest:
-    """The host, port and name used last time; defaults when there is no usable file."""
-    data = storage.read_json(storage.config_dir() / SETTINGS_FILE)
-    try:
-        port = int(data.get("port", DEFAULT_PORT))
-    except (TypeError, ValueError):
-        port = DEFAULT_PORT
-    return ConnectRequest(str(data.get("host", "")), port if 1 <= port <= 65535 else DEFAULT_PORT,
-                          str(data.get("name", "")))
-
-
-def save_last_used(request: ConnectRequest) -> None:
-    """Remember host, port and name (never the passphrase). Failing to write is not an error
-    worth interrupting a chat for."""
-    path = storage.config_dir() / SETTINGS_FILE
-    try:
-        storage.write_json(path, {"host": request.host, "port": request.port, "name": request.name})
-    except OSError as error:
-        log.info("could not remember the connection settings in %s: %s", path, error)
-
-
 # -- the dialog ---------------------------------------------------------------
 
 class ConnectDialog(ttk.Frame):
@@ -77,7 +49,8 @@ class ConnectDialog(ttk.Frame):
 
     ``on_connect(request)`` is called with a valid request; ``on_cancel()`` when
     the user presses Cancel (or Escape) while a connection attempt is under way;
-    ``on_quit()`` for Quit."""
+    ``on_quit()`` for Quit; ``on_back()``, once ``set_back`` has given one, for
+    "Back to the conversation" (or Escape)."""
 
     def __init__(self, master: tk.Misc, theme: Theme, initial: ConnectRequest, *,
                  on_connect: Callable[[ConnectRequest], None], on_cancel: Callable[[], None],
@@ -86,6 +59,7 @@ class ConnectDialog(ttk.Frame):
         self.theme = theme
         self.browser_factory = browser_factory
         self.on_connect, self.on_cancel, self.on_quit = on_connect, on_cancel, on_quit
+        self.on_back: Callable[[], None] | None = None
         self.host = tk.StringVar(self, initial.host)
         self.port = tk.StringVar(self, str(initial.port))
         self.name = tk.StringVar(self, initial.name)
@@ -93,8 +67,11 @@ class ConnectDialog(ttk.Frame):
         self.show_passphrase = tk.BooleanVar(self, False)
         self.busy = False
         self._generated: str | None = None   # the passphrase Generate made, while it is unchanged
+        self._error_field: ttk.Entry | None = None   # the field the error message is about
         self.create_widgets()
         self.passphrase.trace_add("write", lambda *_: self._update_hint())
+        for variable, entry in self._fields():
+            variable.trace_add("write", lambda *_, entry=entry: self._recheck(entry))
         self._update_hint()
         # Browse only while the dialog is on screen (the app hides it during a chat).
         self.bind("<Map>", lambda event: self.rooms.start() if event.widget is self else None, add="+")
@@ -105,6 +82,7 @@ class ConnectDialog(ttk.Frame):
         self.rowconfigure(0, weight=1)
         card = ttk.Frame(self, style="Card.TFrame", padding=(32, 26, 32, 24), borderwidth=1, relief="solid")
         card.grid(row=0, column=0, padx=28, pady=28)   # centred in whatever space the window gives
+        self.card = card
         card.columnconfigure(0, weight=1)
 
         ttk.Label(card, text="Secure X", style="Card.Title.TLabel").grid(row=0, column=0, columnspan=3, sticky="w")
@@ -144,54 +122,85 @@ class ConnectDialog(ttk.Frame):
         self.error_label.grid(row=11, column=0, columnspan=3, sticky="w", pady=(10, 0))
 
         buttons = ttk.Frame(card, style="Card.TFrame")
-        buttons.grid(row=12, column=0, columnspan=3, sticky="e", pady=(16, 0))
+        buttons.grid(row=12, column=0, columnspan=3, sticky="ew", pady=(16, 0))
+        buttons.columnconfigure(1, weight=1)
+        self.back_button = ttk.Button(buttons, text="Back to the conversation", command=self._back)
+        self.back_button.grid(row=1, column=0, sticky="w")
+        self.back_button.grid_remove()   # offered when the dialog was opened from a conversation
         self.quit_button = ttk.Button(buttons, text="Quit", command=self._quit_or_cancel)
-        self.quit_button.grid(row=1, column=0, padx=(0, 8))
+        self.quit_button.grid(row=1, column=2, padx=(8, 8))
         self.connect_button = ttk.Button(buttons, text="Connect", style="Accent.TButton", command=self.ok)
-        self.connect_button.grid(row=1, column=1)
+        self.connect_button.grid(row=1, column=3)
 
         self.entries = (self.host_entry, self.port_entry, self.name_entry, self.passphrase_entry)
         for entry in self.entries:
             entry.bind("<Return>", self.ok)
             entry.bind("<KP_Enter>", self.ok)
+            # Tk's own binding moves to the start of the line (as in Emacs); people expect "select all".
+            entry.bind("<Control-a>", self._select_all)
+            entry.bind("<Control-A>", self._select_all)
         self.winfo_toplevel().bind("<Escape>", self._escape, add="+")
 
     def _label(self, card: ttk.Frame, text: str, **grid) -> None:
         ttk.Label(card, text=text, style="Card.TLabel").grid(sticky="w", pady=(10, 3), **grid)
 
+    def _fields(self) -> tuple[tuple[tk.StringVar, ttk.Entry], ...]:
+        return ((self.host, self.host_entry), (self.port, self.port_entry), (self.name, self.name_entry),
+                (self.passphrase, self.passphrase_entry))
+
     # -- validation ----------------------------------------------------------
 
-    def entry_ok(self) -> ConnectRequest | None:
-        """The request the fields describe, or None with the problem shown inline
-        and the field to fix focused."""
-        self.show_error("")
-        host = self.host.get().strip()
-        if not host:
-            return self._invalid(self.host_entry, "Enter the server address, as server.py printed it.")
+    def problem(self, entry: ttk.Entry) -> str | None:
+        """What is wrong with one field, or None."""
+        if entry is self.host_entry:
+            return None if self.host.get().strip() else "Enter the server address, as server.py printed it."
+        if entry is self.port_entry:
+            return None if self.port_number() is not None else \
+                "The port is a number from 1 to 65535 (usually 5050)."
+        if entry is self.name_entry:
+            try:
+                validate_name(self.name.get())
+            except ValueError as error:
+                return str(error)
+            return None
+        if not self.passphrase.get().strip():
+            return "Enter the room passphrase, or press Generate to make one for a new room."
+        return None
+
+    def port_number(self) -> int | None:
         try:
             port = int(self.port.get().strip())
         except ValueError:
-            port = 0
-        if not 1 <= port <= 65535:
-            return self._invalid(self.port_entry, "The port is a number from 1 to 65535 (usually 5050).")
-        try:
-            name = validate_name(self.name.get())
-        except ValueError as error:
-            return self._invalid(self.name_entry, str(error))
-        passphrase = self.passphrase.get()
-        if not passphrase.strip():
-            return self._invalid(self.passphrase_entry,
-                                 "Enter the room passphrase, or press Generate to make one for a new room.")
-        return ConnectRequest(host, port, name, passphrase)
+            return None
+        return port if 1 <= port <= 65535 else None
 
-    def _invalid(self, entry: ttk.Entry, message: str) -> None:
-        self.show_error(message, entry)
-        entry.state(["invalid"])
-        return None
+    def entry_ok(self) -> ConnectRequest | None:
+        """The request the fields describe, or None with the first problem shown inline
+        and the field to fix focused."""
+        self.show_error("")
+        for entry in self.entries:
+            problem = self.problem(entry)
+            if problem is not None:
+                self.show_error(problem, entry)
+                entry.state(["invalid"])
+                self._error_field = entry
+                return None
+        port = self.port_number()
+        assert port is not None   # checked above
+        return ConnectRequest(self.host.get().strip(), port, validate_name(self.name.get()), self.passphrase.get())
+
+    def _recheck(self, entry: ttk.Entry) -> None:
+        """A field changed: once it is fixed, its red border and its message go."""
+        if entry.instate(["invalid"]) and self.problem(entry) is None:
+            entry.state(["!invalid"])
+            if self._error_field is entry:
+                self.error_label.configure(text="")
+                self._error_field = None
 
     def show_error(self, message: str, focus: ttk.Entry | None = None) -> None:
         """Show ``message`` in red (empty clears it); focus and select ``focus`` for retyping."""
-        self.error_label.configure(text=tk_safe(message))
+        self.error_label.configure(text=message)
+        self._error_field = focus
         for entry in self.entries:
             entry.state(["!invalid"])
         if focus is not None:
@@ -215,14 +224,23 @@ class ConnectDialog(ttk.Frame):
     def set_busy(self, busy: bool, message: str = "") -> None:
         """While connecting: fields locked, Connect shows progress, Quit becomes Cancel."""
         self.busy = busy
-        for widget in (*self.entries, self.generate_button, self.show_toggle, self.connect_button):
+        for widget in (*self.entries, self.generate_button, self.show_toggle, self.connect_button,
+                       self.back_button):
             widget.state(["disabled"] if busy else ["!disabled"])
         self.connect_button.configure(text="Connecting\u2026" if busy else "Connect")
         self.quit_button.configure(text="Cancel" if busy else "Quit")
         if busy:
-            self.hint_label.configure(text=tk_safe(message))
+            self.hint_label.configure(text=message)
         else:
             self._update_hint()
+
+    def set_back(self, on_back: Callable[[], None] | None) -> None:
+        """Offer (or stop offering) a way back to the conversation."""
+        self.on_back = on_back
+        if on_back is None:
+            self.back_button.grid_remove()
+        else:
+            self.back_button.grid()
 
     def use_room(self, room: Room) -> None:
         """A room picked from the list: its address and port go into the fields."""
@@ -235,9 +253,26 @@ class ConnectDialog(ttk.Frame):
     def _quit_or_cancel(self) -> None:
         (self.on_cancel if self.busy else self.on_quit)()
 
+    def _back(self) -> None:
+        if self.on_back is not None and not self.busy:
+            self.on_back()
+
     def _escape(self, event: tk.Event) -> None:
-        if self.busy and self.winfo_ismapped():
+        """Escape closes the dialog: cancels an attempt, goes back to the conversation, or quits."""
+        if not self.winfo_manager():   # the chat is showing (a page hidden with grid_remove has none)
+            return
+        if self.busy:
             self.on_cancel()
+        elif self.on_back is not None:
+            self.on_back()
+        else:
+            self.on_quit()
+
+    @staticmethod
+    def _select_all(event: tk.Event) -> str:
+        event.widget.select_range(0, "end")
+        event.widget.icursor("end")
+        return "break"
 
     def generate(self) -> None:
         """Fill in a fresh strong passphrase, show it, and offer to copy it."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from tkinter import ttk
 from typing import Protocol
 
-from securex.desktop.theme import Theme, tk_safe
+from securex.desktop.theme import Theme
 from securex.discovery import (EVENT_QUEUE_SIZE, MAX_ROOMS, DiscoveryEvent, DiscoveryUnavailable, Room,
                                RoomBrowser, RoomsChanged, queue_sink)
 
@@ -189,7 +189,7 @@ class RoomList(ttk.Frame):
             self.shown.pop(row, None)
             self.tree.delete(row)
         for index, (key, room) in enumerate(wanted.items()):
-            values = (tk_safe(room.name), tk_safe(room.endpoint), tk_safe(room.places_short))
+            values = (room.name, room.endpoint, room.places_short)
             row = self._rows.get(key)
             if row is None:
                 row = self._rows[key] = next(self._row_ids)
@@ -210,7 +210,6 @@ class RoomList(ttk.Frame):
             text = LOOKING
         else:
             text = NONE_YET
-        text = tk_safe(text)
         if self.status_label.cget("text") != text:   # unchanged text: no relayout four times a second
             self.status_label.configure(text=text)
 

@@ -1,0 +1,285 @@
+"""File transfers in the message view: one card per transfer.
+
+An offer from a member shows the file's name, its size and who sends it, with
+Accept and Decline. Once accepted, a progress bar with the speed and the time left,
+and Cancel; when the file is saved and its SHA-256 checked, "Saved to …, verified"
+with Open folder. A file you offer gets a card with a row per recipient (each with
+its own progress) and one Cancel for the whole transfer.
+
+The cards follow the session's file events (``FileOffered``, ``FileProgress``,
+``FileFinished``) and report what the user presses through the callbacks; they
+never touch the session or the disk. Tk thread only.
+"""
+
+from __future__ import annotations
+
+import tkinter as tk
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from tkinter import ttk
+
+from securex.desktop.paths import display_path
+from securex.desktop.transcript import Transcript
+from securex.events import FileFinished, FileOffered, FileProgress
+from securex.text import human_size
+
+CARD_TEXT_WIDTH = 430      # pixels: a card reads as one block, not a line across a wide window
+BAR_LENGTH = 240
+MAX_CARDS = 500            # cards remembered for updates; the oldest are forgotten (they stay on screen)
+
+
+def time_left(seconds: float) -> str:
+    """A duration as people say it: "8 s", "2 min 5 s", "1 h 4 min"."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60} min"
+
+
+def progress_line(done: int, total: int, rate: float) -> str:
+    """ "42% · 4.2 MB of 10.0 MB · 3.1 MB/s · 2 s left" """
+    percent = 100 * done // total if total else 100
+    line = f"{percent}% \u00b7 {human_size(done)} of {human_size(total)}"
+    if rate > 0 and done < total:
+        line += f" \u00b7 {human_size(int(rate))}/s \u00b7 {time_left((total - done) / rate)} left"
+    return line
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What the buttons on the cards do (each gets the transfer's id)."""
+    accept: Callable[[str], None]
+    decline: Callable[[str], None]
+    cancel: Callable[[str], None]
+    open_folder: Callable[[Path], None]
+
+
+class _Card(ttk.Frame):
+    def __init__(self, master: tk.Misc, file_id: str) -> None:
+        super().__init__(master, style="Transfer.TFrame", padding=(12, 8, 12, 10))
+        self.file_id = file_id
+        self.finished = False
+        self.columnconfigure(0, weight=1)
+
+    def _label(self, row: int, text: str = "", style: str = "Card.TLabel", **grid) -> ttk.Label:
+        label = ttk.Label(self, text=text, style=style, wraplength=CARD_TEXT_WIDTH, justify="left")
+        label.grid(row=row, column=0, sticky="w", **grid)
+        return label
+
+    def stop(self, message: str) -> None:
+        """The session ended with the transfer unfinished."""
+        raise NotImplementedError
+
+
+class IncomingCard(_Card):
+    """A member's offer to us, and what became of it."""
+
+    def __init__(self, master: tk.Misc, event: FileOffered, actions: Actions) -> None:
+        super().__init__(master, event.file_id)
+        self.event, self.actions = event, actions
+        self.title = self._label(0, f"{event.sender.label} offers {event.name} \u00b7 {human_size(event.size)}",
+                                 "Card.Bold.TLabel")
+        self.status = self._label(1, "Accept it to save it in your downloads folder.", "Card.Muted.TLabel",
+                                  pady=(2, 0))
+        self.bar = ttk.Progressbar(self, orient="horizontal", length=BAR_LENGTH, mode="determinate", maximum=1000)
+        self.buttons = ttk.Frame(self, style="Card.TFrame")
+        self.buttons.grid(row=3, column=0, sticky="w", pady=(8, 0))
+        self.accept_button = ttk.Button(self.buttons, text="Accept", style="SmallAccent.TButton",
+                                        command=self.accept)
+        self.decline_button = ttk.Button(self.buttons, text="Decline", style="Small.TButton",
+                                         command=self.decline)
+        self.cancel_button = ttk.Button(self.buttons, text="Cancel", style="Small.TButton",
+                                        command=lambda: actions.cancel(self.file_id))
+        self.open_button = ttk.Button(self.buttons, text="Open folder", style="Small.TButton",
+                                      command=self._open_folder)
+        self.accept_button.grid(row=0, column=0, padx=(0, 6))
+        self.decline_button.grid(row=0, column=1)
+        self.saved_to: Path | None = None
+        self.accepted = self.declined = False
+
+    @property
+    def under_way(self) -> bool:
+        return self.accepted and not self.finished
+
+    def accept(self) -> None:
+        self.accepted = True
+        self._show_buttons(self.cancel_button)
+        self.status.configure(text=f"Accepted; waiting for {self.event.sender.label} to start sending\u2026")
+        self.actions.accept(self.file_id)
+
+    def decline(self) -> None:
+        self.declined = True
+        self._show_buttons()
+        self.actions.decline(self.file_id)
+
+    def _open_folder(self) -> None:
+        if self.saved_to is not None:
+            self.actions.open_folder(self.saved_to.parent)
+
+    def _show_buttons(self, *buttons: ttk.Button) -> None:
+        for child in self.buttons.grid_slaves():
+            child.grid_remove()
+        for column, button in enumerate(buttons):
+            button.grid(row=0, column=column, padx=(0, 6))
+
+    def progress(self, event: FileProgress) -> None:
+        if self.finished:
+            return
+        if not self.bar.winfo_manager():
+            self.bar.grid(row=2, column=0, sticky="w", pady=(6, 0))
+            self._show_buttons(self.cancel_button)
+        self.bar.configure(value=1000 * event.done // event.total if event.total else 1000)
+        if event.stage == "checking":
+            self.status.configure(text="All there; checking its SHA-256\u2026")
+        else:
+            self.status.configure(text=progress_line(event.done, event.total, event.rate))
+
+    def finish(self, event: FileFinished) -> None:
+        self.finished = True
+        self.bar.grid_remove()
+        if event.ok and event.path:
+            self.saved_to = Path(event.path)
+            self.status.configure(text=f"\u2713  Saved to {display_path(self.saved_to)}, verified (SHA-256).",
+                                  style="Card.Ok.TLabel")
+            self._show_buttons(self.open_button)
+        else:
+            self.status.configure(text=event.message, style="Card.Muted.TLabel" if self.declined
+                                  else "Card.Warning.TLabel")
+            self._show_buttons()
+
+    def stop(self, message: str) -> None:
+        if not self.finished:
+            self.finished = True
+            self.bar.grid_remove()
+            self.status.configure(text=message, style="Card.Warning.TLabel")
+            self._show_buttons()
+
+
+class OutgoingCard(_Card):
+    """A file we offer: a row per recipient, one Cancel for all of them."""
+
+    def __init__(self, master: tk.Misc, event: FileProgress, actions: Actions) -> None:
+        super().__init__(master, event.file_id)
+        self.total = event.total
+        self.offered_to = event.peer
+        self.expected = len(event.peer.split(", ")) if event.peer else 0
+        self.title = self._label(0, f"You offer {event.name} \u00b7 {human_size(event.total)}", "Card.Bold.TLabel")
+        self.status = self._label(1, f"Offered to {event.peer}; waiting for them to accept.", "Card.Muted.TLabel",
+                                  pady=(2, 0))
+        self.rows_frame = ttk.Frame(self, style="Card.TFrame")
+        self.rows_frame.grid(row=2, column=0, sticky="w")
+        self.rows_frame.columnconfigure(2, weight=1)
+        self.rows: dict[str, tuple[ttk.Label, ttk.Progressbar, ttk.Label]] = {}
+        self.done_peers: set[str] = set()
+        self.cancel_button = ttk.Button(self, text="Cancel", style="Small.TButton",
+                                        command=lambda: actions.cancel(self.file_id))
+        self.cancel_button.grid(row=3, column=0, sticky="w", pady=(8, 0))
+
+    @property
+    def under_way(self) -> bool:
+        return not self.finished
+
+    def _row(self, peer: str) -> tuple[ttk.Label, ttk.Progressbar, ttk.Label]:
+        row = self.rows.get(peer)
+        if row is None:
+            index = len(self.rows)
+            name = ttk.Label(self.rows_frame, text=peer, style="Card.TLabel")
+            bar = ttk.Progressbar(self.rows_frame, orient="horizontal", length=BAR_LENGTH // 2,
+                                  mode="determinate", maximum=1000)
+            stats = ttk.Label(self.rows_frame, style="Card.Muted.TLabel")
+            name.grid(row=index, column=0, sticky="w", padx=(0, 10), pady=(6, 0))
+            bar.grid(row=index, column=1, sticky="w", padx=(0, 10), pady=(6, 0))
+            stats.grid(row=index, column=2, sticky="w", pady=(6, 0))
+            row = self.rows[peer] = (name, bar, stats)
+        return row
+
+    def progress(self, event: FileProgress) -> None:
+        if self.finished or event.peer in self.done_peers:
+            return
+        _, bar, stats = self._row(event.peer)
+        bar.configure(value=1000 * event.done // event.total if event.total else 1000)
+        stats.configure(text=progress_line(event.done, event.total, event.rate))
+        self.status.configure(text=f"Sending to {len(self.rows)} of {self.expected or len(self.rows)}.")
+
+    def finish(self, event: FileFinished) -> None:
+        if not event.peer:   # the whole transfer: cancelled, or the file could not be read
+            self.stop(event.message)
+            return
+        _, bar, stats = self._row(event.peer)
+        self.done_peers.add(event.peer)
+        bar.grid_remove()
+        if event.ok:
+            stats.configure(text="\u2713  delivered, verified", style="Card.Ok.TLabel")
+        else:
+            stats.configure(text=event.message, style="Card.Warning.TLabel", wraplength=CARD_TEXT_WIDTH - 120)
+        if len(self.done_peers) >= self.expected:
+            self.finished = True
+            self.cancel_button.grid_remove()
+            delivered = sum(1 for _, _, s in self.rows.values() if "delivered" in str(s.cget("text")))
+            self.status.configure(text=f"Finished: delivered to {delivered} of {len(self.done_peers)}.")
+
+    def stop(self, message: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.cancel_button.grid_remove()
+        self.status.configure(text=message, style="Card.Warning.TLabel")
+        for peer, (_, bar, stats) in self.rows.items():
+            if peer not in self.done_peers:
+                bar.grid_remove()
+                stats.configure(text="stopped", style="Card.Warning.TLabel")
+
+
+class TransferCards:
+    """Every transfer's card, by direction and id, added to ``transcript`` as they start."""
+
+    def __init__(self, transcript: Transcript, actions: Actions) -> None:
+        self.transcript = transcript
+        self.actions = actions
+        self.cards: dict[tuple[str, str], IncomingCard | OutgoingCard] = {}
+
+    def offered(self, event: FileOffered) -> IncomingCard:
+        card = IncomingCard(self.transcript.text, event, self.actions)
+        self._add(("in", event.file_id), card)
+        return card
+
+    def progress(self, event: FileProgress) -> None:
+        key = (event.direction, event.file_id)
+        card = self.cards.get(key)
+        if card is None and event.direction == "out" and event.stage == "offered":
+            self._add(key, OutgoingCard(self.transcript.text, event, self.actions))
+        elif card is not None and card.winfo_exists():
+            card.progress(event)
+
+    def finished(self, event: FileFinished) -> bool:
+        """Show the end on the transfer's card; False if it has none (the caller shows a line)."""
+        card = self.cards.get((event.direction, event.file_id))
+        if card is None or not card.winfo_exists():
+            return False
+        card.finish(event)
+        return True
+
+    def stop_all(self, message: str) -> None:
+        """The session ended: what was under way will not go on."""
+        for card in self.cards.values():
+            if card.winfo_exists():
+                card.stop(message)
+
+    @property
+    def active(self) -> int:
+        """Transfers under way or waiting for an answer."""
+        return sum(1 for card in self.cards.values() if card.under_way and card.winfo_exists())
+
+    def card(self, direction: str, file_id: str) -> IncomingCard | OutgoingCard | None:
+        return self.cards.get((direction, file_id))
+
+    def _add(self, key: tuple[str, str], card: IncomingCard | OutgoingCard) -> None:
+        self.cards[key] = card
+        while len(self.cards) > MAX_CARDS:
+            del self.cards[next(iter(self.cards))]
+        self.transcript.add_widget(card)

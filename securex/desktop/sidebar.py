@@ -1,0 +1,108 @@
+"""The chat window's side panel: who is in the room with their safety codes, your own
+safety code, and where accepted files go.
+
+A passive view. Each member gets a colour of their own (``ColourAssigner``) that
+the message view uses for their name too; it stays theirs while they stay.
+``on_change_downloads()`` runs when the user asks to change the downloads folder.
+Tk thread only.
+"""
+
+from __future__ import annotations
+
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+from tkinter import ttk
+
+from securex.desktop.paths import display_path
+from securex.desktop.theme import ColourAssigner, Theme
+from securex.events import Member
+
+WIDTH = 236
+TEXT_WIDTH = WIDTH - 28     # wrap length of the panel's text
+
+
+class Sidebar(ttk.Frame):
+    def __init__(self, master: tk.Misc, theme: Theme, *, on_change_downloads: Callable[[], None]) -> None:
+        super().__init__(master, style="Sidebar.TFrame", padding=(14, 14, 10, 12), width=WIDTH)
+        self.theme = theme
+        self.colours = ColourAssigner(theme.palette)
+        self.members: tuple[Member, ...] = ()
+        self.capacity = 0
+        self.rows: list[tuple[ttk.Label, ttk.Label]] = []
+        self.create_widgets(on_change_downloads)
+
+    def create_widgets(self, on_change_downloads: Callable[[], None]) -> None:
+        self.columnconfigure(0, weight=1)
+        # Spare height goes below everything; when height is short, the bottom of the panel is
+        # cut, never the members list at its top.
+        self.rowconfigure(8, weight=1)
+        heading = ttk.Frame(self, style="Sidebar.TFrame")
+        heading.grid(row=0, column=0, sticky="ew", pady=(0, 6))
+        heading.columnconfigure(0, weight=1)
+        ttk.Label(heading, text="MEMBERS", style="Sidebar.Heading.TLabel").grid(row=0, column=0, sticky="w")
+        self.member_count = ttk.Label(heading, text="", style="Sidebar.Heading.TLabel")
+        self.member_count.grid(row=0, column=1, sticky="e")
+        self.members_panel = ttk.Frame(self, style="Sidebar.TFrame")
+        self.members_panel.grid(row=1, column=0, sticky="nsew")
+        self.members_panel.columnconfigure(0, weight=1)
+
+        ttk.Label(self, text="YOUR SAFETY CODE", style="Sidebar.Heading.TLabel").grid(
+            row=2, column=0, sticky="w", pady=(12, 4))
+        self.own_code = ttk.Label(self, text="\u2014", style="Sidebar.Mono.TLabel")
+        self.own_code.grid(row=3, column=0, sticky="w")
+        ttk.Label(self, text="Read your code to the others and check theirs: the code under a name proves "
+                             "it is really them.",
+                  style="Sidebar.Small.TLabel", wraplength=TEXT_WIDTH, justify="left").grid(
+            row=4, column=0, sticky="w", pady=(4, 0))
+
+        ttk.Label(self, text="FILES YOU ACCEPT GO TO", style="Sidebar.Heading.TLabel").grid(
+            row=5, column=0, sticky="w", pady=(14, 4))
+        self.downloads_label = ttk.Label(self, style="Sidebar.Small.TLabel", wraplength=TEXT_WIDTH, justify="left")
+        self.downloads_label.grid(row=6, column=0, sticky="w")
+        self.downloads_button = ttk.Button(self, text="Change\u2026", style="Small.TButton",
+                                           command=on_change_downloads)
+        self.downloads_button.grid(row=7, column=0, sticky="w", pady=(4, 0))
+
+    def set_members(self, members: tuple[Member, ...], capacity: int) -> None:
+        """``members[0]`` is this user. Each row: the name in that member's colour, and
+        its safety code underneath."""
+        self.members, self.capacity = members, capacity
+        self.colours.keep_only([m.label for m in members if not m.you])
+        self.member_count.configure(text=f"{len(members)}/{capacity}")
+        for name_label, code_label in self.rows:
+            name_label.destroy()
+            code_label.destroy()
+        self.rows = []
+        for index, member in enumerate(members):
+            name = ttk.Label(self.members_panel, text=f"\u25cf  {member.label}" + ("  (you)" if member.you else ""),
+                             style="Sidebar.Member.TLabel", foreground=self.colour_of(member),
+                             wraplength=TEXT_WIDTH)
+            code = ttk.Label(self.members_panel, text=member.safety_code, style="Sidebar.Code.TLabel")
+            name.grid(row=2 * index, column=0, sticky="w", pady=(6 if index else 0, 0))
+            code.grid(row=2 * index + 1, column=0, sticky="w", padx=(22, 0))
+            self.rows.append((name, code))
+
+    def colour_of(self, member: Member) -> str:
+        return self.theme.palette.accent_text if member.you else self.colours.colour(member.label)
+
+    def dim(self) -> None:
+        """Grey the list out: while disconnected nobody is known to be there."""
+        for name_label, _ in self.rows:
+            name_label.configure(foreground=self.theme.palette.muted)
+
+    def set_own_code(self, code: str) -> None:
+        self.own_code.configure(text=code)
+
+    def set_downloads(self, folder: Path) -> None:
+        self.downloads_label.configure(text=display_path(folder))
+
+    def summary(self) -> str:
+        """What /who shows: a member a line, the safety codes lined up (the terminal, with one
+        line per event, puts them on one line: the same words, the same codes)."""
+        if not self.members:
+            return "Not in the room yet."
+        names = [f"{m.label}{' (you)' if m.you else ''}" for m in self.members]
+        width = max(len(name) for name in names)
+        rows = [f"  {name:<{width}}  {m.safety_code}" for name, m in zip(names, self.members, strict=True)]
+        return "\n".join([f"In the room ({len(self.members)}/{self.capacity}):", *rows])

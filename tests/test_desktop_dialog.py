@@ -1,0 +1,186 @@
+"""The connect dialog of the desktop app, driven like a user would: a real Tk in a real
+X server (Xvfb when DISPLAY is unset), a real relay on port 0 where one is needed.
+The room list above the fields has tests of its own (test_desktop_rooms.py)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from desktop_helpers import (SLOW, connect_via_dialog, fill, free_port, make_app, pump_until, window_exists)
+from helpers import PASSPHRASE, core_clients, running_server
+from securex.desktop import main as desktop_main
+from securex.desktop.app import AppOptions, AppState
+from securex.desktop.dialog import HIDDEN_CHAR
+from securex.errors import EXIT_ERROR, EXIT_OK
+from securex.protocol import DEFAULT_PORT
+
+pytest_plugins = ("desktop_helpers",)   # the display, config_dir and root fixtures
+
+
+def remember(config_dir, **settings) -> None:
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "settings.json").write_text(json.dumps(settings))
+
+
+def test_dialog_validates_inline_and_prefills_what_was_remembered(root, config_dir):
+    remember(config_dir, host="192.168.1.20", port=6000, name="Dana")
+    app = make_app(root)
+    root.update()
+    dialog = app.dialog
+    assert dialog.winfo_ismapped() and not app.chat.winfo_ismapped()
+    assert (dialog.host.get(), dialog.port.get(), dialog.name.get()) == ("192.168.1.20", "6000", "Dana")
+    assert dialog.passphrase.get() == ""
+
+    fill(dialog.name_entry, "   ")
+    dialog.connect_button.invoke()
+    assert dialog.error_label.cget("text") == "The name is empty: enter a display name."
+    assert root.focus_lastfor() == dialog.name_entry and dialog.name_entry.instate(["invalid"])
+    fill(dialog.name_entry, "Dana")
+    fill(dialog.port_entry, "99999")
+    dialog.connect_button.invoke()
+    assert "1 to 65535" in dialog.error_label.cget("text")
+    fill(dialog.port_entry, "6000")
+    dialog.passphrase_entry.focus_force()
+    dialog.passphrase_entry.event_generate("<Return>")   # Enter in a field is Connect
+    assert "passphrase" in dialog.error_label.cget("text")
+    assert app.session is None and app.state == AppState.DIALOG
+
+
+def test_the_red_border_and_message_go_once_the_field_is_fixed(root):
+    app = make_app(root, host="127.0.0.1", name="Alice")
+    dialog = app.dialog
+    fill(dialog.port_entry, "70000")
+    dialog.connect_button.invoke()
+    assert dialog.port_entry.instate(["invalid"]) and "65535" in dialog.error_label.cget("text")
+    fill(dialog.port_entry, "700")            # still being typed: 700 is a valid port already
+    root.update()
+    assert not dialog.port_entry.instate(["invalid"])
+    assert dialog.error_label.cget("text") == ""
+
+    fill(dialog.name_entry, "")
+    dialog.connect_button.invoke()
+    assert dialog.name_entry.instate(["invalid"])
+    dialog.name_entry.insert("end", "*")      # still wrong: a name cannot start with *
+    root.update()
+    assert dialog.name_entry.instate(["invalid"]) and dialog.error_label.cget("text")
+    fill(dialog.name_entry, "Alice")
+    root.update()
+    assert not dialog.name_entry.instate(["invalid"]) and dialog.error_label.cget("text") == ""
+
+
+def test_ctrl_a_selects_the_whole_field(root):
+    app = make_app(root, host="192.168.1.20", name="Dana")
+    root.update()
+    for entry in app.dialog.entries:
+        fill(entry, "something to replace")
+        entry.focus_force()
+        entry.icursor(3)
+        entry.event_generate("<Control-a>")
+        assert entry.selection_present()
+        assert entry.index("sel.first") == 0 and entry.index("sel.last") == len("something to replace")
+        assert entry.index("insert") == len("something to replace")
+
+
+def test_escape_closes_the_dialog(root):
+    app = make_app(root)
+    root.update()
+    app.dialog.host_entry.focus_force()
+    app.dialog.host_entry.event_generate("<Escape>")
+    pump_until(root, lambda: not window_exists(root), "the window to close")
+    assert app.exit_status == EXIT_OK
+
+
+def test_cancel_or_escape_while_connecting_returns_to_the_dialog(root):
+    # A server that accepts the connection and then says nothing: the attempt hangs.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        app = make_app(root)
+        for how in ("cancel button", "escape"):
+            connect_via_dialog(app, port)
+            assert app.state == AppState.CONNECTING and app.dialog.busy
+            assert app.dialog.quit_button.cget("text") == "Cancel"
+            old_session = app.session
+            if how == "cancel button":
+                app.dialog.quit_button.invoke()
+            else:
+                app.dialog.host_entry.event_generate("<Escape>")
+            assert app.state == AppState.DIALOG and app.session is None and not app.dialog.busy
+            assert "cancelled" in app.dialog.error_label.cget("text")
+            assert app.dialog.quit_button.cget("text") == "Quit"
+            pump_until(root, lambda old=old_session: not old.is_alive, "the abandoned session to end")
+            root.update()
+            assert app.state == AppState.DIALOG and window_exists(root)   # its events changed nothing
+
+
+def test_generate_fills_a_strong_passphrase_and_offers_to_copy_it(root):
+    app = make_app(root)
+    dialog = app.dialog
+    assert str(dialog.passphrase_entry.cget("show")) == HIDDEN_CHAR
+    dialog.generate_button.invoke()
+    root.update()
+    generated = dialog.passphrase.get()
+    assert len(generated.split("-")) >= 6
+    assert str(dialog.passphrase_entry.cget("show")) == ""   # shown so it can be read out
+    assert dialog.copy_button.winfo_ismapped()
+    dialog.copy_button.invoke()
+    assert root.clipboard_get() == generated
+    dialog.show_toggle.invoke()
+    assert str(dialog.passphrase_entry.cget("show")) == HIDDEN_CHAR
+
+
+def test_a_remembered_port_goes_with_the_remembered_server(root, config_dir):
+    remember(config_dir, host="192.168.1.20", port=47050, name="Dana")
+    app = make_app(root, host="127.0.0.1")    # --host names another server
+    assert app.dialog.port.get() == str(DEFAULT_PORT)
+
+
+def test_the_port_field_is_the_one_source_of_truth(root, config_dir):
+    """Everything on the command line but the port: the attempt uses the port the field
+    shows, and the error names that same port."""
+    nothing_there = free_port()
+    remember(config_dir, host="127.0.0.1", port=nothing_there, name="Dana")
+    app = make_app(root, host="127.0.0.1", name="Dana", passphrase=PASSPHRASE)
+    assert app.dialog.port.get() == str(nothing_there)
+    pump_until(root, lambda: app.state == AppState.DIALOG and not app.dialog.busy, "the failed attempt")
+    error = app.dialog.error_label.cget("text")
+    assert f"127.0.0.1:{nothing_there}" in error and app.dialog.port.get() == str(nothing_there)
+
+
+def test_wrong_passphrase_returns_to_the_dialog_to_retype_it(root):
+    # Two members who confirmed each other: a third with another passphrase is refused.
+    with running_server() as server, core_clients(server.port, "Bob", "Carol") as (bob, _):
+        app = make_app(root)
+        connect_via_dialog(app, server.port, passphrase="not-the-room-passphrase")
+        pump_until(root, lambda: app.state == AppState.DIALOG and not app.dialog.busy, "the refusal")
+        assert "passphrase" in app.dialog.error_label.cget("text").lower()
+        assert root.focus_lastfor() == app.dialog.passphrase_entry
+        assert app.dialog.passphrase_entry.selection_present()   # typing replaces it
+        fill(app.dialog.passphrase_entry, PASSPHRASE)
+        app.dialog.connect_button.invoke()
+        pump_until(root, lambda: app.state == AppState.IN_ROOM, "the second try")
+        bob.wait_members("Alice", "Carol", timeout=SLOW)
+
+
+def test_room_full_and_unreachable_server_are_explained_in_the_dialog(root):
+    with running_server(max_clients=1) as server, core_clients(server.port, "Bob"):
+        app = make_app(root)
+        connect_via_dialog(app, server.port)
+        pump_until(root, lambda: app.state == AppState.DIALOG and not app.dialog.busy, "room full")
+        assert "full" in app.dialog.error_label.cget("text")
+    connect_via_dialog(app, free_port())
+    pump_until(root, lambda: app.state == AppState.DIALOG and not app.dialog.busy, "unreachable")
+    assert "Nothing is listening" in app.dialog.error_label.cget("text")
+
+
+def test_callback_errors_are_shown_not_printed(root, capsys):
+    app = make_app(root)
+    root.after(0, lambda: 1 / 0)
+    pump_until(root, lambda: "ZeroDivisionError" in app.dialog.error_label.cget("text"), "the error")
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_no_display_says_to_use_the_terminal_client(monkeypatch, capsys, config_dir):
+    monkeypatch.setenv("DISPLAY", ":99999")   # no X server there
+    assert desktop_main.run(AppOptions()) == EXIT_ERROR
+    assert "--cli" in capsys.readouterr().err

@@ -1,0 +1,273 @@
+"""File transfer in the desktop app, as a user sees it: an offer in the conversation
+with Accept and Decline, a progress bar that moves, "Saved to …, verified" with Open
+folder, the sender's card with a row per recipient and Cancel, a path pasted into the
+message box, and the downloads folder. A real Tk on a real X server, a real relay on
+port 0, core clients as the other members; links slowed down where a transfer must
+last long enough to watch."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from desktop_helpers import (SLOW, cuttable_link, joined_app, make_app, member_rows, pump_until, settle_errands,
+                             transcript, type_message)
+from helpers import CoreClient, core_clients, running_server
+from securex.desktop import paths, settings, transfers
+from securex.desktop.app import AppOptions
+from securex.desktop.files_view import IncomingCard, OutgoingCard
+from securex.events import FileFinished, FileOffered, FileProgress
+
+pytest_plugins = ("desktop_helpers",)   # the display, config_dir and root fixtures
+
+MB = 1_000_000
+
+
+def make_file(folder: Path, name: str, size: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def offers(client: CoreClient) -> list[FileOffered]:
+    return [e for e in client.drain() if isinstance(e, FileOffered)]
+
+
+def watch_bar(root, card: IncomingCard, done, what: str) -> list[float]:
+    """Pump until ``done()``, noting every value the card's progress bar shows."""
+    seen: list[float] = []
+
+    def note() -> bool:
+        if card.bar.winfo_manager():
+            value = float(card.bar.cget("value"))
+            if not seen or seen[-1] != value:
+                seen.append(value)
+        return done()
+
+    pump_until(root, note, what)
+    return seen
+
+
+def test_an_offer_is_accepted_shows_progress_and_is_saved_verified(root, tmp_path, monkeypatch):
+    original = make_file(tmp_path / "bob", "holiday photos.zip", 3 * MB)
+    downloads = tmp_path / "downloads"
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,), \
+            cuttable_link(server.port, bytes_per_second=1.2 * MB) as slow:
+        app = joined_app(root, slow.port, downloads=downloads)
+        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
+        bob.session.send_file(original)
+        pump_until(root, lambda: app.transfers.cards.cards, "the offer")
+        card = next(iter(app.transfers.cards.cards.values()))
+        assert isinstance(card, IncomingCard)
+        assert card.title.cget("text") == "Bob offers holiday photos.zip \u00b7 3.0 MB"   # name, size, sender
+        assert card.accept_button.winfo_ismapped() and card.decline_button.winfo_ismapped()
+        assert card.winfo_ismapped()   # it sits in the conversation
+
+        card.accept_button.invoke()
+        seen = watch_bar(root, card, lambda: card.finished, "the transfer to finish")
+        assert any(0 < value < 1000 for value in seen), seen     # the bar moved on the way
+        assert seen == sorted(seen)
+        saved = downloads / "holiday photos.zip"
+        assert saved.read_bytes() == original.read_bytes()
+        status = card.status.cget("text")
+        assert status == f"\u2713  Saved to {paths.display_path(saved)}, verified (SHA-256)."
+        assert card.open_button.winfo_ismapped() and not card.bar.winfo_manager()
+        bob.wait_for(FileFinished, lambda e: e.ok and e.peer == "Alice", timeout=SLOW)
+
+        # Open folder: with no file manager here, a clear line instead of an error dialog.
+        monkeypatch.setattr(paths, "opener_command", lambda folder: ["securex-no-such-opener", str(folder)])
+        card.open_button.invoke()
+        settle_errands(root, app)
+        assert f"No program to open folders was found (securex-no-such-opener is not installed). " \
+               f"The file is in {downloads}." in transcript(app)
+        opened: list[str] = []
+        monkeypatch.setattr(paths, "opener_command",
+                            lambda folder: opened.append(str(folder)) or ["true", str(folder)])
+        card.open_button.invoke()
+        settle_errands(root, app)
+        assert opened == [str(downloads)] and transcript(app).count("No program to open folders") == 1
+
+
+def test_the_progress_line_gives_speed_and_time_left(root, tmp_path):
+    original = make_file(tmp_path / "bob", "big.bin", 4 * MB)
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,), \
+            cuttable_link(server.port, bytes_per_second=1 * MB) as slow:
+        app = joined_app(root, slow.port, downloads=tmp_path / "downloads")
+        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
+        bob.session.send_file(original)
+        pump_until(root, lambda: app.transfers.cards.cards, "the offer")
+        card = next(iter(app.transfers.cards.cards.values()))
+        card.accept_button.invoke()
+        pump_until(root, lambda: "/s \u00b7" in card.status.cget("text") or card.finished, "a progress line")
+        line = card.status.cget("text")
+        assert "% \u00b7 " in line and " of 4.0 MB" in line and line.endswith(" left"), line
+        pump_until(root, lambda: card.finished, "the end")
+
+
+def test_an_offer_can_be_declined(root, tmp_path):
+    original = make_file(tmp_path / "bob", "notes.txt", 1000)
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app = joined_app(root, server.port, downloads=tmp_path / "downloads")
+        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
+        bob.session.send_file(original)
+        pump_until(root, lambda: app.transfers.cards.cards, "the offer")
+        card = next(iter(app.transfers.cards.cards.values()))
+        card.decline_button.invoke()
+        bob.wait_for(FileFinished, lambda e: not e.ok and "declined" in e.message, timeout=SLOW)
+        pump_until(root, lambda: card.finished, "the card to say so")
+        assert card.status.cget("text") == "Declined notes.txt from Bob."
+        assert not card.buttons.grid_slaves()
+        assert not (tmp_path / "downloads" / "notes.txt").exists()
+
+
+def test_the_sender_sees_each_recipient_and_can_cancel(root, tmp_path, monkeypatch):
+    original = make_file(tmp_path / "alice", "video.mp4", 8 * MB)
+    with running_server() as server, cuttable_link(server.port, bytes_per_second=1 * MB) as to_bob, \
+            cuttable_link(server.port, bytes_per_second=1 * MB) as to_carol:
+        bob = CoreClient(to_bob.port, "Bob", auto_accept=tmp_path / "bob")
+        carol = CoreClient(to_carol.port, "Carol", auto_accept=tmp_path / "carol")
+        try:
+            bob.join()
+            carol.join()
+            app = joined_app(root, server.port)
+            pump_until(root, lambda: len(member_rows(app)) == 3, "Bob and Carol in the list")
+            monkeypatch.setattr(transfers.filedialog, "askopenfilename", lambda **options: str(original))
+            app.chat.composer.file_button.invoke()
+            pump_until(root, lambda: app.transfers.cards.cards, "the offer's card")
+            card = next(iter(app.transfers.cards.cards.values()))
+            assert isinstance(card, OutgoingCard)
+            assert card.title.cget("text") == "You offer video.mp4 \u00b7 8.0 MB"
+            assert "Bob" in card.status.cget("text") and "Carol" in card.status.cget("text")
+            pump_until(root, lambda: {"Bob", "Carol"} <= set(card.rows)
+                       and all(float(bar.cget("value")) > 0 for _, bar, _ in card.rows.values()),
+                       "progress for each recipient")
+            for name, bar, stats in card.rows.values():
+                assert bar.winfo_ismapped() and "% \u00b7 " in stats.cget("text"), name
+            card.cancel_button.invoke()
+            pump_until(root, lambda: card.finished, "the cancel")
+            assert card.status.cget("text") == "Cancelled sending video.mp4."
+            assert not card.cancel_button.winfo_manager()
+            for client in (bob, carol):
+                client.wait_for(FileFinished, lambda e: not e.ok and "sender cancelled" in e.message, timeout=SLOW)
+            assert not (tmp_path / "bob" / "video.mp4").exists()
+        finally:
+            bob.close()
+            carol.close()
+
+
+def test_a_pasted_path_is_offered_as_a_file_after_asking(root, tmp_path):
+    notes = make_file(tmp_path / "my files", "notes.txt", 2000)
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app = joined_app(root, server.port)
+        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
+        question = app.chat.question
+        for draft in (str(notes), notes.as_uri()):   # as a terminal pastes it, as a file manager copies it
+            type_message(app, draft)
+            pump_until(root, lambda: question.visible, "the question")
+            assert question.label.cget("text") == "notes.txt (2.0 kB) is a file on this computer. " \
+                                                  "Offer it to the room?"
+            assert app.chat.composer.draft == draft   # nothing is sent before the answer
+            question.button("Cancel").invoke()
+            assert not question.visible and app.chat.composer.draft == draft
+            app.chat.composer.clear()
+        type_message(app, str(notes))
+        pump_until(root, lambda: question.visible, "the question")
+        question.button("Send file").invoke()
+        pump_until(root, lambda: offers(bob), "Bob to get the offer")   # the app checks the file first
+        (offer,) = offers(bob)
+        assert offer.name == "notes.txt" and offer.size == 2000
+        assert app.chat.composer.draft == ""
+        type_message(app, str(notes))
+        pump_until(root, lambda: question.visible, "the question")
+        question.button("Send as text").invoke()
+        assert bob.wait_message(str(notes), timeout=SLOW)
+
+
+def test_a_file_that_cannot_be_sent_is_refused_clearly(root, tmp_path):
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app = joined_app(root, server.port)
+        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
+        missing = tmp_path / "gone.pdf"
+        type_message(app, f"/send {missing}")
+        settle_errands(root, app)
+        assert f"Cannot send {missing}: there is no such file." in transcript(app)
+        type_message(app, str(missing))      # pasted: kept, with the reason
+        settle_errands(root, app)
+        assert f"Cannot send {missing}: there is no such file. Nothing was sent. To send the text itself, " \
+               "start it with //." in transcript(app)
+        assert app.chat.composer.draft == str(missing) and not app.chat.question.visible
+        type_message(app, "")    # Enter again: the same answer, nothing sent
+        app.chat.composer.clear()
+        type_message(app, f"/send {tmp_path}")
+        settle_errands(root, app)
+        assert "it is a folder" in transcript(app)
+        assert not [e for e in bob.drain() if isinstance(e, (FileOffered, FileProgress))]
+
+
+def test_the_downloads_folder_can_be_changed_and_is_remembered(root, tmp_path, monkeypatch, config_dir):
+    chosen = tmp_path / "chosen"
+    original = make_file(tmp_path / "bob", "report.pdf", 5000)
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app = joined_app(root, server.port)
+        assert app.chat.sidebar.downloads_label.cget("text") == paths.display_path(app.downloads)
+        monkeypatch.setattr(transfers.filedialog, "askdirectory", lambda **options: str(chosen))
+        app.chat.sidebar.downloads_button.invoke()
+        settle_errands(root, app)
+        assert app.chat.sidebar.downloads_label.cget("text") == str(chosen)
+        assert json.loads((config_dir / "settings.json").read_text())["downloads"] == str(chosen)
+        bob.session.send_file(original)
+        pump_until(root, lambda: app.transfers.cards.cards, "the offer")
+        type_message(app, f"/accept {next(iter(app.transfers.cards.cards))[1]}")   # as the terminal does
+        card = next(iter(app.transfers.cards.cards.values()))
+        pump_until(root, lambda: card.finished, "the file")
+        assert (chosen / "report.pdf").read_bytes() == original.read_bytes()
+    assert settings.load().downloads == chosen   # the next run starts with it
+
+
+def test_the_remembered_downloads_folder_is_used_at_start(root, tmp_path, config_dir):
+    settings.save(settings.Settings(downloads=tmp_path / "remembered"))
+    assert make_app(root).downloads == tmp_path / "remembered"
+
+
+def test_downloads_given_on_the_command_line_are_used(root, tmp_path, config_dir):
+    settings.save(settings.Settings(downloads=tmp_path / "remembered"))
+    app = make_app(root, downloads=tmp_path / "for this run")
+    assert app.downloads == tmp_path / "for this run"
+    assert app.chat.sidebar.downloads_label.cget("text") == str(tmp_path / "for this run")
+
+
+def test_client_py_passes_downloads_to_the_desktop_app(monkeypatch, tmp_path):
+    import client
+    from securex.desktop import main as desktop_main
+
+    given: list[AppOptions] = []
+    monkeypatch.setattr(desktop_main, "run_and_exit", lambda options: given.append(options) or 0)
+    assert client.main(["--downloads", str(tmp_path / "dl"), "--max-file-size", "5M", "--host", "h"]) == 0
+    assert given[0].downloads == tmp_path / "dl" and given[0].max_file_bytes == 5 * MB and given[0].host == "h"
+
+
+def test_cards_trimmed_from_a_long_conversation_are_gone_for_good(root, monkeypatch):
+    """The view keeps at most MAX_VIEW_LINES lines; a card in the lines dropped is destroyed,
+    and a late event for it becomes a line of its own."""
+    from securex.desktop import transcript as transcript_module
+    from securex.events import Member, Notice
+
+    monkeypatch.setattr(transcript_module, "MAX_VIEW_LINES", 40)
+    app = make_app(root)
+    app._show_chat()
+    bob = Member("Bob", "AAAA BBBB CCCC DDDD", "Bob")
+    with app.transcript.batch():
+        app.conversation.on_file_offered(FileOffered("0123abcd", "old.txt", 10, bob))
+    card = app.transfers.cards.card("in", "0123abcd")
+    assert card is not None and card.winfo_exists()
+    with app.transcript.batch():
+        for number in range(60):
+            app.on_notice(Notice(f"line {number}"))
+    assert not card.winfo_exists()
+    assert int(app.transcript.text.index("end-1c").split(".")[0]) <= 41
+    with app.transcript.batch():
+        app.conversation.on_file_finished(FileFinished("0123abcd", "old.txt", "in", "Bob", False, None,
+                                                       "Receiving old.txt stopped: Bob left."))
+    assert "Receiving old.txt stopped: Bob left." in transcript(app)
