@@ -7,7 +7,7 @@ so a crash never leaves half a file and nobody else on the machine can read it:
 
     identities.json   the Ed25519 identity key of each display name used here
     known.json        the safety code last seen for each member's name (trust on first use)
-    settings.json     the desktop app's last server, port and name (never the passphrase)
+    settings.json     the desktop app's last server, port, name and downloads folder (never the passphrase)
 
 Reading never raises for a missing or damaged file: callers get an empty value
 and carry on (a damaged identity file is set aside, not overwritten).
