@@ -11,7 +11,6 @@ When DISPLAY is unset the suite starts its own Xvfb (tests/xvfb.py).
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 import time
@@ -23,7 +22,6 @@ import pytest
 from helpers import WAIT, netns_lan, skip_unless_ci, wait_until
 from securex.discovery import (EVENT_QUEUE_SIZE, MAX_ROOM_NAME_CHARS, MAX_ROOMS, SERVICE_TYPE, ZEROCONF_MISSING,
                                AnnouncedService, DiscoveryEvent, DiscoveryUnavailable, RoomTable)
-from xvfb import virtual_display, xvfb_available
 
 try:
     import tkinter as tk
@@ -34,22 +32,9 @@ from securex.desktop import rooms as rooms_module
 from securex.desktop.dialog import ConnectDialog, ConnectRequest
 from securex.desktop.theme import apply_theme, palette_from_env
 
+pytest_plugins = ("desktop_helpers",)   # the display fixture (Xvfb when DISPLAY is unset)
+
 UNSAFE = [chr(c) for c in range(32)] + ["\x7f", "\u200b", "\u202e", "\u2028"]
-
-
-@pytest.fixture(scope="session")
-def display() -> Iterator[str]:
-    if os.environ.get("DISPLAY"):
-        yield os.environ["DISPLAY"]
-        return
-    if not xvfb_available():
-        skip_unless_ci("no DISPLAY and Xvfb is not installed (apt install xvfb) to make one")
-    with virtual_display() as name:
-        os.environ["DISPLAY"] = name
-        try:
-            yield name
-        finally:
-            os.environ.pop("DISPLAY", None)
 
 
 @pytest.fixture
