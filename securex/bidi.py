@@ -1,0 +1,314 @@
+"""Right-to-left text for views that draw every line left to right. Pure functions.
+
+Tk 8.6 has no bidirectional layout: it draws a line's characters left to right
+in the order they are stored, so Hebrew and Arabic come out reversed and Arabic
+letters come out unjoined. The desktop's read-only views pass each line through
+``visual_line``, which returns the characters in the order to draw them:
+
+* Arabic letters are replaced by their contextual presentation forms (isolated,
+  initial, medial, final, and the lam-alef ligatures), worked out in typing
+  order, as a shaping engine would (the forms come from Unicode's own
+  decompositions in ``unicodedata``, not from a hand-made table);
+* the line is then reordered by the implicit part of the Unicode Bidirectional
+  Algorithm (UAX #9): the paragraph direction from the first strong letter
+  (P2-P3), weak types (W1-W7), neutrals (N1-N2), levels (I1-I2), trailing
+  whitespace (L1), reversal (L2) with combining marks kept after their base
+  (L3), and mirrored brackets (L4).
+
+Left out on purpose: explicit embeddings, overrides and isolates (X1-X10), since
+``text.display_safe`` turns every bidi control into U+FFFD before a member's
+text is shown, so any that arrive here are treated as neutrals; and bracket
+pairing (N0), so a bracket takes its direction from the text around it like any
+other neutral.
+
+What is stored, sent and copied stays in typing order: ``VisualLine.spans`` maps
+each drawn character back to the typed characters it stands for.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+_STRONG_RTL = frozenset({"R", "AL"})
+_NEUTRALS = frozenset({"B", "S", "WS", "ON"})
+# Explicit formatting classes are not implemented (see above): treated as neutrals.
+_EXPLICIT = frozenset({"LRE", "LRO", "RLE", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"})
+_RESET_AT_END = frozenset({"WS", "BN"}) | _EXPLICIT      # L1: back to the paragraph level before a tab or the end
+# L4: brackets and the like drawn as their mirror image at a right-to-left level.
+_MIRROR_PAIRS = "()<>[]{}\u00ab\u00bb\u2039\u203a\u2045\u2046\u207d\u207e\u208d\u208e\u2264\u2265\u3008\u3009"
+_MIRRORS = {a: b for a, b in zip(_MIRROR_PAIRS[::2], _MIRROR_PAIRS[1::2], strict=True)}
+_MIRRORS.update({b: a for a, b in _MIRRORS.items()})
+
+_TATWEEL = "\u0640"
+_ZWJ = "\u200d"
+_LAM = "\u0644"
+_ALEFS = "\u0622\u0623\u0625\u0627"     # with lam before them, one ligature is obligatory
+
+
+@dataclass(frozen=True)
+class VisualLine:
+    """One line in drawing order. ``spans[i]`` is the (start, end) range of the
+    typed line that drawn character ``i`` stands for (two characters for a
+    lam-alef ligature, one otherwise)."""
+    text: str
+    spans: tuple[tuple[int, int], ...]
+    right_to_left: bool          # the paragraph's direction (its first strong letter)
+
+
+def needs_reordering(text: str) -> bool:
+    """True if ``text`` has a right-to-left letter (fast: most text has none)."""
+    return any(unicodedata.bidirectional(ch) in _STRONG_RTL for ch in text if ord(ch) >= 0x0590)
+
+
+def visual_line(line: str, *, right_to_left: bool | None = None) -> VisualLine:
+    """``line`` (no newline) in the order to draw it left to right. Its direction is
+    that of its first strong letter unless ``right_to_left`` says (for the second
+    and later pieces of a line broken to fit a width, which keep the whole line's)."""
+    if not needs_reordering(line):
+        return VisualLine(line, tuple((i, i + 1) for i in range(len(line))), bool(right_to_left))
+    shaped, spans = _shape_arabic(line)
+    classes = [_bidi_class(ch) for ch in shaped]
+    rtl_paragraph = _paragraph_is_rtl(classes) if right_to_left is None else right_to_left
+    levels = _resolve_levels(classes, 1 if rtl_paragraph else 0)
+    order = _visual_order(shaped, levels)
+    text = "".join(_MIRRORS.get(shaped[i], shaped[i]) if levels[i] % 2 else shaped[i] for i in order)
+    return VisualLine(text, tuple(spans[i] for i in order), rtl_paragraph)
+
+
+def drawn(text: str) -> str:
+    """``text`` in drawing order, line by line, for a label (nothing maps it back)."""
+    if not needs_reordering(text):
+        return text
+    return "\n".join(visual_line(line).text for line in text.split("\n"))
+
+
+def logical_indices(visual: VisualLine, start: int, end: int) -> list[int]:
+    """The typed line's indices that drawn characters ``start:end`` stand for, in
+    typing order: what to copy when that part of the drawn line is selected."""
+    indices = {i for first, last in visual.spans[start:end] for i in range(first, last)}
+    return sorted(indices)
+
+
+# -- the bidirectional algorithm (implicit rules only) ---------------------------------------
+
+def _bidi_class(ch: str) -> str:
+    bidi = unicodedata.bidirectional(ch)
+    if not bidi:            # unassigned
+        return "L"
+    return "ON" if bidi in _EXPLICIT else bidi
+
+
+def _paragraph_is_rtl(classes: list[str]) -> bool:
+    for bidi in classes:     # P2-P3: the first strong letter decides
+        if bidi == "L":
+            return False
+        if bidi in _STRONG_RTL:
+            return True
+    return False
+
+
+def _resolve_levels(original: list[str], paragraph: int) -> list[int]:
+    """The embedding level of every character (rules W1-W7, N1-N2, I1-I2, L1)."""
+    sos = "R" if paragraph else "L"
+    types = list(original)
+    count = len(types)
+    # W1: a combining mark (and a zero-width character kept with it) takes the type before it.
+    for i, bidi in enumerate(types):
+        if bidi in ("NSM", "BN"):
+            types[i] = types[i - 1] if i else sos
+    # W2, W3: European digits after Arabic letters are Arabic numbers; AL is R.
+    last_strong = sos
+    for i, bidi in enumerate(types):
+        if bidi in ("L", "R", "AL"):
+            last_strong = bidi
+        elif bidi == "EN" and last_strong == "AL":
+            types[i] = "AN"
+    types = ["R" if bidi == "AL" else bidi for bidi in types]
+    # W4: one separator between two numbers of a kind joins them.
+    for i in range(1, count - 1):
+        before, bidi, after = types[i - 1], types[i], types[i + 1]
+        if bidi == "ES" and before == after == "EN":
+            types[i] = "EN"
+        elif bidi == "CS" and before == after and before in ("EN", "AN"):
+            types[i] = before
+    # W5: terminators (%, $, ...) next to European digits are digits.
+    i = 0
+    while i < count:
+        if types[i] != "ET":
+            i += 1
+            continue
+        end = i
+        while end < count and types[end] == "ET":
+            end += 1
+        if (i > 0 and types[i - 1] == "EN") or (end < count and types[end] == "EN"):
+            types[i:end] = ["EN"] * (end - i)
+        i = end
+    # W6: what separators are left are neutral.
+    types = ["ON" if bidi in ("ES", "ET", "CS") else bidi for bidi in types]
+    # W7: European digits after a left-to-right letter are left to right.
+    last_strong = sos
+    for i, bidi in enumerate(types):
+        if bidi in ("L", "R"):
+            last_strong = bidi
+        elif bidi == "EN" and last_strong == "L":
+            types[i] = "L"
+    # N1, N2: a run of neutrals between two of one direction takes it (numbers count
+    # as right to left); otherwise the paragraph's.
+    i = 0
+    while i < count:
+        if types[i] not in _NEUTRALS:
+            i += 1
+            continue
+        end = i
+        while end < count and types[end] in _NEUTRALS:
+            end += 1
+        before = _strong_direction(types[i - 1]) if i else sos
+        after = _strong_direction(types[end]) if end < count else sos
+        types[i:end] = [before if before == after else sos] * (end - i)
+        i = end
+    # I1, I2
+    levels = []
+    for bidi in types:
+        if paragraph % 2 == 0:
+            levels.append(paragraph + {"R": 1, "AN": 2, "EN": 2}.get(bidi, 0))
+        else:
+            levels.append(paragraph + (1 if bidi in ("L", "EN", "AN") else 0))
+    # L1: separators, and whitespace before them or at the end, go back to the paragraph level.
+    trailing = True
+    for i in range(count - 1, -1, -1):
+        bidi = original[i]
+        if bidi == "S":
+            levels[i] = paragraph
+            trailing = True
+        elif trailing and bidi in _RESET_AT_END:
+            levels[i] = paragraph
+        else:
+            trailing = False
+    return levels
+
+
+def _strong_direction(bidi: str) -> str:
+    return "L" if bidi == "L" else "R"      # R, EN and AN all count as right to left for N1
+
+
+def _visual_order(text: str, levels: list[int]) -> list[int]:
+    """L2 with L3: the indices in drawing order. Reversal works on clusters (a
+    character, the combining marks and joiners after it, and what a joiner joins),
+    so a mark is still drawn after its base, and an emoji sequence stays whole, in
+    a reversed run."""
+    clusters: list[list[int]] = []
+    for i, ch in enumerate(text):
+        if clusters and (_continues_cluster(ch) or text[i - 1] == _ZWJ):
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+    cluster_levels = [levels[cluster[0]] for cluster in clusters]
+    highest = max(cluster_levels, default=0)
+    lowest_odd = min((level for level in cluster_levels if level % 2), default=highest + 1)
+    for level in range(highest, lowest_odd - 1, -1):
+        i = 0
+        while i < len(clusters):
+            if cluster_levels[i] < level:
+                i += 1
+                continue
+            end = i
+            while end < len(clusters) and cluster_levels[end] >= level:
+                end += 1
+            clusters[i:end] = clusters[i:end][::-1]
+            cluster_levels[i:end] = cluster_levels[i:end][::-1]
+            i = end
+    return [i for cluster in clusters for i in cluster]
+
+
+def _continues_cluster(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Mn", "Me") or ch in "\u200d\ufe0e\ufe0f"
+
+
+# -- Arabic shaping ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Forms:
+    isolated: str
+    final: str | None
+    initial: str | None
+    medial: str | None
+
+    @property
+    def joins_forward(self) -> bool:
+        """Dual-joining: it connects to the letter after it as well as the one before."""
+        return self.initial is not None
+
+
+@lru_cache(maxsize=1)
+def _arabic_tables() -> tuple[dict[str, _Forms], dict[tuple[str, str], tuple[str, str]]]:
+    """The presentation forms of each Arabic letter, and the lam-alef ligatures
+    (isolated, final), read from Unicode's compatibility decompositions."""
+    found: dict[str, dict[str, str]] = {}
+    ligatures: dict[tuple[str, str], dict[str, str]] = {}
+    for code in (*range(0xFB50, 0xFE00), *range(0xFE70, 0xFF00)):
+        form = chr(code)
+        tag, *bases = unicodedata.decomposition(form).split() or [""]
+        tag = tag.strip("<>")
+        if tag not in ("isolated", "final", "initial", "medial"):
+            continue
+        letters = "".join(chr(int(base, 16)) for base in bases)
+        if len(letters) == 1:
+            found.setdefault(letters, {}).setdefault(tag, form)
+        elif len(letters) == 2 and letters[0] == _LAM and letters[1] in _ALEFS:
+            ligatures.setdefault((letters[0], letters[1]), {})[tag] = form
+    forms = {letter: _Forms(f.get("isolated", letter), f.get("final"), f.get("initial"), f.get("medial"))
+             for letter, f in found.items() if unicodedata.bidirectional(letter) == "AL"}
+    lam_alef = {pair: (f["isolated"], f["final"]) for pair, f in ligatures.items()
+                if "isolated" in f and "final" in f}
+    return forms, lam_alef
+
+
+def _shape_arabic(line: str) -> tuple[str, list[tuple[int, int]]]:
+    """``line`` with Arabic letters in their contextual forms, and the typed span
+    each output character stands for."""
+    forms, lam_alef = _arabic_tables()
+    if not any(ch in forms for ch in line):
+        return line, [(i, i + 1) for i in range(len(line))]
+
+    def neighbour(start: int, step: int) -> str | None:
+        """The next letter that way, skipping combining marks (they do not break a join)."""
+        i = start + step
+        while 0 <= i < len(line) and unicodedata.category(line[i]) == "Mn":
+            i += step
+        return line[i] if 0 <= i < len(line) else None
+
+    def joins_forward(ch: str | None) -> bool:
+        return ch in (_TATWEEL, _ZWJ) or (ch in forms and forms[ch].joins_forward)
+
+    def joins_backward(ch: str | None) -> bool:
+        return ch in (_TATWEEL, _ZWJ) or (ch in forms and forms[ch].final is not None)
+
+    out: list[str] = []
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        joined_before = joins_forward(neighbour(i, -1))
+        if ch == _LAM and i + 1 < len(line) and (ch, line[i + 1]) in lam_alef:
+            isolated, final = lam_alef[(ch, line[i + 1])]
+            out.append(final if joined_before else isolated)
+            spans.append((i, i + 2))
+            i += 2
+            continue
+        shape = forms.get(ch)
+        if shape is not None:
+            joined_after = shape.joins_forward and joins_backward(neighbour(i, +1))
+            if joined_before and joined_after:
+                ch = shape.medial or shape.isolated
+            elif joined_before:
+                ch = shape.final or shape.isolated
+            elif joined_after:
+                ch = shape.initial or shape.isolated
+            else:
+                ch = shape.isolated
+        out.append(ch)
+        spans.append((i, i + 1))
+        i += 1
+    return "".join(out), spans
