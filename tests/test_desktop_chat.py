@@ -18,8 +18,9 @@ import pytest
 from desktop_helpers import (SLOW, connect_via_dialog, cuttable_link, joined_app, make_app, member_rows,
                              pump_until, settle_errands, tagged_text, transcript, type_message, window_exists)
 from helpers import PASSPHRASE, WAIT, CoreClient, core_clients, fresh_config_dir, running_server
+from securex.bidi import visual_line
 from securex.desktop.app import BATCH, MIN_SIZE, AppState
-from securex.desktop.composer import QUEUED_HINT, Mode
+from securex.desktop.composer import PREVIEW_PREFIX, QUEUED_HINT, READY_HINT, Mode
 from securex.desktop.theme import DARK, LIGHT, contrast_ratio
 from securex.desktop.window import geometry
 from securex.events import ChatMessage, Joined, MemberLeft, Notice, Severity
@@ -174,8 +175,61 @@ def test_emoji_and_right_to_left_text_are_shown_as_sent(root):
         assert "Zo\u00eb \U0001F98A" in shown and any("Zo\u00eb \U0001F98A" in row[0] for row in member_rows(app))
         type_message(app, "right back \U0001F600 " + hebrew)
         assert zoe.wait_message("right back \U0001F600 " + hebrew, timeout=SLOW)
-        pump_until(root, lambda: "right back \U0001F600 " + hebrew in tagged_text(app, "own"), "own emoji message")
+        own = "right back \U0001F600 " + hebrew
+        pump_until(root, lambda: visual_line(own).text in tagged_text(app, "own"), "own emoji message")
+        assert own in transcript(app)
         assert "\U0001F600" in root.title() or "Secure X" in root.title()
+
+
+def test_right_to_left_text_is_drawn_right_to_left_and_copied_as_typed(root):
+    # Tk 8.6 draws stored characters left to right: what is stored must be the drawing order.
+    shalom, olam = "\u05e9\u05dc\u05d5\u05dd", "\u05e2\u05d5\u05dc\u05dd"
+    hebrew = f"{shalom} {olam} 123"
+    salam = "\u0633\u0644\u0627\u0645"                          # سلام
+    long_hebrew = " ".join([shalom, olam] * 40)                     # wider than the window
+    with running_server() as server, core_clients(server.port, "Zoe") as (zoe,):
+        app = joined_app(root, server.port)
+        for text in (hebrew, salam, long_hebrew):
+            zoe.session.send_text(text)
+        pump_until(root, lambda: long_hebrew in transcript(app), "the messages")
+        root.update()      # any layout for a new width done
+        widget = app.transcript.text
+        drawn = widget.get("1.0", "end-1c")
+        assert f"123 {olam[::-1]} {shalom[::-1]}" in drawn              # read from the right
+        assert "\ufee1\ufefc\ufeb3" in drawn                           # joined letters, from the right
+        # The long one is broken into screen lines in reading order: its first words
+        # (drawn at the right end) are on its first line.
+        ranges = widget.tag_ranges("rtl_paragraph")
+        last_start, last_end = ranges[-2], ranges[-1]
+        first_line = widget.get(last_start, f"{last_start} lineend")
+        assert first_line.endswith(f"{olam[::-1]} {shalom[::-1]}") and widget.compare(
+            f"{last_start} lineend", "<", last_end)
+        # Copying a selection gives the text as typed, not as drawn.
+        widget.tag_add("sel", last_start, last_end)
+        widget.event_generate("<<Copy>>")
+        assert root.clipboard_get() == long_hebrew
+        widget.tag_remove("sel", "1.0", "end")
+        start = widget.search("123", "1.0")
+        widget.tag_add("sel", start, f"{start} lineend")
+        widget.event_generate("<<Copy>>")
+        assert root.clipboard_get() == hebrew
+        # A wider window: the long one is broken again, into fewer lines, still in order.
+
+        def lines_of_long() -> int:
+            start, end = widget.tag_ranges("rtl_paragraph")[-2:]
+            return int(str(widget.index(end)).split(".")[0]) - int(str(widget.index(start)).split(".")[0])
+        before = lines_of_long()
+        root.geometry(f"{root.winfo_width() + 400}x{root.winfo_height()}")
+        pump_until(root, lambda: lines_of_long() < before, "the long line laid out again")
+        assert long_hebrew in transcript(app)
+        # Typing: the box draws left to right, so the hint shows the line as it will read.
+        composer = app.chat.composer
+        composer.input.insert("1.0", hebrew)
+        composer.input.event_generate("<KeyRelease>", keysym="2")
+        assert composer.hint.cget("text") == PREVIEW_PREFIX + f"123 {olam[::-1]} {shalom[::-1]}"
+        composer.send()
+        assert composer.hint.cget("text") == READY_HINT
+        assert zoe.wait_message(hebrew, timeout=SLOW)
 
 
 def test_an_over_long_message_keeps_the_draft_and_says_why(root):

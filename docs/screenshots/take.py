@@ -8,7 +8,8 @@ fonts-symbola. It starts a relay on a free port, three members in this process
 transfer (through a slowed link, so it is caught half way), and saves:
 
     connect-dialog.png   the connect dialog
-    chat-light.png       the chat, light theme: members with safety codes, messages, an emoji
+    chat-light.png       the chat, light theme: members with safety codes, messages, an emoji,
+                         Hebrew and Arabic
     chat-dark.png        the same in the dark theme
     file-offer.png       an offer with Accept/Decline, and a transfer in progress
 """
@@ -145,7 +146,11 @@ def conversation(root, app, members: dict[str, Member]) -> None:
     lines = [("Bob", "Morning! Is everyone on the new build?"),
              ("Carol", "Yes \u2014 the file transfer works here too \U0001F389"),
              ("Alice", "Great. I'll send the slides after lunch."),
-             ("Dave", "Could you send the budget sheet as well? \U0001F64F")]
+             ("Dave", "Could you send the budget sheet as well? \U0001F64F"),
+             ("Bob", "\u05e9\u05dc\u05d5\u05dd \u05dc\u05db\u05d5\u05dc\u05dd! "
+                     "\u05e0\u05ea\u05e8\u05d0\u05d4 \u05d1-10:30 (\u05d7\u05d3\u05e8 2)"),
+             ("Carol", "\u0645\u0631\u062d\u0628\u0627 \u0628\u0627\u0644\u062c\u0645\u064a\u0639 "
+                       "\u2014 \u0633\u0644\u0627\u0645")]
     for sender, text in lines:
         if sender == "Alice":
             app.chat.composer.input.insert("1.0", text)

@@ -10,6 +10,9 @@ Three modes, each visible at a glance in both themes:
 * OFF: nothing can be sent (connecting, leaving, or the session ended): the box is
   locked, drawn on a darker field with muted text, and the hint says why.
 
+Tk 8.6 draws what is typed left to right, so while the line being typed has
+Hebrew or Arabic in it the hint shows that line as it will read in the view.
+
 ``on_send(text)`` returns True if the text was taken (the box empties) or False to
 keep the draft. A passive view; Tk thread only.
 """
@@ -21,11 +24,14 @@ import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
 
+from securex.bidi import drawn, needs_reordering
 from securex.desktop.theme import Theme
 from securex.desktop.widgets import wrap_to_width
 
 READY_HINT = "Enter to send \u00b7 Shift+Enter for a new line \u00b7 /help lists the commands"
 QUEUED_HINT = ("Not connected: what you send now is queued, and goes out when you are back in the room.")
+PREVIEW_PREFIX = "Reads as:  "
+PREVIEW_CHARS = 90            # the end of a longer line: the part being typed
 
 
 class Mode(enum.Enum):
@@ -66,6 +72,8 @@ class Composer(ttk.Frame):
             self.input.bind(sequence, self._newline)
         for sequence in ("<Control-a>", "<Control-A>"):
             self.input.bind(sequence, self._select_all)
+        self.input.bind("<KeyRelease>", lambda e: self._show_preview(), add="+")
+        self.input.bind("<<Paste>>", lambda e: self.after_idle(self._show_preview), add="+")
 
     # -- modes -----------------------------------------------------------------------
 
@@ -85,11 +93,22 @@ class Composer(ttk.Frame):
         self.send_button.configure(text="Queue" if mode == Mode.QUEUED else "Send")
         self.file_button.state(["!disabled"] if mode == Mode.READY else ["disabled"])
         if mode == Mode.READY:
-            self.hint.configure(text=READY_HINT, style="Small.TLabel")
+            self._mode_hint = (READY_HINT, "Small.TLabel")
         elif mode == Mode.QUEUED:
-            self.hint.configure(text="\u26a0  " + QUEUED_HINT, style="Warning.TLabel")
+            self._mode_hint = ("\u26a0  " + QUEUED_HINT, "Warning.TLabel")
         else:
-            self.hint.configure(text=reason, style="Small.TLabel")
+            self._mode_hint = (reason, "Small.TLabel")
+        self._show_preview()
+
+    def _show_preview(self) -> None:
+        """The hint: the line being typed as it will read, if it has right-to-left
+        letters; otherwise what the mode says."""
+        line = self.input.get("insert linestart", "insert lineend") if self.enabled else ""
+        if needs_reordering(line):
+            self.hint.configure(text=PREVIEW_PREFIX + drawn(line[-PREVIEW_CHARS:]), style="Small.TLabel")
+        else:
+            text, style = self._mode_hint
+            self.hint.configure(text=text, style=style)
 
     @property
     def enabled(self) -> bool:
@@ -103,6 +122,7 @@ class Composer(ttk.Frame):
 
     def clear(self) -> None:
         self.input.delete("1.0", "end")
+        self._show_preview()
 
     def send(self, event: tk.Event | None = None) -> str:
         if self.enabled:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from tkinter import ttk
 
+from securex.bidi import drawn
 from securex.desktop.paths import display_path
 from securex.desktop.transcript import Transcript
 from securex.events import FileFinished, FileOffered, FileProgress
@@ -67,7 +68,7 @@ class _Card(ttk.Frame):
         self.columnconfigure(0, weight=1)
 
     def _label(self, row: int, text: str = "", style: str = "Card.TLabel", **grid) -> ttk.Label:
-        label = ttk.Label(self, text=text, style=style, wraplength=CARD_TEXT_WIDTH, justify="left")
+        label = ttk.Label(self, text=drawn(text), style=style, wraplength=CARD_TEXT_WIDTH, justify="left")
         label.grid(row=row, column=0, sticky="w", **grid)
         return label
 
@@ -188,7 +189,7 @@ class OutgoingCard(_Card):
         row = self.rows.get(peer)
         if row is None:
             index = len(self.rows)
-            name = ttk.Label(self.rows_frame, text=peer, style="Card.TLabel")
+            name = ttk.Label(self.rows_frame, text=drawn(peer), style="Card.TLabel")
             bar = ttk.Progressbar(self.rows_frame, orient="horizontal", length=BAR_LENGTH // 2,
                                   mode="determinate", maximum=1000)
             stats = ttk.Label(self.rows_frame, style="Card.Muted.TLabel")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from tkinter import ttk
 
+from securex.bidi import drawn
 from securex.desktop.paths import display_path
 from securex.desktop.theme import ColourAssigner, Theme
 from securex.events import Member
@@ -75,7 +76,8 @@ class Sidebar(ttk.Frame):
             code_label.destroy()
         self.rows = []
         for index, member in enumerate(members):
-            name = ttk.Label(self.members_panel, text=f"\u25cf  {member.label}" + ("  (you)" if member.you else ""),
+            label = f"\u25cf  {drawn(member.label)}" + ("  (you)" if member.you else "")
+            name = ttk.Label(self.members_panel, text=label,
                              style="Sidebar.Member.TLabel", foreground=self.colour_of(member),
                              wraplength=TEXT_WIDTH)
             code = ttk.Label(self.members_panel, text=member.safety_code, style="Sidebar.Code.TLabel")

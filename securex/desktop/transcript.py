@@ -2,11 +2,11 @@
 marks with a tooltip, file transfer cards, and a "new messages below" pill.
 
 A passive view: it draws what it is told. Text is stored exactly as it was sent
-(emoji, right-to-left scripts and all), so what is copied out of the view is what
-the member typed. Appends happen inside ``batch()``: one unlock, one trim and one
-scroll for a whole batch of events. The view follows new lines unless the user has
-scrolled up; then new lines are counted on a pill at the bottom that brings the
-view back down. Tk thread only.
+(emoji and all); a line with right-to-left letters is stored in drawing order
+(``visual_text``), and copying gives it back as typed. Appends happen inside
+``batch()``: one unlock, one trim and one scroll for a whole batch of events.
+The view follows new lines unless the user has scrolled up; then new lines are
+counted on a pill at the bottom that brings the view back down. Tk thread only.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tkinter import ttk
 
 from securex.desktop.theme import Theme
 from securex.desktop.tooltip import Tooltip
+from securex.desktop.visual_text import RightToLeftLines
 from securex.events import Severity
 
 MAX_VIEW_LINES = 20_000              # older lines are dropped so memory stays bounded
@@ -74,6 +75,7 @@ class Transcript(ttk.Frame):
         self.message_count = 0
         self.create_widgets()
         self._configure_tags()
+        self._rtl = RightToLeftLines(self.text, theme.font("body"), MARGIN)
         self.tooltip = Tooltip(self, theme)
 
     def create_widgets(self) -> None:
@@ -194,6 +196,7 @@ class Transcript(ttk.Frame):
             if name:
                 self.nametowidget(name).destroy()
         self.text.delete("1.0", cut)
+        self._rtl.forget_deleted()
 
     # -- appending (inside batch()) ---------------------------------------------------
 
@@ -213,10 +216,13 @@ class Transcript(ttk.Frame):
                 stamp = at.strftime("%d %b %H:%M:%S") + "  \u00b7 arrived late, out of order"
             elif caught_up:
                 stamp += "  \u00b7 sent while you were away"
-            insert("end", sender, ("header", name_tag, *block),
-                   "  " + stamp, ("header", "time", *block), "\n", ("header", *block))
+            self._rtl.insert("end", sender, ("header", name_tag, *block), align=False)
+            insert("end", "  " + stamp, ("header", "time", *block), "\n", ("header", *block))
         self._last_header = None if late or caught_up else (sender, own, at)
-        insert("end", text, ("body", *block))
+        for number, line in enumerate(text.split("\n")):
+            if number:
+                insert("end", "\n", ("body", *block))
+            self._rtl.insert("end", line, ("body", *block))
         if delivery is not None and message_id:
             insert("end", "  ", ("body", *block))
             self._marks[message_id] = delivery
@@ -263,7 +269,8 @@ class Transcript(ttk.Frame):
             line, tag = f"\u26a0  {text}", "warning"
         else:
             line, tag = f"{text}  \u00b7  {at.strftime('%H:%M')}", "notice"
-        self.text.insert("end", line + "\n", tag)
+        self._rtl.insert("end", line, (tag,), align=False)
+        self.text.insert("end", "\n", tag)
         self._last_header = None
         self._count_new()
 
@@ -271,7 +278,9 @@ class Transcript(ttk.Frame):
         """Append something the user asked for (/who, /help): left-aligned, in a fixed-width
         font so the /help table lines up."""
         start = self.text.index("end-1c")
-        self.text.insert("end", text + "\n", "info")
+        for line in text.split("\n"):
+            self._rtl.insert("end", line, ("info",), align=False)
+            self.text.insert("end", "\n", "info")
         self.text.tag_add("info_first", start, f"{start} lineend")
         self.text.tag_add("info_last", "end-2l", "end-1c")
         self._last_header = None
@@ -294,8 +303,8 @@ class Transcript(ttk.Frame):
         return tag
 
     def content(self) -> str:
-        """Everything in the view, as text (cards are not text)."""
-        return self.text.get("1.0", "end-1c")
+        """Everything in the view as it was typed (cards are not text)."""
+        return self._rtl.logical_text("1.0", "end-1c")
 
     # -- the delivery tooltip ---------------------------------------------------------
 
