@@ -26,6 +26,8 @@ RTL_TAG = "rtl"                  # every reordered line, for finding them
 RIGHT_ALIGNED_TAG = "rtl_paragraph"
 _RECORD_TAG = re.compile(r"rtl(\d+)$")
 _WORDS = re.compile(r"\S+\s*|\s+")
+MAX_REMEMBERED_WIDTHS = 20_000   # words whose width is kept
+RELAYOUT_SLICE = 25              # lines laid out again per turn of the event loop after a resize
 
 
 @dataclass
@@ -34,6 +36,8 @@ class _Line:
     tags: tuple[str, ...]
     pieces: list[tuple[int, VisualLine]]     # (offset in ``typed``, that piece drawn)
     align: bool
+    width: int | None = None                 # pixels, the whole line on one screen line
+    right_to_left: bool | None = None        # the paragraph's direction, once known
 
     @property
     def drawn(self) -> str:
@@ -60,6 +64,8 @@ class RightToLeftLines:
         self._lines: dict[int, _Line] = {}
         self._next = 0
         self._width = 0
+        self._widths: dict[str, int] = {}
+        self._generation = 0             # bumped by each new width: older passes stop
         text.tag_configure(RIGHT_ALIGNED_TAG, justify="right")
         text.bind("<<Copy>>", self._copy, add="+")
         text.bind("<Configure>", self._on_resize, add="+")
@@ -77,44 +83,88 @@ class RightToLeftLines:
         self._lay_out(self._next, record, index)
 
     def _lay_out(self, number: int, record: _Line, index: str) -> None:
+        if record.right_to_left is None:
+            record.right_to_left = visual_line(record.typed).right_to_left
+        right_to_left = record.right_to_left
         pieces = self._break(record.typed) if record.align else [(0, record.typed)]
-        right_to_left = visual_line(record.typed).right_to_left
         record.pieces = [(offset, visual_line(piece, right_to_left=right_to_left)) for offset, piece in pieces]
         extra = (RTL_TAG, f"{RTL_TAG}{number}") + ((RIGHT_ALIGNED_TAG,) if right_to_left and record.align else ())
         self.text.insert(index, record.drawn, record.tags + extra)
 
+    def _available(self) -> int:
+        return self.text.winfo_width() - 2 * self.margins - 8
+
+    def _fits(self, record: _Line) -> bool:
+        """True if the line is one piece and stays one at the view's width (most lines:
+        a new width need not touch them)."""
+        if record.width is None:
+            record.width = self.font.measure(record.typed)
+        return len(record.pieces) == 1 and record.width <= self._available()
+
     def _break(self, line: str) -> list[tuple[int, str]]:
         """``line`` cut, in typing order, into pieces that fit the view's width: (offset, piece)."""
-        width = self.text.winfo_width() - 2 * self.margins - 8
+        width = self._available()
         if width < 100:      # not laid out yet: one piece, laid out again when it is
             return [(0, line)]
         pieces: list[tuple[int, str]] = []
-        start, current = 0, ""
+        start, used, current = 0, 0, ""
+        measure = self._measure
         for match in _WORDS.finditer(line):
             word = match.group()
-            if current and self.font.measure((current + word).rstrip()) > width:
+            # Words measured one at a time (not the growing line again for each):
+            # linear in the line's length, and kerning across a space is nil.
+            if current and used + measure(word.rstrip()) > width:
                 pieces.append((start, current))
-                start, current = match.start(), ""
+                start, used, current = match.start(), 0, ""
             current += word
+            used += measure(word)
         pieces.append((start, current))
         return pieces
+
+    def _measure(self, word: str) -> int:
+        """A word's width in pixels, remembered (words repeat; a Tk call each is slow)."""
+        width = self._widths.get(word)
+        if width is None:
+            if len(self._widths) >= MAX_REMEMBERED_WIDTHS:
+                self._widths.clear()
+            width = self._widths[word] = self.font.measure(word)
+        return width
 
     def _on_resize(self, event: tk.Event) -> None:
         if event.width == self._width:
             return
         self._width = event.width
+        self._generation += 1
         if self._lines:
-            self.text.after_idle(self.lay_out_again)
+            # Newest first (what is on screen when following the conversation), a slice
+            # at a time, so a long history never freezes the window on a resize.
+            pending = sorted(self._lines, reverse=True)
+            self.text.after_idle(self._lay_out_some, pending, self._generation)
 
-    def lay_out_again(self) -> None:
-        """Break every reordered line again for the view's width."""
+    def _lay_out_some(self, pending: list[int], generation: int) -> None:
+        if generation != self._generation:
+            return          # the width changed again: that pass starts over
+        at_end = self.text.yview()[1] >= 0.999
+        self.lay_out_again(pending[:RELAYOUT_SLICE])
+        if at_end:
+            self.text.see("end")
+        if len(pending) > RELAYOUT_SLICE:
+            self.text.after(1, self._lay_out_some, pending[RELAYOUT_SLICE:], generation)
+
+    def lay_out_again(self, numbers: list[int] | None = None) -> None:
+        """Break reordered lines (all, or those numbered) again for the view's width."""
         state = self.text.cget("state")
         self.text.configure(state="normal")
         try:
-            for number, record in list(self._lines.items()):
+            for number in list(self._lines) if numbers is None else numbers:
+                record = self._lines.get(number)
+                if record is None:
+                    continue
                 ranges = self.text.tag_ranges(f"{RTL_TAG}{number}")
                 if not ranges:
                     self.forget(number)
+                    continue
+                if not record.align or self._fits(record):
                     continue
                 start = self.text.index(ranges[0])
                 self.text.delete(start, ranges[1])
