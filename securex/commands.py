@@ -20,6 +20,7 @@ class Action(enum.Enum):
     ACCEPT_FILE = "accept a file offer"
     DECLINE_FILE = "decline a file offer"
     CANCEL_FILE = "cancel a file transfer"
+    TRUST = "trust a member's new safety code"
     MISSING_ARGUMENT = "a command without what it needs"
     UNKNOWN = "an unknown command"
     REFUSED = "a command this version does not offer"
@@ -34,6 +35,7 @@ HELP = (
     ("/accept ID", "accept a file offer (the id is in the offer line)"),
     ("/decline ID", "decline a file offer"),
     ("/cancel ID", "stop a file transfer, sending or receiving"),
+    ("/trust NAME", "accept NAME's new safety code, once you have compared it with them"),
     ("/help", "show this list"),
     ("/quit", "leave the room (also <quit>, {quit}, Ctrl+D at the start of a line, Ctrl+C)"),
     ("//text", "send a message that starts with a slash"),
@@ -47,8 +49,8 @@ class Input:
     argument: str = ""    # what follows the command word (a path, a transfer id)
 
 
-_FILE_COMMANDS = {"/send": Action.SEND_FILE, "/accept": Action.ACCEPT_FILE, "/decline": Action.DECLINE_FILE,
-                  "/cancel": Action.CANCEL_FILE}
+_COMMANDS_WITH_ARGUMENT = {"/send": Action.SEND_FILE, "/accept": Action.ACCEPT_FILE,
+                           "/decline": Action.DECLINE_FILE, "/cancel": Action.CANCEL_FILE, "/trust": Action.TRUST}
 
 
 def parse_input(line: str) -> Input:
@@ -61,10 +63,10 @@ def parse_input(line: str) -> Input:
         return Input(Action.SEND, line)
     word, _, argument = stripped.partition(" ")
     word, argument = word.lower(), argument.strip()
-    if word in _FILE_COMMANDS:
+    if word in _COMMANDS_WITH_ARGUMENT:
         if not argument:
             return Input(Action.MISSING_ARGUMENT, word)
-        return Input(_FILE_COMMANDS[word], word, argument.strip("'\""))
+        return Input(_COMMANDS_WITH_ARGUMENT[word], word, argument.strip("'\""))
     if word == "/who":
         return Input(Action.WHO, word)
     if word in ("/help", "/?"):
@@ -74,15 +76,28 @@ def parse_input(line: str) -> Input:
     return Input(Action.UNKNOWN, word)
 
 
-def help_lines() -> list[str]:
-    width = max(len(command) for command, _ in HELP)
-    return [f"{command:<{width}}  {what}" for command, what in HELP]
+# The desktop app answers offers with each card's buttons (its cards show no id), and
+# leaves by its window.
+DESKTOP_HELP = tuple(
+    (command, {"/send PATH": "offer a file to everyone in the room (or the Send file\u2026 button)",
+               "/quit": "leave the room (also <quit>, {quit}, or close the window)"}.get(command, what))
+    for command, what in HELP if command.split()[0] not in ("/accept", "/decline", "/cancel"))
+
+
+def help_lines(*, desktop: bool = False) -> list[str]:
+    commands = DESKTOP_HELP if desktop else HELP
+    width = max(len(command) for command, _ in commands)
+    lines = [f"{command:<{width}}  {what}" for command, what in commands]
+    if desktop:
+        lines.append("A file offer's Accept, Decline and Cancel are on its card.")
+    return lines
 
 
 def refusal(parsed: Input) -> str:
     """The message for an UNKNOWN, REFUSED or MISSING_ARGUMENT command (nothing is sent)."""
     if parsed.action == Action.MISSING_ARGUMENT:
-        what = "a file: /send PATH" if parsed.text == "/send" else f"the id its line showed: {parsed.text} ID"
+        what = {"/send": "a file: /send PATH", "/trust": "the member's name: /trust NAME"}.get(
+            parsed.text, f"the id its line showed: {parsed.text} ID")
         return f"{parsed.text} needs {what}"
     if parsed.action == Action.REFUSED:
         return (f"{parsed.text} is not supported (it would let a message pass for a notice); "

@@ -125,7 +125,7 @@ class TerminalFrontEnd(EventHandler):
     def on_file_progress(self, event: FileProgress) -> None:
         if event.stage == "offered":
             self.line(f"* Offering {event.name} ({human_size(event.total)}) to {event.peer}, id {event.file_id}; "
-                      "waiting for them to accept (/cancel to stop)", event.at)
+                      f"waiting for them to accept (/cancel {event.file_id} to stop)", event.at)
             return
         key = (event.file_id, event.direction, event.peer)
         started = key in self._transfers
@@ -162,7 +162,7 @@ class TerminalFrontEnd(EventHandler):
                       f"{'were' if event.unsent != 1 else 'was'} never sent.", Severity.WARNING)
         self.console.status(None)
         if event.error is None:
-            self.console.line(event.reason)
+            self.note(event.reason)      # the last line keeps the contract: time, mark, one line
         else:
             print(f"Error: {event.reason}", file=self.err, flush=True)
         self.exit_status = exit_status(event.error)
@@ -208,6 +208,8 @@ class TerminalFrontEnd(EventHandler):
             self.session.decline_file(parsed.argument)
         elif parsed.action == Action.CANCEL_FILE:
             self.session.cancel_file(parsed.argument)
+        elif parsed.action == Action.TRUST:
+            self.session.trust_code(parsed.argument)
         else:
             try:
                 self.session.send_text(parsed.text)

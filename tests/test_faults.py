@@ -97,7 +97,7 @@ def test_relay_stop_tells_every_client_and_everyone_exits_0(signum):
         stopped_at = time.monotonic()
         for cli in clis:
             assert cli.wait() == 0, cli.output
-            cli.expect(r"^The server shut down\.$")
+            cli.expect(r"^\[\d\d:\d\d:\d\d\] \* The server shut down\.$")
             assert "Traceback" not in cli.output
         closed = carol.wait_for(Closed)
         assert closed.error is None and closed.reason == "The server shut down."

@@ -74,7 +74,7 @@ def test_every_way_of_leaving_is_clean_and_the_others_see_a_goodbye(server, how)
         left = alice.wait_for(MemberLeft)
         assert left.member.name == "Bob" and not left.dropped
         assert "Traceback" not in bob.output
-        assert bob.lines[-1] == "You left the room."
+        assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] \* You left the room\.", bob.lines[-1]), bob.lines[-1]
         assert not [line for line in bob.lines if "Reconnecting" in line or "disconnected you" in line]
 
 
@@ -283,7 +283,7 @@ def test_server_shutdown_tells_every_client_and_everyone_exits_0(signum):
         assert server.wait() == 0
         for client in (alice, bob):
             assert client.wait() == 0
-            client.expect(r"^The server shut down\.$")
+            client.expect(r"^\[\d\d:\d\d:\d\d\] \* The server shut down\.$")
         assert "Traceback" not in server.output + alice.output + bob.output
 
 

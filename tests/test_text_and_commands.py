@@ -80,8 +80,11 @@ def test_unknown_commands_are_explained_and_help_lists_every_command():
     assert "nothing was sent" in refusal(parse_input("/shrug"))
     assert "not supported" in refusal(parse_input("/me x"))
     listed = "\n".join(help_lines())
-    for command in ("/who", "/help", "/quit", "//text"):
+    for command in ("/who", "/help", "/quit", "//text", "/trust NAME", "/accept ID", "Ctrl+D"):
         assert command in listed
+    desktop = "\n".join(help_lines(desktop=True))     # no ids on its cards, no Ctrl+D in a window
+    assert "/trust NAME" in desktop and "/accept" not in desktop and "Ctrl+D" not in desktop
+    assert refusal(parse_input("/trust")) == "/trust needs the member's name: /trust NAME"
 
 
 @pytest.mark.parametrize("lookalike", ["Bob\ufe0f", "Bob\u3164", "Bob\u2800", "B\u043eb", "Bob\u034f", "Bob\u180b",

@@ -257,12 +257,17 @@ class App(EventHandler):
             elif parsed.action == Action.WHO:
                 self.transcript.add_info(self.chat.sidebar.summary())
             elif parsed.action == Action.HELP:
-                self.transcript.add_info("\n".join(help_lines()))
+                self.transcript.add_info("\n".join(help_lines(desktop=True)))
             elif parsed.action in (Action.UNKNOWN, Action.REFUSED, Action.MISSING_ARGUMENT):
                 self.note(refusal(parsed), Severity.WARNING)
                 return False
             elif parsed.action in (Action.SEND_FILE, Action.ACCEPT_FILE, Action.DECLINE_FILE, Action.CANCEL_FILE):
                 self.transfers.command(parsed.action, parsed.argument)
+            elif parsed.action == Action.TRUST:
+                if self.session is None:
+                    self.note("Not connected: /trust needs the member to be in the room with you.", Severity.WARNING)
+                    return False
+                self.session.trust_code(parsed.argument)
             else:
                 return self.send_text(parsed.text)
         return True

@@ -867,17 +867,42 @@ class RoomCore:
                 peer.member = Member(peer.name, peer.verified.safety_code, label)
 
     def _check_known_code(self, peer: Peer) -> None:
-        """Trust on first use: a name seen before with another safety code is an alert."""
+        """Trust on first use: a name seen before with another safety code is an alert.
+        The code remembered stays until the user says to trust the new one (``trust_code``):
+        an impostor who joined once must not make the real member look like one."""
         key, code = name_key(peer.name), peer.verified.safety_code
         previous = self.known_codes.get(key)
-        if previous != code:
-            self.known_codes.pop(key, None)      # re-inserted last: the most recent stay when trimmed
-            self.known_codes[key] = code
-            self.known_codes_changed = True
-        if previous is not None and previous != code:
+        if previous is None:
+            self._remember_code(key, code)
+        elif previous != code:
             self._notice(f"{peer.member.label}'s safety code has changed: it was {previous}, it is now {code}. "
                          f"If {peer.name} did not reinstall Secure X or switch computers, this may be someone "
-                         "else using the name: compare safety codes out loud.", Severity.ALERT)
+                         "else using the name: compare safety codes out loud. You will be warned each time "
+                         f"until you type /trust {peer.name} (once you have compared them).", Severity.ALERT)
+
+    def _remember_code(self, key: str, code: str) -> None:
+        self.known_codes.pop(key, None)      # re-inserted last: the most recent stay when trimmed
+        self.known_codes[key] = code
+        self.known_codes_changed = True
+
+    def trust_code(self, name: str) -> None:
+        """The user compared safety codes with the member called ``name``, who is here:
+        remember that member's code for the name from now on."""
+        key = name_key(name.strip())
+        matching = [peer for peer in self.peers.values() if name_key(peer.name) == key]
+        if len(matching) != 1:
+            self._notice(f"Nobody called {display_safe(name, keep_newlines=False)} is in the room: /trust needs "
+                         "the name of a member who is here now." if not matching else
+                         f"{len(matching)} members called {matching[0].name} are here: /trust cannot tell which "
+                         "one you checked. Ask the one who is not who they say to leave first.", Severity.WARNING)
+            return
+        peer = matching[0]
+        code = peer.verified.safety_code
+        if self.known_codes.get(key) == code:
+            self._notice(f"{code} is already the safety code you trust for {peer.member.label}.")
+            return
+        self._remember_code(key, code)
+        self._notice(f"From now on {code} is the safety code you trust for {peer.member.label}.")
 
     def _send_status(self) -> None:
         status = (self.phase == Phase.IN_ROOM, frozenset(self.peers))

@@ -80,6 +80,7 @@ class CommandKind(enum.Enum):
     ACCEPT_FILE = "accept a file offer"
     DECLINE_FILE = "decline a file offer"
     CANCEL_FILE = "cancel a transfer"
+    TRUST_CODE = "trust a member's new safety code"
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,10 @@ class ChatSession:
         except queue.Full:
             raise SendQueueFullError() from None
         self._wake()
+
+    def trust_code(self, name: str) -> None:
+        """Remember the safety code of the member called ``name`` (who is here) as theirs."""
+        self._file_command(Command(CommandKind.TRUST_CODE, name))
 
     def reconnect_now(self) -> None:
         """Skip the rest of the back-off wait."""
@@ -344,6 +349,8 @@ class ChatSession:
             core.decline_file(command.text)
         elif command.kind == CommandKind.CANCEL_FILE:
             core.cancel_file(command.text)
+        elif command.kind == CommandKind.TRUST_CODE:
+            core.trust_code(command.text)
 
     def _move_file_work(self, core: RoomCore) -> None:
         """Hand the core's disk work to the file worker; hand back what it finished."""

@@ -499,6 +499,46 @@ def test_a_known_name_with_a_new_safety_code_is_an_alert():
     assert alice.known_codes_changed
 
 
+def test_an_impostor_who_joined_once_does_not_become_the_trusted_code():
+    # Found by a tester: the look-alike's code replaced the real one, so the real Bob
+    # then set off the alert every time he came back.
+    room = Room()
+    alice = room.join("Alice")
+    room.join("Bob", seed=1)
+    real_code = alice.known_codes["bob"]
+    room.drop("Bob")
+    room.join("Bob", seed=2)     # someone else, using the name
+    assert len([n for n in room.notices("Alice", Severity.ALERT) if "safety code has changed" in n]) == 1
+    assert "/trust Bob" in room.notices("Alice", Severity.ALERT)[-1]
+    room.drop("Bob")
+    room.join("Bob", seed=1)     # the real Bob again: nothing to warn about
+    assert len([n for n in room.notices("Alice", Severity.ALERT) if "safety code has changed" in n]) == 1
+    assert alice.known_codes["bob"] == real_code
+
+
+def test_trust_takes_the_new_code_of_the_member_who_is_here():
+    room = Room()
+    alice = room.join("Alice")
+    room.join("Bob", seed=1)
+    old_code = alice.known_codes["bob"]
+    room.drop("Bob")
+    room.join("Bob", seed=2)     # Bob reinstalled
+    alice.trust_code("nobody")
+    alice.trust_code("bob")      # names compare as they look
+    room.collect()
+    assert any("Nobody called nobody is in the room" in n for n in room.notices("Alice", Severity.WARNING))
+    new_code = alice.known_codes["bob"]
+    assert new_code != old_code and any(f"{new_code} is the safety code you trust for Bob" in n
+                                        for n in room.notices("Alice"))
+    alerts = len(room.notices("Alice", Severity.ALERT))
+    room.drop("Bob")
+    room.join("Bob", seed=2)
+    assert len(room.notices("Alice", Severity.ALERT)) == alerts     # trusted now
+    room.drop("Bob")
+    room.join("Bob", seed=1)                                          # the old key is the stranger now
+    assert len(room.notices("Alice", Severity.ALERT)) == alerts + 1
+
+
 def test_two_members_with_the_same_name_are_told_apart():
     room = Room()
     room.join("Alice")
