@@ -499,15 +499,22 @@ def test_a_known_name_with_a_new_safety_code_is_an_alert():
     assert alice.known_codes_changed
 
 
-def test_an_impostor_who_joined_once_does_not_become_the_trusted_code():
-    # Found by a tester: the look-alike's code replaced the real one, so the real Bob
-    # then set off the alert every time he came back.
+def bob_back_with_another_key() -> tuple[Room, RoomCore, str]:
+    """Alice met Bob (seed 1); now a "Bob" with another key (seed 2) is here.
+    Returns the room, Alice, and the code she remembered for Bob."""
     room = Room()
     alice = room.join("Alice")
     room.join("Bob", seed=1)
-    real_code = alice.known_codes["bob"]
+    first_code = alice.known_codes["bob"]
     room.drop("Bob")
-    room.join("Bob", seed=2)     # someone else, using the name
+    room.join("Bob", seed=2)
+    return room, alice, first_code
+
+
+def test_an_impostor_who_joined_once_does_not_become_the_trusted_code():
+    # Found by a tester: the look-alike's code replaced the real one, so the real Bob
+    # then set off the alert every time he came back.
+    room, alice, real_code = bob_back_with_another_key()    # someone else, using the name
     assert len([n for n in room.notices("Alice", Severity.ALERT) if "safety code has changed" in n]) == 1
     assert "/trust Bob" in room.notices("Alice", Severity.ALERT)[-1]
     room.drop("Bob")
@@ -517,12 +524,7 @@ def test_an_impostor_who_joined_once_does_not_become_the_trusted_code():
 
 
 def test_trust_takes_the_new_code_of_the_member_who_is_here():
-    room = Room()
-    alice = room.join("Alice")
-    room.join("Bob", seed=1)
-    old_code = alice.known_codes["bob"]
-    room.drop("Bob")
-    room.join("Bob", seed=2)     # Bob reinstalled
+    room, alice, old_code = bob_back_with_another_key()     # Bob reinstalled
     alice.trust_code("nobody")
     alice.trust_code("bob")      # names compare as they look
     room.collect()
