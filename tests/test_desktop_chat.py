@@ -306,12 +306,13 @@ def test_delivery_marks_say_who_has_a_message_on_hover(root):
         app = joined_app(root, server.port)
         pump_until(root, lambda: len(member_rows(app)) == 3, "everyone in the list")
         type_message(app, "did you get this?")
-        pump_until(root, lambda: app.transcript.delivery(1) is not None
-                   and app.transcript.delivery(1).state == "delivered", "both receipts")
-        assert app.transcript.delivery(1).describe() == "Delivered to Bob, Carol"
+        key = app.conversation.mark_key(1)
+        pump_until(root, lambda: app.transcript.delivery(key) is not None
+                   and app.transcript.delivery(key).state == "delivered", "both receipts")
+        assert app.transcript.delivery(key).describe() == "Delivered to Bob, Carol"
         text = app.transcript.text
-        pump_until(root, lambda: text.bbox(text.tag_ranges("d1")[0]) is not None, "the mark to be drawn")
-        x, y, width, height = text.bbox(text.tag_ranges("d1")[0])
+        pump_until(root, lambda: text.bbox(text.tag_ranges(f"d{key}")[0]) is not None, "the mark to be drawn")
+        x, y, width, height = text.bbox(text.tag_ranges(f"d{key}")[0])
         text.event_generate("<Motion>", x=x + width // 2, y=y + height // 2, warp=True)
         pump_until(root, lambda: app.transcript.tooltip.text == "Delivered to Bob, Carol", "the tooltip")
 
@@ -340,6 +341,31 @@ def test_the_server_shutting_down_ends_the_session_and_keeps_the_conversation(ro
     assert app.dialog.back_button.winfo_manager()
     app.dialog.host_entry.event_generate("<Escape>")    # Escape closes the dialog: back to the conversation
     assert app.state == AppState.ENDED and app.chat.winfo_manager() and "before the end" in transcript(app)
+
+
+def test_a_second_session_in_the_same_window_updates_its_own_marks(root):
+    # Found by a tester: each session numbers its messages from 1, so after "Connect
+    # again" the receipts for the new message 1 redrew the old one's mark, and the new
+    # one stayed "queued" or a single tick.
+    def delivered(key: int) -> bool:
+        return app.transcript.delivery(key) is not None and app.transcript.delivery(key).state == "delivered"
+
+    with running_server() as server, core_clients(server.port, "Bob"):
+        app = joined_app(root, server.port)
+        type_message(app, "first session")
+        first = app.conversation.mark_key(1)
+        pump_until(root, lambda: delivered(first), "the first receipt")
+    pump_until(root, lambda: app.state == AppState.ENDED, "the end of the session")
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app.chat.banner.buttons[0].invoke()
+        connect_via_dialog(app, server.port)
+        pump_until(root, lambda: app.state == AppState.IN_ROOM, "the second session")
+        type_message(app, "second session")
+        bob.wait_message("second session", timeout=SLOW)
+        second = app.conversation.mark_key(1)
+        assert second != first
+        pump_until(root, lambda: delivered(second), "the second receipt")
+        assert tagged_text(app, f"d{second}") == tagged_text(app, f"d{first}") == "\u2713\u2713"
 
 
 def test_dark_theme_shows_the_locked_message_box_as_locked(root, monkeypatch):

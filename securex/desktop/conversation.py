@@ -19,6 +19,11 @@ from securex.events import (ChatMessage, DeliveryChanged, Event, EventHandler, F
                             FileProgress, MemberJoined, MemberLeft, MembersChanged, Severity)
 
 
+# A session numbers its own messages from 1; the view keeps every session's messages,
+# so their marks are keyed by (session, message): session * this + message id.
+MARKS_PER_SESSION = 1 << 32
+
+
 class Conversation(EventHandler):
     HANDLES: tuple[type[Event], ...] = (MembersChanged, MemberJoined, MemberLeft, ChatMessage, DeliveryChanged,
                                         FileOffered, FileProgress, FileFinished)
@@ -29,9 +34,15 @@ class Conversation(EventHandler):
         self.theme = theme
         self.on_unseen = on_unseen      # something from the others arrived (for the unread count)
         self.members_listed = False     # this session has listed who is in the room
+        self._session = 0               # sessions so far in this window
 
     def new_session(self) -> None:
         self.members_listed = False
+        self._session += 1
+
+    def mark_key(self, message_id: int) -> int:
+        """The transcript's key for this session's message ``message_id`` (0: none)."""
+        return self._session * MARKS_PER_SESSION + message_id if message_id else 0
 
     def on_members_changed(self, event: MembersChanged) -> None:
         self.chat.sidebar.set_members(event.members, event.capacity)
@@ -55,12 +66,12 @@ class Conversation(EventHandler):
         colour = self.theme.palette.accent_text if event.own else self.chat.sidebar.colours.colour(event.sender.label)
         self.transcript.add_message(event.sender.label, event.text, own=event.own, at=event.sent_at, colour=colour,
                                     late=event.late, caught_up=event.caught_up, delivery=delivery,
-                                    message_id=event.message_id)
+                                    message_id=self.mark_key(event.message_id))
         if not event.own:
             self.on_unseen()
 
     def on_delivery_changed(self, event: DeliveryChanged) -> None:
-        self.transcript.set_delivery(event.message_id, Delivery(event.state, event.delivered_to,
+        self.transcript.set_delivery(self.mark_key(event.message_id), Delivery(event.state, event.delivered_to,
                                                                 event.waiting_for, event.given_up))
 
     def on_file_offered(self, event: FileOffered) -> None:

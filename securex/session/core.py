@@ -141,7 +141,9 @@ class RoomCore:
         self._local_ids = itertools.count(1)
         self._events: list[Event] = []
         self.joined_before = False
-        self._present_before: set[bytes] = set()     # identity keys verified when the link was lost
+        # Identity keys (and labels) verified when the link was lost: their return is no "joined".
+        self._present_before: dict[bytes, str] = {}
+        self._reported_missing: set[bytes] = set()   # of those, not there when we were back: "is back"
         self.outcome: LinkOutcome | None = None
         self.phase = Phase.WAITING
         self.reached_room = False                    # this link got past the join verdict
@@ -190,7 +192,7 @@ class RoomCore:
                 self.guard.record(run.handshake.nonce, run.handshake.attempt, now)
         for peer in self.peers.values():     # unreachable from here now: they are owed what we send
             self.outbox.member_dropped(peer.verified.identity.public_key, now)
-        self._present_before = {peer.verified.identity.public_key for peer in self.peers.values()}
+        self._present_before = {peer.verified.identity.public_key: peer.member.label for peer in self.peers.values()}
         self._reset_link()
 
     # -- inputs -----------------------------------------------------------------------------
@@ -553,10 +555,12 @@ class RoomCore:
                          f"{'it' if silent == 1 else 'they'} cannot see your messages.", Severity.WARNING)
         if self.joined_before:
             now_present = {peer.verified.identity.public_key for peer in self.peers.values()}
-            missing = len(self._present_before - now_present)
+            missing = [key for key in self._present_before if key not in now_present]
+            self._reported_missing = set(missing)
             if missing:
-                self._notice(f"{missing} member{'s' if missing != 1 else ''} who were here before left while "
-                             "you were disconnected.")
+                names = ", ".join(sorted(self._present_before[key] for key in missing))
+                self._notice(f"Not back yet: {names} ({'was' if len(missing) == 1 else 'were'} here before you "
+                             "were disconnected).")
         self.joined_before = True
         self._post_members()
         for local_id, text in self.pending.take_all():    # typed while we were away
@@ -642,7 +646,7 @@ class RoomCore:
                 # A fresh run with a fresh signature proves it is live: it reconnected
                 # before the relay noticed its old connection had died. Move over quietly.
                 del self.peers[old_id]
-                self._present_before.add(identity.public_key)
+                self._present_before[identity.public_key] = old.member.label
         name = identity.name
         peer = Peer(member_id, verified, Member(name, verified.safety_code, name), heard_at=now, sent_at=now)
         self.peers[member_id] = peer
@@ -663,7 +667,10 @@ class RoomCore:
         else:
             if identity.public_key not in self._present_before:
                 self._post(MemberJoined(peer.member))
-            self._present_before.discard(identity.public_key)
+            elif identity.public_key in self._reported_missing:
+                self._notice(f"{peer.member.label} is back.")
+            self._present_before.pop(identity.public_key, None)
+            self._reported_missing.discard(identity.public_key)
             self._post_members()
         self._send_status()
 

@@ -617,6 +617,25 @@ def test_reconnecting_does_not_announce_members_who_never_left():
     assert room.members("Alice") == ["Bob"]
 
 
+def test_after_a_relay_restart_a_member_not_back_yet_is_named_then_said_to_be_back():
+    # Found by a tester: "1 member who were here before left while you were disconnected",
+    # said of Bob who was only a second slower to reconnect, and nothing when he came.
+    room = Room()
+    alice, bob = room.join("Alice"), room.join("Bob")
+    room.drop("Alice")
+    room.drop("Bob")                      # the relay went away under both
+    room.events["Alice"].clear()
+    room.ids["Alice"] = room.relay.connect(alice)
+    room.relay.pump()
+    room.collect()
+    assert "Not back yet: Bob (was here before you were disconnected)." in room.notices("Alice")
+    room.ids["Bob"] = room.relay.connect(bob)
+    room.relay.pump()
+    room.collect()
+    assert "Bob is back." in room.notices("Alice")
+    assert not room.seen("Alice", MemberJoined) and room.members("Alice") == ["Bob"]
+
+
 def test_a_new_link_starts_with_hello_not_with_what_the_old_one_left_unsent():
     """Frames queued when a link ends (receipts, a message) belong to it: sent first on
     the next link they make the relay refuse it as a protocol breach."""
