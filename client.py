@@ -149,13 +149,14 @@ def run_cli(args: argparse.Namespace) -> int:
 
     try:
         passphrase = passphrase_from_args(args)
-        if passphrase is None:
-            if not sys.stdin.isatty():
-                raise SecureXError(f"No passphrase: set {PASSPHRASE_ENV}, use --passphrase-file, "
-                                   "or run in a terminal to type it.")
-            passphrase = getpass.getpass("Room passphrase: ")
-        host = args.host or terminal.ask("Server address: ", "--host")
+        if passphrase is None and not sys.stdin.isatty():
+            raise SecureXError(f"No passphrase: set {PASSPHRASE_ENV}, use --passphrase-file, "
+                               "or run in a terminal to type it.")
+        host, port = host_and_port(args.host or terminal.ask("Server address (HOST or HOST:PORT): ", "--host"),
+                                   args.port)
         name = args.name or terminal.ask("Your name: ", "--name")
+        if passphrase is None:
+            passphrase = getpass.getpass("Room passphrase: ")
     except SecureXError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -165,7 +166,21 @@ def run_cli(args: argparse.Namespace) -> int:
     if not passphrase:
         print("Error: the passphrase is empty.", file=sys.stderr)
         return EXIT_USAGE
+    args.port = port
     return terminal.run(session_options(args, host, name, passphrase))
+
+
+def host_and_port(address: str, port: int | None) -> tuple[str, int | None]:
+    """``--host`` (or what was typed) split into host and port; ``--port`` must agree."""
+    from securex.address import split_host_port
+
+    try:
+        host, in_address = split_host_port(address)
+    except ValueError as error:
+        raise SecureXError(str(error)) from None
+    if in_address is not None and port is not None and in_address != port:
+        raise SecureXError(f"Two ports given: {address} and --port {port}. Give one.")
+    return host, in_address or port
 
 
 def run_desktop(args: argparse.Namespace) -> int:

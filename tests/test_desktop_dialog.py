@@ -69,6 +69,17 @@ def test_the_red_border_and_message_go_once_the_field_is_fixed(root):
     assert not dialog.name_entry.instate(["invalid"]) and dialog.error_label.cget("text") == ""
 
 
+def test_an_address_pasted_with_its_port_fills_the_port_field(root):
+    with running_server() as server:
+        app = make_app(root)
+        connect_via_dialog(app, DEFAULT_PORT, host=f"127.0.0.1:{server.port}")   # as --discover prints it
+        assert app.dialog.host.get() == "127.0.0.1" and app.dialog.port.get() == str(server.port)
+        pump_until(root, lambda: app.state == AppState.IN_ROOM, "joining")
+    app = make_app(root)
+    connect_via_dialog(app, DEFAULT_PORT, host="127.0.0.1:http")
+    assert app.state == AppState.DIALOG and "not a port" in app.dialog.error_label.cget("text")
+
+
 def test_ctrl_a_selects_the_whole_field(root):
     app = make_app(root, host="192.168.1.20", name="Dana")
     root.update()

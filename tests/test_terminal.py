@@ -206,6 +206,21 @@ def test_no_passphrase_without_a_terminal_says_how_to_give_one():
     process.expect(r"SECUREX_PASSPHRASE", stderr=True)
 
 
+def test_the_address_may_carry_the_port_as_discovery_prints_it(server):
+    with core_clients(server.port, "Alice") as (alice,):
+        bob = Process(["client.py", "--cli", "--host", f"127.0.0.1:{server.port}", "--name", "Bob"],
+                      python_env(SECUREX_PASSPHRASE=PASSPHRASE))
+        try:
+            bob.expect(r"\* Joined the room at 127\.0\.0\.1:\d+")
+            alice.wait_members("Bob")
+        finally:
+            bob.kill()
+    clash = Process(["client.py", "--cli", "--host", "127.0.0.1:5093", "--port", "5094", "--name", "Bob"],
+                    python_env(SECUREX_PASSPHRASE=PASSPHRASE))
+    assert clash.wait() == EXIT_USAGE
+    clash.expect(r"Two ports given: 127\.0\.0\.1:5093 and --port 5094", stderr=True)
+
+
 @pytest.mark.parametrize("name, problem", [("", "--name is empty"), ("! Message not sent", "cannot start with")])
 def test_a_name_that_is_empty_or_could_pass_for_the_clients_own_lines_is_refused(name, problem):
     process = cli(1, name, SECUREX_PASSPHRASE=PASSPHRASE)

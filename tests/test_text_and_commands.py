@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from securex.address import split_host_port
 from securex.commands import Action, help_lines, parse_input, refusal
 from securex.text import CLIENT_MARKS, MAX_NAME_CHARS, display_safe, one_line, safe_file_name, validate_name
 
@@ -120,3 +121,17 @@ def test_offered_file_names_lose_their_tricks(offered, saved):
 def test_a_name_of_many_bytes_per_character_fits_the_file_system():
     name = safe_file_name("報告書" * 40 + ".pdf")
     assert len(name.encode("utf-8")) <= 240 and name.endswith(".pdf")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("192.168.1.23", ("192.168.1.23", None)), ("192.168.1.23:5093", ("192.168.1.23", 5093)),
+    (" alice-laptop.local:5050 ", ("alice-laptop.local", 5050)), ("fe80::1", ("fe80::1", None)),
+    ("[fe80::1]:5050", ("fe80::1", 5050)), ("[::1]", ("::1", None))])
+def test_an_address_may_carry_its_port_as_discovery_prints_it(text, expected):
+    assert split_host_port(text) == expected
+
+
+@pytest.mark.parametrize("text", ["host:0", "host:65536", "host:http", "[::1]:x"])
+def test_a_bad_port_in_an_address_is_explained(text):
+    with pytest.raises(ValueError, match="not a port"):
+        split_host_port(text)

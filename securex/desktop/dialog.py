@@ -20,12 +20,14 @@ The passphrase is never written anywhere. Tk thread only.
 
 from __future__ import annotations
 
+import contextlib
 import tkinter as tk
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from tkinter import ttk
 
 from crypto_utils import generate_passphrase, passphrase_warning
+from securex.address import split_host_port
 from securex.desktop.rooms import BrowserFactory, RoomList
 from securex.desktop.theme import Theme
 from securex.discovery import Room, RoomBrowser
@@ -153,6 +155,10 @@ class ConnectDialog(ttk.Frame):
     def problem(self, entry: ttk.Entry) -> str | None:
         """What is wrong with one field, or None."""
         if entry is self.host_entry:
+            try:
+                split_host_port(self.host.get())
+            except ValueError as error:
+                return str(error)
             return None if self.host.get().strip() else "Enter the server address, as server.py printed it."
         if entry is self.port_entry:
             return None if self.port_number() is not None else \
@@ -178,6 +184,11 @@ class ConnectDialog(ttk.Frame):
         """The request the fields describe, or None with the first problem shown inline
         and the field to fix focused."""
         self.show_error("")
+        with contextlib.suppress(ValueError):     # HOST:PORT pasted: the port goes to its own field
+            host, port = split_host_port(self.host.get())
+            if port is not None:
+                self.host.set(host)
+                self.port.set(str(port))
         for entry in self.entries:
             problem = self.problem(entry)
             if problem is not None:
