@@ -57,24 +57,48 @@ class VisualLine:
     right_to_left: bool          # the paragraph's direction (its first strong letter)
 
 
+_REORDERED = _STRONG_RTL | {"AN"}       # letters, and Arabic digits (drawn right to left among themselves)
+
+
 def needs_reordering(text: str) -> bool:
-    """True if ``text`` has a right-to-left letter (fast: most text has none)."""
-    return any(unicodedata.bidirectional(ch) in _STRONG_RTL for ch in text if ord(ch) >= 0x0590)
+    """True if ``text`` has a right-to-left letter or an Arabic digit (fast: most text has none)."""
+    return any(unicodedata.bidirectional(ch) in _REORDERED for ch in text if ord(ch) >= 0x0590)
 
 
 def visual_line(line: str, *, right_to_left: bool | None = None) -> VisualLine:
     """``line`` (no newline) in the order to draw it left to right. Its direction is
-    that of its first strong letter unless ``right_to_left`` says (for the second
-    and later pieces of a line broken to fit a width, which keep the whole line's)."""
+    that of its first strong letter unless ``right_to_left`` says."""
+    return visual_pieces(line, [0], right_to_left=right_to_left)[0]
+
+
+def visual_pieces(line: str, starts: list[int], *, right_to_left: bool | None = None) -> list[VisualLine]:
+    """``line`` broken into screen lines that begin at the typed offsets ``starts``
+    (the first 0; never inside a lam-alef pair), each in drawing order. The levels
+    are resolved once for the whole line, then each piece is reordered on its own
+    (UAX #9 rules L1-L2 are per screen line), so where a line wraps does not change
+    how it reads."""
     if not needs_reordering(line):
-        return VisualLine(line, tuple((i, i + 1) for i in range(len(line))), bool(right_to_left))
+        ends = [*starts[1:], len(line)]
+        return [VisualLine(line[a:b], tuple((i, i + 1) for i in range(a, b)), bool(right_to_left))
+                for a, b in zip(starts, ends, strict=True)]
     shaped, spans = _shape_arabic(line)
     classes = [_bidi_class(ch) for ch in shaped]
     rtl_paragraph = _paragraph_is_rtl(classes) if right_to_left is None else right_to_left
-    levels = _resolve_levels(classes, 1 if rtl_paragraph else 0)
-    order = _visual_order(shaped, levels)
-    text = "".join(_MIRRORS.get(shaped[i], shaped[i]) if levels[i] % 2 else shaped[i] for i in order)
-    return VisualLine(text, tuple(spans[i] for i in order), rtl_paragraph)
+    paragraph = 1 if rtl_paragraph else 0
+    levels = _resolve_levels(classes, paragraph)
+    pieces, first = [], 0
+    bounds = [*starts[1:], len(line)]
+    for end in bounds:      # shaped indices of each piece: its typed characters, in order
+        last = first
+        while last < len(shaped) and spans[last][0] < end:
+            last += 1
+        piece_levels = _reset_trailing_whitespace(classes[first:last], levels[first:last], paragraph)
+        order = [first + i for i in _visual_order(shaped[first:last], piece_levels)]
+        text = "".join(_MIRRORS.get(shaped[i], shaped[i]) if piece_levels[i - first] % 2 else shaped[i]
+                       for i in order)
+        pieces.append(VisualLine(text, tuple(spans[i] for i in order), rtl_paragraph))
+        first = last
+    return pieces
 
 
 def drawn(text: str) -> str:
@@ -109,14 +133,30 @@ def _paragraph_is_rtl(classes: list[str]) -> bool:
     return False
 
 
-def _resolve_levels(original: list[str], paragraph: int) -> list[int]:
-    """The embedding level of every character (rules W1-W7, N1-N2, I1-I2, L1)."""
+def _resolve_levels(classes: list[str], paragraph: int) -> list[int]:
+    """The embedding level of every character (rules W1-W7, N1-N2, I1-I2). Boundary
+    neutrals (zero-width joiners and the like) take no part (X9) and get the level
+    of the character before them, so one cannot split a number or steer a neutral."""
+    kept = [i for i, bidi in enumerate(classes) if bidi != "BN"]
+    kept_levels = _resolve_kept([classes[i] for i in kept], paragraph)
+    levels = [paragraph] * len(classes)
+    for i, level in zip(kept, kept_levels, strict=True):
+        levels[i] = level
+    previous = paragraph
+    for i, bidi in enumerate(classes):
+        if bidi == "BN":
+            levels[i] = previous
+        previous = levels[i]
+    return levels
+
+
+def _resolve_kept(original: list[str], paragraph: int) -> list[int]:
     sos = "R" if paragraph else "L"
     types = list(original)
     count = len(types)
-    # W1: a combining mark (and a zero-width character kept with it) takes the type before it.
+    # W1: a combining mark takes the type before it.
     for i, bidi in enumerate(types):
-        if bidi in ("NSM", "BN"):
+        if bidi == "NSM":
             types[i] = types[i - 1] if i else sos
     # W2, W3: European digits after Arabic letters are Arabic numbers; AL is R.
     last_strong = sos
@@ -175,10 +215,16 @@ def _resolve_levels(original: list[str], paragraph: int) -> list[int]:
             levels.append(paragraph + {"R": 1, "AN": 2, "EN": 2}.get(bidi, 0))
         else:
             levels.append(paragraph + (1 if bidi in ("L", "EN", "AN") else 0))
-    # L1: separators, and whitespace before them or at the end, go back to the paragraph level.
+    return levels
+
+
+def _reset_trailing_whitespace(classes: list[str], levels: list[int], paragraph: int) -> list[int]:
+    """L1 for one screen line: separators, and whitespace before them or at the line's
+    end, go back to the paragraph level."""
+    levels = list(levels)
     trailing = True
-    for i in range(count - 1, -1, -1):
-        bidi = original[i]
+    for i in range(len(classes) - 1, -1, -1):
+        bidi = classes[i]
         if bidi == "S":
             levels[i] = paragraph
             trailing = True
@@ -200,7 +246,7 @@ def _visual_order(text: str, levels: list[int]) -> list[int]:
     a reversed run."""
     clusters: list[list[int]] = []
     for i, ch in enumerate(text):
-        if clusters and (_continues_cluster(ch) or text[i - 1] == _ZWJ):
+        if clusters and (_continues_cluster(ch) or (text[i - 1] == _ZWJ and _is_symbol(ch))):
             clusters[-1].append(i)
         else:
             clusters.append([i])
@@ -224,6 +270,12 @@ def _visual_order(text: str, levels: list[int]) -> list[int]:
 
 def _continues_cluster(ch: str) -> bool:
     return unicodedata.category(ch) in ("Mn", "Me") or ch in "\u200d\ufe0e\ufe0f"
+
+
+def _is_symbol(ch: str) -> bool:
+    """What a zero-width joiner joins into one emoji: only symbols (a joiner before a
+    letter or a digit must not carry it along into another run)."""
+    return unicodedata.category(ch) in ("So", "Sk")
 
 
 # -- Arabic shaping ---------------------------------------------------------------------------
@@ -272,12 +324,24 @@ def _shape_arabic(line: str) -> tuple[str, list[tuple[int, int]]]:
     if not any(ch in forms for ch in line):
         return line, [(i, i + 1) for i in range(len(line))]
 
+    # The nearest character each way that is not a combining mark (marks do not break a
+    # join), found in one pass each way: a run of marks costs no more than its length.
+    transparent = [unicodedata.category(ch) in ("Mn", "Me") for ch in line]
+    before: list[str | None] = []
+    last: str | None = None
+    for ch, mark in zip(line, transparent, strict=True):
+        before.append(last)
+        if not mark:
+            last = ch
+    after: list[str | None] = [None] * len(line)
+    last = None
+    for i in range(len(line) - 1, -1, -1):
+        after[i] = last
+        if not transparent[i]:
+            last = line[i]
+
     def neighbour(start: int, step: int) -> str | None:
-        """The next letter that way, skipping combining marks (they do not break a join)."""
-        i = start + step
-        while 0 <= i < len(line) and unicodedata.category(line[i]) == "Mn":
-            i += step
-        return line[i] if 0 <= i < len(line) else None
+        return before[start] if step < 0 else after[start]
 
     def joins_forward(ch: str | None) -> bool:
         return ch in (_TATWEEL, _ZWJ) or (ch in forms and forms[ch].joins_forward)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from securex.bidi import logical_indices, needs_reordering, visual_line
+from securex.bidi import logical_indices, needs_reordering, visual_line, visual_pieces
 
 SHALOM = "\u05e9\u05dc\u05d5\u05dd"            # שלום, typed right to left: shin first
 OLAM = "\u05e2\u05d5\u05dc\u05dd"              # עולם
@@ -66,6 +66,33 @@ def test_bidi_overrides_do_not_reverse_latin_text():
     # a member's text is shown; here it reaches the algorithm and is only a neutral).
     for override in ("\u202e", "\u2067", "\u200f"):
         assert visual_line(f"pay {override}Bob 100").text == f"pay {override}Bob 100"
+
+
+def test_a_zero_width_joiner_cannot_split_a_number_or_move_a_letter():
+    # Found in review: a joiner carried the character after it into another run.
+    amount = visual_line("\u05e1\u05db\u05d5\u05dd 1,\u200d000")       # "sum 1,000" with a joiner
+    assert amount.text == "1,\u200d000 \u05dd\u05d5\u05db\u05e1"
+    assert visual_line(f"{SHALOM[0]}\u200d{SHALOM[1:]}").text == reversed_text(SHALOM[1:]) + SHALOM[0] + "\u200d"
+
+
+def test_arabic_digits_alone_are_drawn_right_to_left_among_themselves():
+    assert visual_line("\u0661 \u0662").text == "\u0662 \u0661"
+
+
+def test_where_a_line_wraps_does_not_change_how_it_reads():
+    # Levels come from the whole line; each screen line is only reordered (found in review).
+    line = "abc " + "\u05d0\u05d1\u05d2 " * 3 + "123 \u05d3\u05d4\u05d5"
+    whole_pieces = visual_pieces(line, [0, line.index("123")])
+    assert whole_pieces[1].text == "\u05d5\u05d4\u05d3 123"
+    covered = sorted(i for piece in whole_pieces for first, last in piece.spans for i in range(first, last))
+    assert covered == list(range(len(line)))
+
+
+def test_a_long_run_of_combining_marks_is_shaped_in_one_pass():
+    # Found in review: each mark looked back over all the marks before it (minutes for one message).
+    line = "\u0628" + "\u064e" * 49_151
+    drawn = visual_line(line)
+    assert drawn.text == "\ufe8f" + "\u064e" * 49_151 and len(drawn.spans) == len(line)
 
 
 # -- Arabic ------------------------------------------------------------------------------

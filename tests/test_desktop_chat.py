@@ -19,6 +19,7 @@ from desktop_helpers import (SLOW, connect_via_dialog, cuttable_link, joined_app
                              pump_until, settle_errands, tagged_text, transcript, type_message, window_exists)
 from helpers import PASSPHRASE, WAIT, CoreClient, core_clients, fresh_config_dir, running_server
 from securex.bidi import visual_line
+from securex.desktop import transcript as transcript_module
 from securex.desktop.app import BATCH, MIN_SIZE, AppState
 from securex.desktop.composer import PREVIEW_PREFIX, QUEUED_HINT, READY_HINT, Mode
 from securex.desktop.theme import DARK, LIGHT, contrast_ratio
@@ -230,6 +231,32 @@ def test_right_to_left_text_is_drawn_right_to_left_and_copied_as_typed(root):
         composer.send()
         assert composer.hint.cget("text") == READY_HINT
         assert zoe.wait_message(hebrew, timeout=SLOW)
+
+
+def test_hostile_right_to_left_text_cannot_stall_the_view_or_bend_the_clients_lines(root, monkeypatch):
+    # From the review: one tag per line made a 32,767-line Hebrew message cost seconds
+    # per message; a name starting with a Hebrew letter carried the client's sentence
+    # around it; a trim through a wrapped message left half of it copying wrong.
+    monkeypatch.setattr(transcript_module, "MAX_VIEW_LINES", 60)
+    with running_server() as server, core_clients(server.port, "Zoe") as (zoe,):
+        app = joined_app(root, server.port)
+        view = app.transcript
+        tall = "\u05d0\n" * 3000 + "end"
+        zoe.session.send_text(tall)
+        pump_until(root, lambda: "end" in view.text.get("end-2l", "end"), "the tall message")
+        records = [tag for tag in view.text.tag_names() if re.fullmatch(r"rtl\d+", tag)]
+        assert len(records) <= 2          # one per message still in the view, not one per line
+        with view.batch():
+            view.add_notice("\u05d1 Bob joined \u00b7 safety code ABCD EFGH", at=datetime.now())
+        assert view.text.get("end-2l", "end-1c").startswith("\u05d1 Bob joined")
+        wrapped = " ".join(["\u05e9\u05dc\u05d5\u05dd"] * 300)        # many screen lines
+        zoe.session.send_text(wrapped)
+        pump_until(root, lambda: wrapped in view.content(), "the wrapped message")
+        for number in range(8):                                              # push its top out of the view
+            zoe.session.send_text(f"line {number}")
+        pump_until(root, lambda: "line 7" in view.content(), "the short lines")
+        shown = view.content()
+        assert wrapped in shown or "\u05e9\u05dc\u05d5\u05dd" not in shown   # whole, or gone
 
 
 def test_an_over_long_message_keeps_the_draft_and_says_why(root):

@@ -21,7 +21,7 @@ from tkinter import ttk
 
 from securex.desktop.theme import Theme
 from securex.desktop.tooltip import Tooltip
-from securex.desktop.visual_text import RightToLeftLines
+from securex.desktop.visual_text import RightToLeftText
 from securex.events import Severity
 
 MAX_VIEW_LINES = 20_000              # older lines are dropped so memory stays bounded
@@ -75,7 +75,7 @@ class Transcript(ttk.Frame):
         self.message_count = 0
         self.create_widgets()
         self._configure_tags()
-        self._rtl = RightToLeftLines(self.text, theme.font("body"), MARGIN)
+        self._rtl = RightToLeftText(self.text, theme.font("body"), MARGIN)
         self.tooltip = Tooltip(self, theme)
 
     def create_widgets(self) -> None:
@@ -190,7 +190,7 @@ class Transcript(ttk.Frame):
         excess = int(self.text.index("end-1c").split(".")[0]) - MAX_VIEW_LINES
         if excess <= 0:
             return
-        cut = f"{excess + 1}.0"
+        cut = self._rtl.clean_cut(f"{excess + 1}.0")
         # Cards in the dropped lines go with them (Tk would only unmap them).
         for _key, name, _index in self.text.dump("1.0", cut, window=True):
             if name:
@@ -219,10 +219,7 @@ class Transcript(ttk.Frame):
             self._rtl.insert("end", sender, ("header", name_tag, *block), align=False)
             insert("end", "  " + stamp, ("header", "time", *block), "\n", ("header", *block))
         self._last_header = None if late or caught_up else (sender, own, at)
-        for number, line in enumerate(text.split("\n")):
-            if number:
-                insert("end", "\n", ("body", *block))
-            self._rtl.insert("end", line, ("body", *block))
+        self._rtl.insert("end", text, ("body", *block))
         if delivery is not None and message_id:
             insert("end", "  ", ("body", *block))
             self._marks[message_id] = delivery
@@ -278,9 +275,8 @@ class Transcript(ttk.Frame):
         """Append something the user asked for (/who, /help): left-aligned, in a fixed-width
         font so the /help table lines up."""
         start = self.text.index("end-1c")
-        for line in text.split("\n"):
-            self._rtl.insert("end", line, ("info",), align=False)
-            self.text.insert("end", "\n", "info")
+        self._rtl.insert("end", text, ("info",), align=False)
+        self.text.insert("end", "\n", "info")
         self.text.tag_add("info_first", start, f"{start} lineend")
         self.text.tag_add("info_last", "end-2l", "end-1c")
         self._last_header = None
