@@ -172,6 +172,7 @@ class RoomCore:
         self._refusal_noted = False
         self._attempt = crypto_utils.new_nonce(self._randbytes)   # our nonce as A, for every run of this link
         self._members_posted: tuple[tuple[Member, ...], int] | None = None
+        self._held: list[Event] = []     # members' messages that came while joining (see _post_in_room)
 
     def connection_made(self) -> None:
         """A new TCP connection to the relay is open."""
@@ -184,6 +185,7 @@ class RoomCore:
         """The connection is gone (whatever the reason); forget everything tied to it.
         A run where we had shown our confirmation and got none back is a guess spent,
         even though the link, not the guesser, ended it."""
+        self._release_held()      # received and counted: shown even though the join did not finish
         if self.outcome is None:
             self._end(LinkEnd.LOST, f"The connection to {self.server} was lost.")
         now = self._clock()
@@ -565,6 +567,7 @@ class RoomCore:
         self._post_members()
         for local_id, text in self.pending.take_all():    # typed while we were away
             self._send_now(local_id, text, announce=False)
+        self._release_held()
 
     # -- routed bodies -------------------------------------------------------------------------
 
@@ -779,8 +782,8 @@ class RoomCore:
             if message.msg_no >= peer.expect_from:     # a resent message carries the view of back then
                 self._check_view(peer, message.view_age_ms, message.view)
             sent_at = datetime.fromtimestamp(min(message.sent_at_ms, 2**41) / 1000)
-            self._post(ChatMessage(peer.member, display_safe(message.text), own=False, sent_at=sent_at, late=late,
-                                   caught_up=message.msg_no < peer.expect_from))
+            self._post_in_room(ChatMessage(peer.member, display_safe(message.text), own=False, sent_at=sent_at,
+                                           late=late, caught_up=message.msg_no < peer.expect_from))
         elif isinstance(message, (Goodbye, KeepAlive)):
             self._report_missing(peer, log.missing_until(message.next_msg_no, peer.expect_from))
             if isinstance(message, Goodbye):
@@ -799,8 +802,8 @@ class RoomCore:
         elif isinstance(message, FileMessage):
             self.files.on_message(identity.public_key, message)
         elif isinstance(message, CaughtUp) and message.resent:
-            self._notice(f"Caught up: {message.resent} message{'s' if message.resent != 1 else ''} from "
-                         f"{peer.member.label} sent while you were away.")
+            self._post_in_room(Notice(f"Caught up: {message.resent} message{'s' if message.resent != 1 else ''} "
+                                      f"from {peer.member.label} sent while you were away.", Severity.INFO))
 
     def _send_receipts(self) -> None:
         """One ACK per peer for everything received in this read."""
@@ -936,6 +939,19 @@ class RoomCore:
 
     def _post(self, event: Event) -> None:
         self._events.append(event)
+
+    def _post_in_room(self, event: Event) -> None:
+        """What members say: held while we are still joining (a member we verified early
+        sends what we missed at once), so it comes after "Joined", as it reads."""
+        if self.phase == Phase.IN_ROOM:
+            self._post(event)
+        else:
+            self._held.append(event)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for event in held:
+            self._post(event)
 
     def _notice(self, text: str, severity: Severity = Severity.INFO) -> None:
         self._post(Notice(text, severity))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from helpers import FakeClock, SimRelay, sim_core
 from securex import protocol
-from securex.events import ChatMessage, Closed, DeliveryChanged, Notice, Severity
+from securex.events import ChatMessage, Closed, DeliveryChanged, Joined, Notice, Severity
 from securex.session import peer_wire
 from securex.session.core import KEEPALIVE_SECONDS, Phase
 from securex.session.delivery import AWAY_SECONDS, MAX_BACKLOG, MAX_PENDING, SLOW_RECEIPT_SECONDS, Outbox, Sent
@@ -107,6 +107,24 @@ def test_a_member_who_drops_catches_up_in_order_exactly_once_and_is_told():
     assert room.texts("Bob") == ["before", "one", "two", "three"]
     assert "Caught up: 3 messages from Alice sent while you were away." in room.notices("Bob")
     assert {e.state for e in room.delivery("Alice").values()} == {"delivered"}
+    # In the order it reads: back in the room first, then what was missed (a tester saw
+    # the missed messages before "Joined", as Alice sends them the moment she has verified Bob).
+    events = room.events["Bob"]
+    back = max(i for i, e in enumerate(events) if isinstance(e, Joined))
+    assert back < events.index(caught[0])
+    assert back < next(i for i, e in enumerate(events) if isinstance(e, Notice) and e.text.startswith("Caught up"))
+
+
+def test_what_was_missed_comes_after_joined_even_while_others_are_still_verifying():
+    room = Room()
+    room.join("Alice", "Carol", "Bob")
+    room.drop("Bob")
+    room.say("Alice", "while you were out")
+    room.join("Bob")          # Alice verifies Bob and resends before Carol's run is done
+    events = room.events["Bob"]
+    back = max(i for i, e in enumerate(events) if isinstance(e, Joined))
+    missed = next(i for i, e in enumerate(events) if isinstance(e, ChatMessage) and e.text == "while you were out")
+    assert back < missed
 
 
 def test_a_lost_receipt_means_a_resend_that_is_never_shown_twice():
