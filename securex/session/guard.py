@@ -53,10 +53,14 @@ class JoinGuard:
         self._forget_old(now)
         if run in self._failures:
             return False
+        # One newcomer's attempt fails once with each member present, and each reports it:
+        # it counts towards the back-off each time, but is news to the user only once.
+        new_attempt = all(seen != attempt for seen, _ in self._failures.values())
         self._failures[run] = (attempt, now)
         while len(self._failures) > MAX_REMEMBERED:
             self._failures.popitem(last=False)
-        self._unannounced += 1
+        if new_attempt:
+            self._unannounced += 1
         return True
 
     def backoff_remaining(self, now: float) -> float:
@@ -86,10 +90,10 @@ class JoinGuard:
     def notice_due(self, now: float) -> str | None:
         """A line for the user about new failures, at most every NOTICE_EVERY_SECONDS,
         except that the room starting to refuse joins is said at once."""
-        if not self._unannounced:
-            return None
         backoff = self.backoff_remaining(now)
         starts_refusing = bool(backoff) and not self._announced_backoff
+        if not self._unannounced and not starts_refusing:
+            return None
         if (not starts_refusing and self._last_notice_at is not None
                 and now - self._last_notice_at < NOTICE_EVERY_SECONDS):
             return None

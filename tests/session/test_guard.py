@@ -59,6 +59,18 @@ def test_the_notice_counts_attempts_in_the_last_minute_at_most_every_10_seconds(
     assert "3 failed attempts" in guard.notice_due(10.0)
 
 
+def test_other_members_reporting_the_same_attempt_is_no_second_notice():
+    # Found by a tester: one wrong passphrase, announced, then announced again 10 s later
+    # once the other member's report of the same attempt came in: it read like a second attack.
+    guard = JoinGuard(free_failures=100)
+    fail(guard, 1, at=0.0, attempt=b"one")
+    assert guard.notice_due(0.0) == "1 failed attempt to join with a wrong passphrase in the last minute."
+    fail(guard, 1, at=0.5, attempt=b"one")       # Carol's report of the same newcomer's run with her
+    assert guard.next_notice_at() is None and guard.notice_due(10.0) is None
+    fail(guard, 1, at=11.0, attempt=b"two")       # a new attempt is news
+    assert "2 failed attempts" in guard.notice_due(11.0)
+
+
 def test_the_notice_says_at_once_when_the_room_starts_refusing_joins():
     guard = JoinGuard(free_failures=2)
     fail(guard, 1, at=0.0)
