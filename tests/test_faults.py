@@ -82,6 +82,24 @@ def test_relay_killed_and_restarted_on_the_same_port_the_room_re_forms_by_itself
           f"{second.retry_in:g} s, back in the room {reconnected:.2f} s after the restart")
 
 
+def test_the_relay_log_tells_a_goodbye_from_a_dropped_connection():
+    # A tester saw a member killed with SIGKILL logged as "left (goodbye)".
+    with ExitStack() as stack:
+        server, port = stack.enter_context(server_process())
+        carol = CoreClient(port, "Carol")
+        stack.callback(carol.close)
+        carol.join()
+        with cli_client(port, "Alice") as alice:
+            carol.wait_members("Alice")
+            alice.send_line("/quit")
+            assert alice.wait() == 0
+        server.expect(r"connection [0-9a-f]{8} left \(goodbye\); 1/5 in the room", stderr=True)
+        with cli_client(port, "Bob") as bob:
+            carol.wait_members("Bob")
+            bob.proc.send_signal(signal.SIGKILL)
+            server.expect(r"connection [0-9a-f]{8} dropped \(no goodbye\); 1/5 in the room", stderr=True)
+
+
 # -- the relay stopped with Ctrl+C or SIGTERM -----------------------------------------------------
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl+C", "SIGTERM"])
@@ -105,6 +123,8 @@ def test_relay_stop_tells_every_client_and_everyone_exits_0(signum):
         took = time.monotonic() - stopped_at
         server.expect(r"Shutting down; telling every member\.")
         server.expect(r"^Server stopped\.$")
+        server.expect(r"connection [0-9a-f]{8} closed: the server is shutting down", stderr=True)
+        assert "0/5 in the room" not in server.output
         assert "Traceback" not in server.output
     print(f"\nstop ({signal.Signals(signum).name}): relay and 3 clients done in {took:.2f} s")
 

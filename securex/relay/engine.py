@@ -81,6 +81,7 @@ class Connection:
         self._closing = False
         self._give_up_at: float | None = None
         self.close_reason: CloseReason | None = None
+        self.said_goodbye = False     # it sent LEAVE (else it went without a word, if not closed by us)
         self._writer = threading.Thread(target=self._write_loop, name=f"writer {peer}", daemon=True)
         self._writer.start()
 
@@ -263,6 +264,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 if self._dispatch(conn, rest):    # what came in the same read as HELLO
                     self._relay(conn, frames)
         finally:
+            closed_by_us = conn.close_reason
             if admitted:
                 registry.remove(conn)
             else:
@@ -271,9 +273,20 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             conn.wait_closed(SLOW_LINGER + 1)
             conn.drain()
             if admitted:
-                log.info("connection %s left (%s); %d/%d in the room", member_id[:4].hex(),
-                         conn.close_reason.name.lower() if conn.close_reason else "gone",
-                         registry.member_count, registry.capacity)
+                self._log_departure(conn, closed_by_us)
+
+    def _log_departure(self, conn: Connection, closed_by_us: CloseReason | None) -> None:
+        """One line per member gone: how (said goodbye, dropped, or closed by the relay, and why)."""
+        registry = self.server.registry
+        who = conn.member_id[:4].hex()
+        if closed_by_us == CloseReason.SHUTDOWN:
+            log.info("connection %s closed: the server is shutting down", who)
+        elif closed_by_us is not None and not conn.said_goodbye:
+            log.info("connection %s closed by the relay (%s); %d/%d in the room", who, closed_by_us.name.lower(),
+                     registry.member_count, registry.capacity)
+        else:
+            how = "left (goodbye)" if conn.said_goodbye else "dropped (no goodbye)"
+            log.info("connection %s %s; %d/%d in the room", who, how, registry.member_count, registry.capacity)
 
     def _frames(self, conn: Connection, ready_by: float) -> Iterator[list[protocol.Frame]]:
         """Yield the whole frames each read brings, until EOF, an error, a closing
@@ -358,6 +371,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 elif frame.type == FrameType.STATUS:
                     registry.set_status(conn, protocol.parse_status(frame))
                 elif frame.type == FrameType.LEAVE:
+                    conn.said_goodbye = True
                     return False
                 elif frame.type != FrameType.PING:
                     raise ProtocolError(f"unexpected {frame.type.name} frame")

@@ -561,8 +561,8 @@ class RoomCore:
             self._reported_missing = set(missing)
             if missing:
                 names = ", ".join(sorted(self._present_before[key] for key in missing))
-                self._notice(f"Not back yet: {names} ({'was' if len(missing) == 1 else 'were'} here before you "
-                             "were disconnected).")
+                self._notice(f"Waiting for {names} to come back ({'was' if len(missing) == 1 else 'were'} here "
+                             "before you were disconnected).")
         self.joined_before = True
         self._post_members()
         for local_id, text in self.pending.take_all():    # typed while we were away

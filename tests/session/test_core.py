@@ -628,7 +628,7 @@ def test_after_a_relay_restart_a_member_not_back_yet_is_named_then_said_to_be_ba
     room.ids["Alice"] = room.relay.connect(alice)
     room.relay.pump()
     room.collect()
-    assert "Not back yet: Bob (was here before you were disconnected)." in room.notices("Alice")
+    assert "Waiting for Bob to come back (was here before you were disconnected)." in room.notices("Alice")
     room.ids["Bob"] = room.relay.connect(bob)
     room.relay.pump()
     room.collect()
