@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import pytest
 
-from helpers import (WAIT, CoreClient, RawConnection, cli_client, close_reason, core_clients, running_server,
+from helpers import (WAIT, CoreClient, Process, RawConnection, cli_client, close_reason, core_clients, running_server,
                      server_process, wait_until)
 from securex import protocol
 from securex.events import ChatMessage, Closed, ConnectionLost, Joined, MemberLeft, Notice, Reconnecting, Severity
@@ -36,14 +36,20 @@ CHURN_THREADS = 6
 NOTICE_WITHIN = 3.0       # seconds for a client to notice that the relay is gone
 
 
+def relay_and_member(stack: ExitStack, name: str) -> tuple[Process, int, CoreClient]:
+    """``server.py`` in a process, and one member in the room; both ended with ``stack``."""
+    server, port = stack.enter_context(server_process())
+    member = CoreClient(port, name)
+    stack.callback(member.close)
+    member.join()
+    return server, port, member
+
+
 # -- the relay killed and restarted -------------------------------------------------------------
 
 def test_relay_killed_and_restarted_on_the_same_port_the_room_re_forms_by_itself():
     with ExitStack() as stack:
-        server, port = stack.enter_context(server_process())
-        alice = CoreClient(port, "Alice")
-        stack.callback(alice.close)
-        alice.join()
+        server, port, alice = relay_and_member(stack, "Alice")
         bob = stack.enter_context(cli_client(port, "Bob"))
         alice.wait_members("Bob")
 
@@ -85,10 +91,7 @@ def test_relay_killed_and_restarted_on_the_same_port_the_room_re_forms_by_itself
 def test_the_relay_log_tells_a_goodbye_from_a_dropped_connection():
     # A tester saw a member killed with SIGKILL logged as "left (goodbye)".
     with ExitStack() as stack:
-        server, port = stack.enter_context(server_process())
-        carol = CoreClient(port, "Carol")
-        stack.callback(carol.close)
-        carol.join()
+        server, port, carol = relay_and_member(stack, "Carol")
         with cli_client(port, "Alice") as alice:
             carol.wait_members("Alice")
             alice.send_line("/quit")
@@ -105,10 +108,7 @@ def test_the_relay_log_tells_a_goodbye_from_a_dropped_connection():
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl+C", "SIGTERM"])
 def test_relay_stop_tells_every_client_and_everyone_exits_0(signum):
     with ExitStack() as stack:
-        server, port = stack.enter_context(server_process())
-        carol = CoreClient(port, "Carol")
-        stack.callback(carol.close)
-        carol.join()
+        server, port, carol = relay_and_member(stack, "Carol")
         clis = [stack.enter_context(cli_client(port, name)) for name in ("Alice", "Bob")]
 
         server.proc.send_signal(signum)
