@@ -467,6 +467,10 @@ class FileTransfers:
             receiver = outgoing.receivers.get(key)
             if receiver is not None and receiver.stage == Stage.MOVING:
                 receiver.awaiting_resume = True
+            elif receiver is not None and receiver.stage == Stage.OFFERED:
+                # Offered but not answered: a client that restarted has forgotten the offer
+                # (one that only reconnected ignores an offer it already holds).
+                self._send(key, self._offer(outgoing))
 
     def _ask_to_resume(self, transfer: Incoming) -> None:
         transfer.resend_asked_at = transfer.next_expected
@@ -551,11 +555,15 @@ class FileTransfers:
                                          f"of {human_size(self.max_file_bytes)}."))
             return
         outgoing.size, outgoing.sha256, outgoing.stage = result.size, result.sha256, Stage.OFFERED
-        offer = FileOffer(outgoing.file_id, result.size, outgoing.chunk_size, result.sha256, outgoing.key,
-                          outgoing.name)
+        offer = self._offer(outgoing)
         offered = [r.name for r in outgoing.receivers.values() if self._send(r.key, offer)]
         self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", ", ".join(offered) or "nobody",
                                      0, result.size, 0.0, "offered"))
+
+    @staticmethod
+    def _offer(outgoing: Outgoing) -> FileOffer:
+        return FileOffer(outgoing.file_id, outgoing.size, outgoing.chunk_size, outgoing.sha256, outgoing.key,
+                         outgoing.name)
 
     def _on_failed(self, result: Failed) -> None:
         outgoing = self.outgoing.get(result.file_id)

@@ -170,6 +170,28 @@ def test_a_receiver_cut_off_mid_transfer_resumes_without_starting_over(tmp_path)
     assert len(chunks_after) <= 31 - had + 1          # only what was missing (and one in flight)
 
 
+def test_an_offer_is_made_again_to_a_receiver_whose_client_restarted_before_answering(tmp_path):
+    # Found by a tester: Dana's client was killed before she answered; restarted, her
+    # "/accept ID" found no offer, and the sender waited on her for nothing.
+    room = Room(tmp_path, "Alice", "Dana")
+    source = random_file(tmp_path / "notes.bin", 3 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    room.relay.drop(room.ids["Dana"])
+    room.pump()
+    del room.cores["Dana"]                            # a new process: the same identity, no memory
+    room.join("Dana")
+    offers = [e for e in room.events["Dana"] if isinstance(e, FileOffered)]     # the new process's events
+    assert [o.file_id for o in offers] == [file_id]
+    room.relay.drop(room.ids["Dana"])                 # only reconnecting: the offer is not shown twice
+    room.pump()
+    room.join("Dana")
+    assert len([e for e in room.events["Dana"] if isinstance(e, FileOffered)]) == 1
+    room.cores["Dana"].accept_file(file_id)
+    room.pump()
+    [done] = [e for e in room.finished("Dana") if e.ok]
+    assert digest(Path(done.path)) == digest(source)
+
+
 def test_no_more_than_a_window_of_chunks_is_ever_on_its_way(tmp_path):
     room = Room(tmp_path, "Alice", "Bob")
     file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 60 * CHUNK_BYTES))
