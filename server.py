@@ -97,7 +97,7 @@ def announce(server: RelayServer, host: str) -> list[str]:
     print(f"Secure X server on {addresses[0]}:{port} (up to {limit} members)")
     for other in addresses[1:]:
         print(f"  also reachable at {other}:{port}")
-    print(f"Members join with: securex --host {addresses[0]} --port {port}")
+    print(f"Members join with: securex --host {addresses[0]} --port {port} (add --cli for the terminal)")
     print("Press Ctrl+C to stop.", flush=True)
     return addresses
 
