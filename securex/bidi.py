@@ -13,7 +13,8 @@ letters come out unjoined. The desktop's read-only views pass each line through
   Algorithm (UAX #9): the paragraph direction from the first strong letter
   (P2-P3), weak types (W1-W7), neutrals (N1-N2), levels (I1-I2), trailing
   whitespace (L1), reversal (L2) with combining marks kept after their base
-  (L3), and mirrored brackets (L4).
+  (L3), and mirrored characters (L4: brackets, and signs such as ≪ or ⊂
+  whose mirror image is named for the other direction).
 
 Left out on purpose: explicit embeddings, overrides and isolates (X1-X10), since
 ``text.display_safe`` turns every bidi control into U+FFFD before a member's
@@ -27,6 +28,7 @@ each drawn character back to the typed characters it stands for.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,6 +42,10 @@ _RESET_AT_END = frozenset({"WS", "BN"}) | _EXPLICIT      # L1: back to the parag
 _MIRROR_PAIRS = "()<>[]{}\u00ab\u00bb\u2039\u203a\u2045\u2046\u207d\u207e\u208d\u208e\u2264\u2265\u3008\u3009"
 _MIRRORS = {a: b for a, b in zip(_MIRROR_PAIRS[::2], _MIRROR_PAIRS[1::2], strict=True)}
 _MIRRORS.update({b: a for a, b in _MIRRORS.items()})
+# Most other mirrored characters (Bidi_Mirrored) are named for their direction: the
+# mirror image has the other word in its name (≪ MUCH LESS-THAN, ≫ MUCH GREATER-THAN).
+_MIRROR_WORDS = (("LEFT", "RIGHT"), ("LESS", "GREATER"), ("SUBSET", "SUPERSET"), ("PRECEDES", "SUCCEEDS"),
+                 ("ELEMENT OF", "CONTAINS AS MEMBER"), ("OPENING", "CLOSING"))
 
 _TATWEEL = "\u0640"
 _ZWJ = "\u200d"
@@ -94,7 +100,7 @@ def visual_pieces(line: str, starts: list[int], *, right_to_left: bool | None = 
             last += 1
         piece_levels = _reset_trailing_whitespace(classes[first:last], levels[first:last], paragraph)
         order = [first + i for i in _visual_order(shaped[first:last], piece_levels)]
-        text = "".join(_MIRRORS.get(shaped[i], shaped[i]) if piece_levels[i - first] % 2 else shaped[i]
+        text = "".join(_mirror(shaped[i]) if piece_levels[i - first] % 2 else shaped[i]
                        for i in order)
         pieces.append(VisualLine(text, tuple(spans[i] for i in order), rtl_paragraph))
         first = last
@@ -233,6 +239,21 @@ def _reset_trailing_whitespace(classes: list[str], levels: list[int], paragraph:
         else:
             trailing = False
     return levels
+
+
+@lru_cache(maxsize=4096)
+def _mirror(ch: str) -> str:
+    """L4: the character to draw at a right-to-left level (itself if it has no mirror)."""
+    if ch in _MIRRORS or not unicodedata.mirrored(ch):
+        return _MIRRORS.get(ch, ch)
+    name = unicodedata.name(ch, "")
+    for word, other in (*_MIRROR_WORDS, *((b, a) for a, b in _MIRROR_WORDS)):
+        if re.search(rf"\b{word}\b", name):
+            try:
+                return unicodedata.lookup(re.sub(rf"\b{word}\b", other, name))
+            except KeyError:
+                continue
+    return ch
 
 
 def _strong_direction(bidi: str) -> str:

@@ -44,6 +44,12 @@ def test_brackets_are_mirrored_in_right_to_left_text():
     assert visual_line(f"{SHALOM} [1]").text == f"[1] {reversed_text(SHALOM)}"
 
 
+def test_mathematical_signs_are_mirrored_too():
+    # "א ≪ ב" (aleph much-less-than bet) drawn from the right must still point at aleph.
+    assert visual_line("\u05d0 \u226a \u05d1").text == "\u05d1 \u226b \u05d0"
+    assert visual_line("\u05d0 \u2282 \u05d1").text == "\u05d1 \u2283 \u05d0"      # subset, superset
+
+
 def test_combining_marks_stay_after_their_letter():
     shin_qamats, vav_holam = "\u05e9\u05b8", "\u05d5\u05b9"
     word = f"{shin_qamats}\u05dc{vav_holam}\u05dd"          # שָלוֹם, pointed

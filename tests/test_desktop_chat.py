@@ -209,6 +209,7 @@ def test_right_to_left_text_is_drawn_right_to_left_and_copied_as_typed(root):
         widget.tag_add("sel", last_start, last_end)
         widget.event_generate("<<Copy>>")
         assert root.clipboard_get() == long_hebrew
+        assert root.selection_get(selection="PRIMARY") == long_hebrew      # select, then middle-click
         widget.tag_remove("sel", "1.0", "end")
         start = widget.search("123", "1.0")
         widget.tag_add("sel", start, f"{start} lineend")

@@ -80,6 +80,10 @@ class RightToLeftText:
         self._generation = 0             # bumped by each new width: older passes stop
         text.tag_configure(RIGHT_ALIGNED_TAG, justify="right")
         text.bind("<<Copy>>", self._copy, add="+")
+        # X11's other clipboard (select, then middle-click): the typed text too.
+        self._primary_cache: tuple[tuple[str, ...], str] | None = None
+        for kind in ("STRING", "UTF8_STRING"):
+            text.selection_handle(self._primary, selection="PRIMARY", type=kind)
         text.bind("<Configure>", self._on_resize, add="+")
 
     def insert(self, index: str, typed: str, tags: tuple[str, ...], *, align: bool = True) -> None:
@@ -261,6 +265,16 @@ class RightToLeftText:
             return 0
         counted = self.text.count(start, end, "chars")
         return int(counted[0]) if counted else 0
+
+    def _primary(self, offset: str, length: str) -> str:
+        """Tk asks for the selection in slices: the typed text of it, worked out once."""
+        if not self.text.tag_ranges("sel"):
+            return ""
+        key = (*(str(i) for i in self.text.tag_ranges("sel")), self.text.index("end"), str(self._next))
+        if self._primary_cache is None or self._primary_cache[0] != key:
+            self._primary_cache = (key, self.logical_text("sel.first", "sel.last"))
+        start = int(offset)
+        return self._primary_cache[1][start:start + int(length)]
 
     def _copy(self, event: tk.Event) -> str | None:
         if not self.text.tag_ranges("sel"):
