@@ -49,6 +49,7 @@ as it is read); else it is asked for without echo.
 
 in the terminal client, type a line to send it; /who lists the members with their safety codes,
 /send PATH offers a file to everyone (each offer prints an id: /accept ID, /decline ID, /cancel ID),
+/trust NAME accepts a member's changed safety code once you have compared it,
 /help lists the commands, and /quit, <quit>, {{quit}}, end of input or Ctrl+C leave the room.
 
 files: accepted files go to --downloads (default ~/Downloads/Secure X), never over an existing
@@ -69,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="securex", description="Secure X: end-to-end encrypted group chat for your local network.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cli", action="store_true", help="chat in this terminal instead of a window")
-    parser.add_argument("--host", help="server address, as the server printed it")
+    parser.add_argument("--host", help="server address, as the server printed it (HOST:PORT too)")
     parser.add_argument("--port", type=int, default=None, help=f"server port (default: {DEFAULT_PORT})")
     parser.add_argument("--name", help="your display name (travels encrypted)")
     parser.add_argument("--passphrase-file", metavar="PATH", help="read the room passphrase from this file")

@@ -272,7 +272,7 @@ def test_help_documents_commands_quit_words_statuses_theme_and_settings():
     assert process.wait() == 0
     text = "\n".join(process.lines)
     for needle in ("/who", "/help", "<quit>", "exit statuses", "4 wrong passphrase", "SECUREX_THEME",
-                   "~/.config/securex", "--host", "fill in the connect dialog"):
+                   "~/.config/securex", "--host", "fill in the connect dialog", "/trust NAME", "HOST:PORT"):
         assert needle in text, needle
 
 
