@@ -6,7 +6,7 @@ written whole to a temporary file created 0600, then renamed over the old one,
 so a crash never leaves half a file and nobody else on the machine can read it:
 
     identities.json   the Ed25519 identity key of each display name used here
-    known.json        the safety code last seen for each member's name (trust on first use)
+    known.json        the safety code trusted for each member's name (first seen, or set by /trust)
     settings.json     the desktop app's last server, port, name and downloads folder (never the passphrase)
 
 Reading never raises for a missing or damaged file: callers get an empty value
