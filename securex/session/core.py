@@ -214,7 +214,8 @@ class RoomCore:
                 self._on_frame(frame)
             except ProtocolError as error:
                 self._end(LinkEnd.LOST, f"The server broke the protocol ({error}).")
-        self._send_receipts()
+        # The receipts for this read are sealed in data_to_send: the front end can be
+        # handed the messages first (take_events), which is what a reader waits for.
 
     def send_text(self, text: str) -> bool:
         """Send a message to every verified member, or keep it until the room is back.
@@ -311,6 +312,7 @@ class RoomCore:
     def data_to_send(self, bulk_room: int | None = None) -> bytes:
         """Everything to send: control and chat first, then file chunks, of which only
         about ``bulk_room`` bytes (all, if None), so chat never queues behind a file."""
+        self._send_receipts()
         for keys, body in self.files.take_bulk():
             member_ids = [peer.member_id for peer in self.peers.values() if peer.verified.identity.public_key in keys]
             if member_ids:

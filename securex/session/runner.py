@@ -284,6 +284,12 @@ class ChatSession:
                 core.leave()
                 leave_by = time.monotonic() + LEAVE_TIMEOUT
             outgoing += core.data_to_send(bulk_room=BULK_AHEAD - len(outgoing))
+            if outgoing:     # out before the front end hears of it: others see a text sooner
+                sent = self._send_some(sock, outgoing)
+                if sent is None:
+                    break
+                if sent:
+                    last_progress = time.monotonic()
             self._post_all(core.take_events())
             if core.outcome is not None:
                 break
@@ -311,14 +317,11 @@ class ChatSession:
                     break   # the relay closed the connection
                 if data:
                     core.receive_data(data)
+                    self._post_all(core.take_events())    # what arrived, before its receipts are sealed
             if sock in writable and outgoing:
-                try:
-                    sent = sock.send(outgoing)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:
+                sent = self._send_some(sock, outgoing)
+                if sent is None:
                     break
-                del outgoing[:sent]
                 if sent:
                     last_progress = now
             if not outgoing:
@@ -336,6 +339,19 @@ class ChatSession:
         core.connection_lost()
         self._post_all(core.take_events())
         return outcome
+
+    @staticmethod
+    def _send_some(sock: socket.socket, outgoing: bytearray) -> int | None:
+        """Send what the socket takes now and drop it from ``outgoing``: the byte count,
+        or None if the connection is broken."""
+        try:
+            sent = sock.send(outgoing)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return None
+        del outgoing[:sent]
+        return sent
 
     @staticmethod
     def _apply(core: RoomCore, command: Command) -> None:
