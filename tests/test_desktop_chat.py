@@ -290,7 +290,11 @@ def test_who_help_and_unknown_commands_stay_on_this_computer(root):
         assert "/send PATH" in transcript(app) and "//text" in transcript(app)
         type_message(app, "/shrug")
         assert "Unknown command /shrug: nothing was sent." in transcript(app)
-        assert app.chat.composer.draft == "/shrug"      # kept, to fix
+        assert app.chat.composer.draft == "/shrug"      # kept, to fix, and selected: the next command
+        box = app.chat.composer.input                   # typed replaces it (a tester got "/accept/who")
+        assert box.get("sel.first", "sel.last") == "/shrug"
+        box.event_generate("<Key>", keysym="slash")
+        assert app.chat.composer.draft == "/"
         app.chat.composer.clear()
         type_message(app, "/me waves")
         assert "/me is not supported" in transcript(app)

@@ -129,6 +129,10 @@ class Composer(ttk.Frame):
             text = self.draft
             if text.strip() and self.on_send(text):
                 self.clear()
+            elif text.lstrip().startswith("/"):
+                # A refused command stays to be fixed, selected: typing the next one replaces
+                # it instead of running into it ("/accept/who").
+                self._select_all(None)
         return "break"   # Enter never inserts a newline
 
     def _newline(self, event: tk.Event) -> str:
@@ -136,7 +140,7 @@ class Composer(ttk.Frame):
         self.input.see("insert")
         return "break"
 
-    def _select_all(self, event: tk.Event) -> str:
+    def _select_all(self, event: tk.Event | None) -> str:
         self.input.tag_add("sel", "1.0", "end-1c")
         self.input.mark_set("insert", "end-1c")
         return "break"
