@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PASSPHRASE, WAIT, skip_unless_ci
+from helpers import PASSPHRASE, WAIT, Forwarder, skip_unless_ci
 from xvfb import virtual_display, xvfb_available
 
 try:
@@ -168,26 +168,18 @@ def settle_errands(root: tk.Tk, app: App) -> None:
 
 # -- a link to the relay that the test can cut ------------------------------------------------------
 
-class CuttableLink:
-    """A TCP forwarder in front of the relay. ``cut()`` closes every connection through it
+class CuttableLink(Forwarder):
+    """A forwarder in front of the relay. ``cut()`` closes every connection through it
     and turns new ones away (the client sees its link drop and keeps retrying) until
     ``restore()``. ``bytes_per_second`` slows what flows towards the client, so a transfer
     takes long enough to watch its progress (``client_sends_too`` slows the other way as well)."""
 
     def __init__(self, server_port: int, bytes_per_second: float | None = None, client_sends_too: bool = False) -> None:
-        self.server_port = server_port
         self.bytes_per_second = bytes_per_second
         self.client_sends_too = client_sends_too
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
         self._open = threading.Event()
         self._open.set()
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
+        super().__init__(server_port)
 
     def cut(self) -> None:
         self._open.clear()
@@ -196,35 +188,11 @@ class CuttableLink:
     def restore(self) -> None:
         self._open.set()
 
-    def _close_all(self) -> None:
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+    def _admit(self) -> bool:
+        return self._open.is_set()
 
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not self._open.is_set():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.server_port), timeout=WAIT)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            thread = threading.Thread(target=self._carry, args=(client, upstream), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+    def _connected(self, client: socket.socket, upstream: socket.socket) -> None:
+        self._start(self._carry, client, upstream)
 
     def _carry(self, client: socket.socket, upstream: socket.socket) -> None:
         pairs = {client: upstream, upstream: client}
@@ -249,13 +217,6 @@ class CuttableLink:
         finally:
             for sock in (client, upstream):
                 sock.close()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._listener.close()
-        self._close_all()
-        for thread in self._threads:
-            thread.join(WAIT)
 
 
 @contextlib.contextmanager

@@ -15,8 +15,11 @@ import base64
 import itertools
 import os
 import queue
+import random
 import re
+import select
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -515,41 +518,35 @@ def sim_core(name: str, w: int = 424242, *, clock: FakeClock, seed: int | None =
 Tamper = Callable[[protocol.Frame], bytes]
 
 
-@dataclass
-class RecordedConnection:
-    """Every byte of one client connection, per direction, as it crossed the relay."""
+class Forwarder:
+    """A TCP forwarder on 127.0.0.1 (port 0) in front of the relay: clients connect to
+    ``port``; each connection gets its own upstream connection to the relay, handed to
+    ``_connected`` (which starts whatever carries the bytes, with ``_start``). The
+    test doubles below differ only in how they carry, and whom they let in."""
 
-    to_server: bytearray = field(default_factory=bytearray)
-    to_client: bytearray = field(default_factory=bytearray)
-
-
-class RecordingRelay:
-    """A TCP relay on 127.0.0.1 (port 0) in front of the real server. Clients connect
-    to ``port``; each connection gets its own upstream connection to the server, and
-    two threads copy bytes both ways, keeping a copy of each direction.
-
-    With ``tamper``, the client-to-server stream is cut into frames and each frame is
-    replaced by what ``tamper`` returns: an active attacker on the network.
-    """
-
-    def __init__(self, server_port: int, tamper: Tamper | None = None) -> None:
-        self._server_port = server_port
-        self._tamper = tamper
+    def __init__(self, server_port: int) -> None:
+        self.server_port = server_port
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
         self.port: int = self._listener.getsockname()[1]
-        self.connections: list[RecordedConnection] = []
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
-        self._start(self._accept_loop, "relay accept")
+        self._start(self._accept_loop)
 
-    def _start(self, target: Callable[..., None], name: str, *args) -> None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    def _start(self, target: Callable[..., None], *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
         with self._lock:
             self._threads.append(thread)
         thread.start()
+
+    def _admit(self) -> bool:
+        """Whether to carry a new connection (False: close it at once)."""
+        return True
+
+    def _connected(self, client: socket.socket, upstream: socket.socket) -> None:
+        raise NotImplementedError
 
     def _accept_loop(self) -> None:
         while not self._stopping.is_set():
@@ -559,16 +556,66 @@ class RecordingRelay:
                 continue
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self._server_port), timeout=WAIT)
-            record = RecordedConnection()
+            if not self._admit():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.server_port), timeout=WAIT)
+            except OSError:
+                client.close()
+                continue
             with self._lock:
-                self.connections.append(record)
                 self._sockets += [client, upstream]
-            for sock in (client, upstream):
-                sock.settimeout(0.1)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._start(self._pump, "relay to server", client, upstream, record.to_server, self._tamper)
-            self._start(self._pump, "relay to client", upstream, client, record.to_client, None)
+            self._connected(client, upstream)
+
+    def _close_all(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._listener.close()
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(WAIT)
+        self._close_all()
+
+
+@dataclass
+class RecordedConnection:
+    """Every byte of one client connection, per direction, as it crossed the relay."""
+
+    to_server: bytearray = field(default_factory=bytearray)
+    to_client: bytearray = field(default_factory=bytearray)
+
+
+class RecordingRelay(Forwarder):
+    """A forwarder that keeps a copy of each direction of each connection, copied by
+    two threads per connection.
+
+    With ``tamper``, the client-to-server stream is cut into frames and each frame is
+    replaced by what ``tamper`` returns: an active attacker on the network.
+    """
+
+    def __init__(self, server_port: int, tamper: Tamper | None = None) -> None:
+        self._tamper = tamper
+        self.connections: list[RecordedConnection] = []
+        super().__init__(server_port)
+
+    def _connected(self, client: socket.socket, upstream: socket.socket) -> None:
+        record = RecordedConnection()
+        with self._lock:
+            self.connections.append(record)
+        for sock in (client, upstream):
+            sock.settimeout(0.1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._start(self._pump, client, upstream, record.to_server, self._tamper)
+        self._start(self._pump, upstream, client, record.to_client, None)
 
     def _pump(self, source: socket.socket, sink: socket.socket, record: bytearray,
               tamper: Tamper | None) -> None:
@@ -600,18 +647,6 @@ class RecordingRelay:
             return [(f"connection {i} {direction}", bytes(data))
                     for i, conn in enumerate(self.connections)
                     for direction, data in (("to server", conn.to_server), ("to client", conn.to_client))]
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._listener.close()
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(WAIT)
-        with self._lock:
-            for sock in self._sockets:
-                sock.close()
-
 
 @contextmanager
 def recording_relay(server_port: int, tamper: Tamper | None = None) -> Iterator[RecordingRelay]:
@@ -813,7 +848,7 @@ def netns_lan(*roles: str) -> Iterator[NetnsLan]:
 
 # -- a network that keeps failing ------------------------------------------------------------
 
-class ChaosProxy:
+class ChaosProxy(Forwarder):
     """A TCP proxy in front of the relay that resets every connection after a random
     time in ``lifetime`` seconds (RST, not a clean close), while ``active`` is set:
     Wi-Fi at its worst. Clear ``active`` and connections live until closed.
@@ -823,25 +858,15 @@ class ChaosProxy:
     the rest (a link that stalls), so a test can act at a known point of a transfer."""
 
     def __init__(self, server_port: int, lifetime: tuple[float, float] | None = (0.7, 2.5), seed: int = 7) -> None:
-        import random
-        import struct as _struct
-
-        self._server_port = server_port
         self._lifetime = lifetime
         self._random = random.Random(seed)
-        self._linger = _struct.pack("ii", 1, 0)     # close with RST
+        self._linger = struct.pack("ii", 1, 0)     # close with RST
         self.active = threading.Event()
         self.active.set()
         self.resets = 0
         self._generation = 0                        # bumped by reset_now
         self._budget: int | None = None             # bytes still allowed towards members
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.port: int = self._listener.getsockname()[1]
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._accept_loop, daemon=True)]
-        self._threads[0].start()
+        super().__init__(server_port)
 
     def reset_now(self) -> None:
         """Reset every connection open now (new ones are carried as usual)."""
@@ -853,30 +878,13 @@ class ChaosProxy:
         with self._lock:
             self._budget = budget
 
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self._server_port), timeout=WAIT)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                life = self._random.uniform(*self._lifetime) if self._lifetime else float("inf")
-                generation = self._generation
-            thread = threading.Thread(target=self._carry, args=(client, upstream, time.monotonic() + life,
-                                                                generation), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+    def _connected(self, client: socket.socket, upstream: socket.socket) -> None:
+        with self._lock:
+            life = self._random.uniform(*self._lifetime) if self._lifetime else float("inf")
+            generation = self._generation
+        self._start(self._carry, client, upstream, time.monotonic() + life, generation)
 
     def _carry(self, client: socket.socket, upstream: socket.socket, reset_at: float, generation: int) -> None:
-        import select as _select
-
         pairs = {client: upstream, upstream: client}
         try:
             while not self._stopping.is_set():
@@ -890,7 +898,7 @@ class ChaosProxy:
                         self.resets += 1
                     return
                 sources = [client] if budget is not None and budget <= 0 else list(pairs)
-                readable, _, _ = _select.select(sources, [], [], 0.05)
+                readable, _, _ = select.select(sources, [], [], 0.05)
                 for sock in readable:
                     limit = 65536
                     if sock is upstream and budget is not None:
@@ -909,8 +917,3 @@ class ChaosProxy:
             client.close()
             upstream.close()
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(WAIT)
