@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import bench_setup  # noqa: F401  (the project on sys.path)
 from bench_members import RUN_TIMEOUT, MemberError, chat_room, start_together
 from bench_relays import KINDS, Relay, running_relay, wait_until_empty
-from bench_report import Report, size_label, spread, verification
+from bench_report import Report, Throughput, size_label, spread, verification
 from bench_settings import ROOM, Settings
 
 TEXT_SIZE = 100
 
 
 @dataclass
-class EndToEndResult:
+class EndToEndResult(Throughput):
     deliveries: int
     seconds: float
     cpu_seconds: float
@@ -39,14 +39,6 @@ class EndToEndResult:
     duplicated: int
     reordered: int
     problems: list[str]
-
-    @property
-    def rate(self) -> float:
-        return self.deliveries / self.seconds
-
-    @property
-    def cpu_us(self) -> float:
-        return 1e6 * self.cpu_seconds / self.deliveries
 
 
 def run_end_to_end(relay: Relay, members: int, count: int, window: int) -> EndToEndResult:

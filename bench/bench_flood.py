@@ -24,14 +24,15 @@ from multiprocessing.connection import Connection, wait
 
 import bench_setup  # noqa: F401  (the project on sys.path)
 from bench_flooder import FLOOD_TIMEOUT, FloodPlan, member_main
+from bench_pipes import unpack_reply
 from bench_relays import BARE, KINDS, SECURE, Relay, running_relay, wait_until_empty
-from bench_report import Report, size_label, spread, verification
+from bench_report import Report, Throughput, size_label, spread, verification
 from bench_settings import FLOOD_ROOMS, TEXT_SIZES, Settings
 from helpers import WAIT
 
 
 @dataclass
-class FloodResult:
+class FloodResult(Throughput):
     relay: str
     plan: FloodPlan
     seconds: float
@@ -45,14 +46,6 @@ class FloodResult:
     @property
     def deliveries(self) -> int:
         return self.plan.members * (self.plan.members - 1) * self.plan.count
-
-    @property
-    def rate(self) -> float:
-        return self.deliveries / self.seconds
-
-    @property
-    def cpu_us(self) -> float:
-        return 1e6 * self.cpu_seconds / self.deliveries
 
     @property
     def verified(self) -> bool:
@@ -118,15 +111,7 @@ def _expect(pipes: list[Connection], kind: str, timeout: float = WAIT) -> list:
         if not ready:
             raise FloodError(f"{len(pipes) - len(values)} members sent no {kind!r} within {timeout:g} s")
         for pipe in ready:
-            try:
-                got, value = pipe.recv()
-            except EOFError:
-                raise FloodError(f"a member process ended before {kind!r}") from None
-            if got == "error":
-                raise FloodError(value)
-            if got != kind:
-                raise FloodError(f"a member said {got!r}, expected {kind!r}")
-            values[pipe] = value
+            values[pipe] = unpack_reply(pipe, kind, "a member", FloodError)
     return [values[p] for p in pipes]
 
 

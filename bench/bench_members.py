@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 import bench_setup  # noqa: F401  (the project on sys.path)
 import crypto_utils
 from bench_flooder import sequence_faults, text_for
+from bench_pipes import unpack_reply
 from helpers import WAIT, CoreClient
 from securex.errors import SendQueueFullError
 from securex.events import ChatMessage, Closed, EventHandler, Joined, MembersChanged, Notice, Severity, dispatch
@@ -61,15 +62,7 @@ class ChatMember:
     def reply(self, expected: str = "ok", timeout: float = WAIT):
         if not self._pipe.poll(timeout):
             raise MemberError(f"{self.name} did not answer within {timeout:g} s")
-        try:
-            kind, value = self._pipe.recv()
-        except EOFError:
-            raise MemberError(f"{self.name}'s process ended") from None
-        if kind == "error":
-            raise MemberError(value)
-        if kind != expected:
-            raise MemberError(f"{self.name} said {kind!r}, expected {expected!r}")
-        return value
+        return unpack_reply(self._pipe, expected, self.name, MemberError)
 
     def call(self, command: str, timeout: float = WAIT, **arguments):
         self.send(command, **arguments)

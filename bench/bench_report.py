@@ -16,6 +16,23 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 
+class Throughput:
+    """For a result that has ``deliveries``, ``seconds`` and the relay's ``cpu_seconds``."""
+
+    deliveries: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.deliveries / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        """The relay's CPU per delivery, in microseconds."""
+        return 1e6 * self.cpu_seconds / self.deliveries
+
+
 def percentile(samples: Sequence[float], fraction: float) -> float:
     """The value below which ``fraction`` of the samples lie (nearest rank)."""
     if not samples:
