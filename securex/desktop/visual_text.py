@@ -21,7 +21,7 @@ import tkinter as tk
 from dataclasses import dataclass, field
 from tkinter import font as tkfont
 
-from securex.bidi import VisualLine, needs_reordering, visual_pieces
+from securex.bidi import VisualLine, logical_indices, needs_reordering, visual_pieces
 
 RTL_TAG = "rtl"                  # every reordered text, for finding them
 RIGHT_ALIGNED_TAG = "rtl_paragraph"
@@ -59,8 +59,7 @@ class _Record:
         for piece in self.pieces:
             text = piece.drawn.text
             low, high = max(start - position, 0), min(end - position, len(text))
-            for first, last in piece.drawn.spans[low:high] if low < high else ():
-                indices.update(range(piece.offset + first, piece.offset + last))
+            indices.update(piece.offset + i for i in logical_indices(piece.drawn, low, high))
             position += len(text)
             if piece.newline is not None and start <= position < end:
                 indices.add(piece.newline)

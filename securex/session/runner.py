@@ -117,11 +117,7 @@ class ChatSession:
         if size > MAX_TEXT_BYTES:
             raise MessageTooLongError(f"Message not sent: it is {size:,} bytes; the limit is {MAX_TEXT_BYTES:,}.")
         if text.strip():
-            try:
-                self._commands.put_nowait(Command(CommandKind.SEND_TEXT, text))
-            except queue.Full:
-                raise SendQueueFullError() from None
-            self._wake()
+            self._queue_command(Command(CommandKind.SEND_TEXT, text))
 
     def leave(self) -> None:
         """Leave cleanly; a ``Closed`` event follows. Never blocks, whatever is queued."""
@@ -130,18 +126,19 @@ class ChatSession:
 
     def send_file(self, path: Path) -> None:
         """Offer a file to the room (hashing and reading happen off every UI thread)."""
-        self._file_command(Command(CommandKind.SEND_FILE, str(path)))
+        self._queue_command(Command(CommandKind.SEND_FILE, str(path)))
 
     def accept_file(self, file_id: str, directory: Path | None = None) -> None:
-        self._file_command(Command(CommandKind.ACCEPT_FILE, file_id, directory))
+        self._queue_command(Command(CommandKind.ACCEPT_FILE, file_id, directory))
 
     def decline_file(self, file_id: str) -> None:
-        self._file_command(Command(CommandKind.DECLINE_FILE, file_id))
+        self._queue_command(Command(CommandKind.DECLINE_FILE, file_id))
 
     def cancel_file(self, file_id: str) -> None:
-        self._file_command(Command(CommandKind.CANCEL_FILE, file_id))
+        self._queue_command(Command(CommandKind.CANCEL_FILE, file_id))
 
-    def _file_command(self, command: Command) -> None:
+    def _queue_command(self, command: Command) -> None:
+        """Hand a command to the network thread; SendQueueFullError if its queue is full."""
         try:
             self._commands.put_nowait(command)
         except queue.Full:
@@ -150,7 +147,7 @@ class ChatSession:
 
     def trust_code(self, name: str) -> None:
         """Remember the safety code of the member called ``name`` (who is here) as theirs."""
-        self._file_command(Command(CommandKind.TRUST_CODE, name))
+        self._queue_command(Command(CommandKind.TRUST_CODE, name))
 
     def reconnect_now(self) -> None:
         """Skip the rest of the back-off wait."""
