@@ -21,7 +21,10 @@ receivers, which append it to a file:
   receiver's window and resume), so a sender with no flow control would lose
   chunks.
 
-Peak memory is each process's maximum resident set (``ru_maxrss``).
+Peak memory is each process's maximum resident set (``ru_maxrss``). CPU seconds
+are each process's over the transfer alone (from "go" to the last receiver's
+end; the relay's read from /proc while every connection is still open), and
+their sum against the wall time shows whether the machine's cores were the limit.
 
     python bench/bench_files.py [--size-mib 256] [--repeats 2]
 """
@@ -32,21 +35,17 @@ import argparse
 import hashlib
 import multiprocessing
 import os
-import re
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import bench_setup  # noqa: F401  (the project on sys.path)
-from bench_relays import BARE, running_relay
+from bench_relays import BARE, SECURE, running_relay
 from helpers import CoreClient, RawConnection
 from securex import protocol
 from securex.events import ChatMessage, FileFinished
@@ -75,29 +74,13 @@ def sha256_of(path: Path) -> str:
     return sha.hexdigest()
 
 
-@contextmanager
-def relay() -> Iterator[subprocess.Popen]:
-    """A real ``server.py`` on a free port of 127.0.0.1; yields it, ``port`` set."""
-    process = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--host", "127.0.0.1", "--port", "0",
-                                "--no-announce", "--quiet"], stdout=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        match = re.search(r":(\d+) ", line)
-        if not match:
-            raise RuntimeError(f"the relay did not start: {line!r}")
-        process.port = int(match.group(1))
-        yield process
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
 # -- Secure X members ----------------------------------------------------------------------------
 
 def securex_receiver(pipe: Connection, port: int, name: str, folder: str) -> None:
     client = CoreClient(port, name, auto_accept=Path(folder), downloads=Path(folder))
     client.join()
     pipe.send("joined")
+    cpu_joined = cpu_seconds()
     latencies: list[float] = []
     while True:
         event = client.wait_for((FileFinished, ChatMessage), timeout=RUN_TIMEOUT)
@@ -106,10 +89,12 @@ def securex_receiver(pipe: Connection, port: int, name: str, folder: str) -> Non
             continue
         finished_at = time.monotonic()
         break
+    cpu = cpu_seconds() - cpu_joined
     rss = peak_rss_mib()
     digest = sha256_of(Path(event.path)) if event.ok else ""
     pipe.send({"finished_at": finished_at, "ok": event.ok, "message": event.message, "sha256": digest,
-               "latencies": latencies, "rss_mib": rss, "cpu": cpu_seconds()})
+               "latencies": latencies, "rss_mib": rss, "cpu": cpu})
+    pipe.recv()     # stay connected until every receiver is done: the relay's CPU counts live threads
     client.close()
 
 
@@ -119,7 +104,7 @@ def securex_sender(pipe: Connection, port: int, source: str) -> None:
     client.wait_members(*RECEIVERS)
     pipe.send("ready")
     pipe.recv()
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), cpu_seconds()
     client.session.send_file(Path(source))
     delivered: dict[str, bool] = {}
     next_chat = started
@@ -134,13 +119,14 @@ def securex_sender(pipe: Connection, port: int, source: str) -> None:
                 raise
             continue
         delivered[event.peer] = event.ok
-    pipe.send({"started": started, "delivered": delivered, "rss_mib": peak_rss_mib(), "cpu": cpu_seconds()})
+    pipe.send({"started": started, "delivered": delivered, "rss_mib": peak_rss_mib(),
+               "cpu": cpu_seconds() - cpu_started})
     client.close()
 
 
 def run_securex(source: Path, work: Path) -> dict:
     context = multiprocessing.get_context("spawn")
-    with relay() as server:
+    with running_relay(SECURE) as server:
         port = server.port
         receivers = []
         for name in RECEIVERS:
@@ -158,19 +144,23 @@ def run_securex(source: Path, work: Path) -> dict:
         if not ours.poll(60):
             raise RuntimeError("the sender did not join")
         ours.recv()
+        relay_cpu = server.cpu_seconds()
         ours.send("go")
         results = {}
-        for name, pipe, process, folder in receivers:
+        for name, pipe, _process, _folder in receivers:
             if not pipe.poll(RUN_TIMEOUT):
                 raise RuntimeError(f"{name} did not finish")
             results[name] = pipe.recv()
+        relay_cpu = server.cpu_seconds() - relay_cpu
+        for _name, pipe, process, folder in receivers:
+            pipe.send("done")
             process.join(30)
             shutil.rmtree(folder, ignore_errors=True)
         if not ours.poll(RUN_TIMEOUT):
             raise RuntimeError("the sender did not finish")
         sent = ours.recv()
         sender.join(30)
-    return {"sender": sent, "receivers": results}
+    return {"sender": sent, "receivers": results, "relay_cpu": relay_cpu}
 
 
 # -- plain: the same bytes through the same relay, nothing added ----------------------------------
@@ -179,6 +169,7 @@ def plain_receiver(pipe: Connection, port: int, size: int, path: str) -> None:
     connection = RawConnection(port, timeout=RUN_TIMEOUT)
     welcome = connection.hello()
     pipe.send(welcome.your_id)
+    cpu_connected = cpu_seconds()
     received = 0
     with open(path, "wb") as out:
         while received < size:
@@ -187,7 +178,8 @@ def plain_receiver(pipe: Connection, port: int, size: int, path: str) -> None:
                 body = protocol.parse_routed(frame).body
                 out.write(body)
                 received += len(body)
-    pipe.send({"finished_at": time.monotonic(), "rss_mib": peak_rss_mib(), "cpu": cpu_seconds()})
+    pipe.send({"finished_at": time.monotonic(), "rss_mib": peak_rss_mib(), "cpu": cpu_seconds() - cpu_connected})
+    pipe.recv()     # stay connected until every receiver is done: the relay's CPU counts live threads
     connection.close()
 
 
@@ -200,33 +192,21 @@ def plain_sender(pipe: Connection, port: int, source: str, recipients: list[byte
             break
     pipe.send("ready")
     pipe.recv()
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), cpu_seconds()
     with open(source, "rb") as data:
         while chunk := data.read(CHUNK_BYTES):
             for recipient in recipients:
                 connection.send(protocol.encode_route(recipient, chunk))
-    pipe.send({"started": started, "rss_mib": peak_rss_mib(), "cpu": cpu_seconds()})
+    pipe.send({"started": started, "rss_mib": peak_rss_mib(), "cpu": cpu_seconds() - cpu_started})
     pipe.recv()
     connection.close()
-
-
-@contextmanager
-def bare_relay() -> Iterator[int]:
-    """``bench_bare_relay.py`` on a free port of 127.0.0.1; yields the port."""
-    with running_relay(BARE) as bare:
-        yield bare.port
-
-
-@contextmanager
-def securex_relay() -> Iterator[int]:
-    with relay() as server:
-        yield server.port
 
 
 def run_plain(source: Path, work: Path, *, bare: bool) -> dict:
     context = multiprocessing.get_context("spawn")
     size = source.stat().st_size
-    with (bare_relay() if bare else securex_relay()) as port:
+    with running_relay(BARE if bare else SECURE) as server:
+        port = server.port
         receivers, ids = [], []
         for name in RECEIVERS:
             ours, theirs = context.Pipe()
@@ -242,18 +222,22 @@ def run_plain(source: Path, work: Path, *, bare: bool) -> dict:
         if not ours.poll(60):
             raise RuntimeError("the plain sender did not connect")
         ours.recv()
+        relay_cpu = server.cpu_seconds()
         ours.send("go")
         results = {}
-        for name, pipe, process in receivers:
+        for name, pipe, _process in receivers:
             if not pipe.poll(RUN_TIMEOUT):
                 raise RuntimeError(f"plain {name} did not finish")
             results[name] = pipe.recv()
+        relay_cpu = server.cpu_seconds() - relay_cpu
+        for name, pipe, process in receivers:
+            pipe.send("done")
             process.join(30)
             (work / name).unlink(missing_ok=True)
         sent = ours.recv()
         ours.send("done")
         sender.join(30)
-    return {"sender": sent, "receivers": results}
+    return {"sender": sent, "receivers": results, "relay_cpu": relay_cpu}
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -261,6 +245,16 @@ def run_plain(source: Path, work: Path, *, bare: bool) -> dict:
 def rates(run: dict, size: int) -> dict[str, float]:
     started = run["sender"]["started"]
     return {name: size / (result["finished_at"] - started) / 1e6 for name, result in run["receivers"].items()}
+
+
+def _cpu_line(label: str, run: dict, size: int) -> str:
+    """CPU seconds each process spent on one transfer, and how much of the machine that is."""
+    wall = max(result["finished_at"] for result in run["receivers"].values()) - run["sender"]["started"]
+    parts = [run["sender"]["cpu"], *(result["cpu"] for result in run["receivers"].values()), run["relay_cpu"]]
+    return (f"  CPU seconds, {label}: sender {parts[0]:.2f}, receivers "
+            + ", ".join(f"{cpu:.2f}" for cpu in parts[1:-1])
+            + f", relay {parts[-1]:.2f}: {sum(parts):.2f} in all over {wall:.2f} s "
+            f"({sum(parts) / wall:.2f} of {os.cpu_count()} CPUs, {1e9 * sum(parts) / size:.1f} ns per byte)")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -301,11 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             for kind, run in (("securex", secure), ("bare", bare), ("same_relay", same_relay)):
                 for name, rate in rates(run, size).items():
                     best[kind][name] = max(best[kind].get(name, 0), rate)
-            cpu_lines.append(f"  CPU seconds (whole process, start-up included): Secure X sender "
-                             f"{secure['sender']['cpu']:.2f}, receivers "
-                             + ", ".join(f"{r['cpu']:.2f}" for r in secure["receivers"].values())
-                             + f"; plain (Secure X relay) sender {same_relay['sender']['cpu']:.2f}, receivers "
-                             + ", ".join(f"{r['cpu']:.2f}" for r in same_relay["receivers"].values()))
+            cpu_lines += [_cpu_line(label, run, size) for label, run in
+                          (("Secure X", secure), ("plain, Python relay", bare), ("plain, Secure X relay", same_relay))]
         for name in RECEIVERS:
             ours, plain, same = best["securex"][name], best["bare"][name], best["same_relay"][name]
             print(f"  to {name}: Secure X {ours:.0f} MB/s; unencrypted Python relay {plain:.0f} MB/s "
