@@ -276,21 +276,36 @@ def encode_route(to: bytes, body: bytes) -> bytes:
 
 
 def encode_fanout(recipients: list[bytes], body: bytes) -> bytes:
-    return encode_frame(FrameType.FANOUT, bytes([len(recipients)]) + b"".join(recipients) + body)
+    return fanout_header(recipients, len(body)) + body
+
+
+def fanout_header(recipients: list[bytes], body_bytes: int) -> bytes:
+    """A FANOUT frame up to its body, for a sender that sends the body as it is
+    (a file chunk) rather than copy it into one frame."""
+    payload_bytes = 1 + len(recipients) * ID_BYTES + body_bytes
+    if payload_bytes + 1 > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {payload_bytes + 1} bytes is over the {MAX_FRAME_BYTES}-byte limit")
+    return HEADER.pack(payload_bytes + 1, FrameType.FANOUT) + bytes([len(recipients)]) + b"".join(recipients)
 
 
 @dataclass(frozen=True)
 class Routed:
     """A body and the id of the member it is for (ROUTE) or from (ROUTED)."""
     member_id: bytes
-    body: bytes
+    body: bytes | memoryview      # a view only from routed_view
 
 
 def parse_routed(frame: Frame) -> Routed:
     """ROUTE (C->S) and ROUTED (S->C) share one layout: an id, then the body."""
+    view = routed_view(frame)
+    return Routed(view.member_id, bytes(view.body))
+
+
+def routed_view(frame: Frame) -> Routed:
+    """``parse_routed`` with the body a view into the frame: a file chunk is not copied."""
     if len(frame.payload) <= ID_BYTES:
         raise ProtocolError(f"{frame.type.name} frame too short")
-    return Routed(frame.payload[:ID_BYTES], frame.payload[ID_BYTES:])
+    return Routed(frame.payload[:ID_BYTES], memoryview(frame.payload)[ID_BYTES:])
 
 
 def routed_from_route(sender: bytes, payload: bytes) -> bytes:

@@ -15,7 +15,8 @@ import crypto_utils as cu
 from crypto_utils import (
     MAX_COUNTER, P256_ORDER, PASSPHRASE_WORDS, ROLE_A, ROLE_B, SCRYPT_N, SCRYPT_P, SCRYPT_R, TAG_BYTES,
     channel_keys, decode_point, generate_passphrase, hkdf_sha256, identity_public_key, nonce_for, open_chunk,
-    open_sealed, passphrase_to_w, safety_code, scrypt_key, seal, seal_chunk, sign, spake2_finish,
+    open_chunk_into, open_into, open_sealed, passphrase_to_w, safety_code, scrypt_key, seal, seal_chunk,
+    seal_chunk_into, seal_into, sign, spake2_finish,
     spake2_key_schedule, spake2_share, spake2_shared_point, spake2_transcript, verify_signature)
 from securex.errors import DecryptionError
 
@@ -174,6 +175,40 @@ def test_seal_matches_gcm_spec(plaintext, ciphertext, tag):
     sealed = h(ciphertext + tag)
     assert seal(bytes(32), 0, b"", h(plaintext)) == sealed
     assert open_sealed(bytes(32), 0, b"", sealed) == h(plaintext)
+    written = bytearray(len(sealed))            # the same, written into buffers (file chunks)
+    seal_into(bytes(32), 0, b"", memoryview(h(plaintext)), memoryview(written))
+    assert bytes(written) == sealed
+    out = bytearray(len(plaintext) // 2 + 8)    # larger than the plaintext: only the front is used
+    assert bytes(open_into(bytes(32), 0, b"", memoryview(sealed), memoryview(out))) == h(plaintext)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000), st.integers(0, MAX_COUNTER), st.binary(max_size=64))
+def test_sealing_into_a_buffer_is_sealing(plaintext, counter, aad):
+    sealed = seal(KEY, counter, aad, plaintext)
+    written = bytearray(len(plaintext) + TAG_BYTES)
+    seal_into(KEY, counter, aad, plaintext, memoryview(written))
+    assert bytes(written) == sealed
+    out = bytearray(len(plaintext))
+    assert bytes(open_into(KEY, counter, aad, memoryview(written), memoryview(out))) == plaintext
+
+
+def test_sealing_into_a_buffer_of_the_wrong_size_is_refused():
+    for size in (0, 10 + TAG_BYTES - 1, 10 + TAG_BYTES + 1):
+        with pytest.raises(ValueError):
+            seal_into(KEY, 1, b"", b"x" * 10, memoryview(bytearray(size)))
+
+
+def test_opening_into_a_buffer_refuses_tampering_and_a_short_buffer_with_the_one_error():
+    sealed = seal(KEY, 7, b"aad", b"secret text")
+    flipped = bytearray(sealed)
+    flipped[0] ^= 1
+    for key, counter, aad, data, room in ((KEY, 7, b"aad", bytes(flipped), 64), (KEY, 8, b"aad", sealed, 64),
+                                          (KEY, 7, b"aax", sealed, 64), (KEY, 7, b"aad", sealed[:-1], 64),
+                                          (KEY, 7, b"aad", sealed, len(b"secret text") - 1)):
+        with pytest.raises(DecryptionError) as refused:
+            open_into(key, counter, aad, memoryview(data), memoryview(bytearray(room)))
+        assert str(refused.value) == OPAQUE
 
 
 # RFC 8032 section 7.1, TEST 1 and TEST 2 (Ed25519).
@@ -280,6 +315,12 @@ def test_file_chunks_are_bound_to_their_file_place_finality_and_nonce():
                                            (b"f" * 16, 3, True, 7), (b"f" * 16, 3, False, 3)):
         with pytest.raises(DecryptionError):
             open_chunk(KEY, file_id, index, final, sealed, seal_no)
+        with pytest.raises(DecryptionError):
+            open_chunk_into(KEY, file_id, index, final, sealed, seal_no, memoryview(bytearray(64)))
+    written = bytearray(len(sealed))
+    seal_chunk_into(KEY, b"f" * 16, 3, False, b"chunk", 7, memoryview(written))
+    assert bytes(written) == sealed
+    assert bytes(open_chunk_into(KEY, b"f" * 16, 3, False, sealed, 7, memoryview(bytearray(64)))) == b"chunk"
 
 
 def test_a_chunk_sealed_again_never_reuses_a_nonce_even_if_the_file_changed(tmp_path):

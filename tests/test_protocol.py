@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from securex import protocol
+from securex.session import peer_wire
 from securex.errors import ProtocolError
 from securex.protocol import (ID_BYTES, MAX_CLIENTS_LIMIT, MAX_FRAME_BYTES, PROTOCOL_VERSION, CloseReason, Frame,
                               FrameDecoder, FrameType, RosterEntry, encode_frame)
@@ -185,8 +186,23 @@ def test_the_relay_swaps_the_recipient_for_the_sender_and_nothing_else():
 
 
 def test_route_without_a_body_is_refused():
+    for parse in (protocol.parse_routed, protocol.routed_view):
+        with pytest.raises(ProtocolError):
+            parse(Frame(FrameType.ROUTED, ALICE))
+
+
+def test_a_routed_view_is_the_routed_body_without_a_copy():
+    routed = decode_one(protocol.routed_from_route(ALICE, protocol.encode_route(BOB, b"sealed body")[5:]))
+    view = protocol.routed_view(routed)
+    assert view == protocol.parse_routed(routed) and isinstance(view.body, memoryview)
+    assert view.body.obj is routed.payload        # the frame's own bytes
+
+
+def test_a_fanout_sent_as_header_then_body_is_the_same_frame():
+    body = b"c" * 1000
+    assert protocol.fanout_header([ALICE, BOB], len(body)) + body == protocol.encode_fanout([ALICE, BOB], body)
     with pytest.raises(ProtocolError):
-        protocol.parse_routed(Frame(FrameType.ROUTED, ALICE))
+        protocol.fanout_header([ALICE], protocol.MAX_FRAME_BYTES)
 
 
 def test_fanout_round_trip():
@@ -202,3 +218,15 @@ def test_malformed_fanout_is_refused(payload):
     with pytest.raises(ProtocolError):
         protocol.parse_fanout(Frame(FrameType.FANOUT, payload))
 
+
+
+def test_only_a_file_chunk_stays_a_view_of_the_frame():
+    """Everything but a chunk becomes bytes, so no handler meets a memoryview; a chunk
+    (half a megabyte) is parsed and opened where it arrived."""
+    chunk = peer_wire.Bulk(b"f" * 16, 3, True, 9, b"s" * 40)
+    kind, payload = peer_wire.split_body(memoryview(peer_wire.encode_bulk(chunk)))
+    assert kind == peer_wire.BodyKind.BULK and isinstance(payload, memoryview)
+    assert peer_wire.parse_bulk(payload) == chunk
+    assert len(peer_wire.bulk_header(b"f" * 16, 3, True, 9)) == peer_wire.BULK_HEADER_BYTES
+    kind, payload = peer_wire.split_body(memoryview(peer_wire.encode_record(5, b"t" * 40)))
+    assert kind == peer_wire.BodyKind.RECORD and type(payload) is bytes

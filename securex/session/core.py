@@ -43,7 +43,7 @@ from datetime import datetime
 from pathlib import Path
 
 import crypto_utils
-from crypto_utils import CIPHER_NAME, RandBytes
+from crypto_utils import CIPHER_NAME, Bytes, RandBytes
 from securex import protocol
 from securex.errors import (ConnectionLostError, DecryptionError, ProtocolError, RefusedError, RoomFullError,
                             SecureXError, WrongPassphraseError)
@@ -156,7 +156,9 @@ class RoomCore:
         # Frames queued for a link that ended are its business: the next link starts
         # with HELLO (what a member is owed is kept in the outbox, not here).
         self._out: list[bytes] = []
-        self._bulk_out: deque[bytes] = deque()     # file chunks: sent after everything else
+        # File chunks, sent after everything else: each a FANOUT header and the sealed
+        # chunk, kept apart so the chunk is never copied into a frame of its own.
+        self._bulk_out: deque[tuple[bytes, Bytes]] = deque()
         self._decoder = protocol.FrameDecoder()
         self.my_id = b""
         self.capacity = 0
@@ -312,25 +314,30 @@ class RoomCore:
     def data_to_send(self, bulk_room: int | None = None) -> bytes:
         """Everything to send: control and chat first, then file chunks, of which only
         about ``bulk_room`` bytes (all, if None), so chat never queues behind a file."""
+        return b"".join(self.data_parts(bulk_room))
+
+    def data_parts(self, bulk_room: int | None = None) -> list[Bytes]:
+        """``data_to_send`` as pieces to send one after another (a file chunk is one
+        piece, not copied into a larger one)."""
         self._send_receipts()
         for keys, body in self.files.take_bulk():
             member_ids = [peer.member_id for peer in self.peers.values() if peer.verified.identity.public_key in keys]
             if member_ids:
-                self._bulk_out.append(protocol.encode_fanout(member_ids, body))
+                self._bulk_out.append((protocol.fanout_header(member_ids, len(body)), body))
         if self.files.throttled and len(self._bulk_out) < MAX_BULK_QUEUED // 2:
             self.files.throttled = False        # room again: what the windows allow can be sealed
             self.files.resume_sending()
-        parts = self._out
+        parts: list[Bytes] = [*self._out]
         self._out = []
         room = bulk_room
         while self._bulk_out and (room is None or room > 0):
-            frame = self._bulk_out.popleft()
-            parts.append(frame)
+            header, body = self._bulk_out.popleft()
+            parts += (header, body)
             if room is not None:
-                room -= len(frame)
+                room -= len(header) + len(body)
         if parts:
             self._sent_at = self._clock()
-        return b"".join(parts)
+        return parts
 
     @property
     def has_bulk(self) -> bool:
@@ -417,7 +424,7 @@ class RoomCore:
     def _on_frame(self, frame: protocol.Frame) -> None:
         kind = frame.type
         if kind == FrameType.ROUTED:
-            routed = protocol.parse_routed(frame)
+            routed = protocol.routed_view(frame)
             self._on_routed(routed.member_id, routed.body)
         elif kind == FrameType.ROSTER:
             if not self.my_id:
@@ -573,7 +580,7 @@ class RoomCore:
 
     # -- routed bodies -------------------------------------------------------------------------
 
-    def _on_routed(self, member_id: bytes, body: bytes) -> None:
+    def _on_routed(self, member_id: bytes, body: bytes | memoryview) -> None:
         try:
             kind, payload = peer_wire.split_body(body)
         except ProtocolError:

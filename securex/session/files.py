@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from crypto_utils import FILE_ID_BYTES, KEY_BYTES, TAG_BYTES, RandBytes
+from crypto_utils import FILE_ID_BYTES, KEY_BYTES, TAG_BYTES, Bytes, RandBytes
 from securex.events import Event, FileFinished, FileOffered, FileProgress, Member
 from securex.session import peer_wire
 from securex.session.peer_wire import (Bulk, CancelReason, FileAccept, FileCancel, FileDecline, FileDone,
@@ -129,7 +129,7 @@ class Hashed:
 class ChunkRead:
     file_id: bytes
     index: int
-    body: bytes        # the BULK body, sealed
+    body: Bytes        # the BULK body, sealed (a read-only view)
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ class Outgoing:
     stage: Stage = Stage.PREPARING
     receivers: dict[bytes, Receiver] = field(default_factory=dict)
     reading: set[int] = field(default_factory=set)
-    sealed: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    sealed: OrderedDict[int, Bytes] = field(default_factory=OrderedDict)
     started_at: float = 0.0
 
     @property
@@ -256,7 +256,7 @@ class FileTransfers:
         self.outgoing: dict[bytes, Outgoing] = {}
         self.incoming: dict[bytes, Incoming] = {}
         self._jobs: list[Job] = []
-        self._bulk: list[tuple[list[bytes], bytes]] = []     # (receiver keys, BULK body) to fan out
+        self._bulk: list[tuple[list[bytes], Bytes]] = []     # (receiver keys, BULK body) to fan out
         self.throttled = False          # chunks are due but the socket's queue is full: call resume_sending
 
     # -- the user's commands --------------------------------------------------------------------
@@ -586,7 +586,7 @@ class FileTransfers:
         jobs, self._jobs = self._jobs, []
         return jobs
 
-    def take_bulk(self) -> list[tuple[list[bytes], bytes]]:
+    def take_bulk(self) -> list[tuple[list[bytes], Bytes]]:
         bulk, self._bulk = self._bulk, []
         return bulk
 

@@ -56,7 +56,7 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
-from crypto_utils import (CONFIRM_BYTES, IDENTITY_KEY_BYTES, MEMBER_TAG_BYTES, POINT_BYTES, SESSION_NONCE_BYTES,
+from crypto_utils import (CONFIRM_BYTES, Bytes, IDENTITY_KEY_BYTES, MEMBER_TAG_BYTES, POINT_BYTES, SESSION_NONCE_BYTES,
                           SIGNATURE_BYTES, TAG_BYTES)
 from securex.errors import ProtocolError
 from securex.protocol import MAX_CLIENTS_LIMIT, PROTOCOL_VERSION
@@ -118,11 +118,13 @@ _BODY_KINDS = {kind.value: kind for kind in BodyKind}
 _APP_TYPES = {kind.value: kind for kind in AppType}
 
 
-def split_body(body: bytes) -> tuple[BodyKind, bytes]:
+def split_body(body: Bytes) -> tuple[BodyKind, Bytes]:
+    """The kind byte and the rest. Given a view (``protocol.routed_view``), a file
+    chunk stays a view, not a half-megabyte copy; everything else becomes bytes."""
     kind = _BODY_KINDS.get(body[0]) if body else None
     if kind is None:
         raise ProtocolError("unknown kind of peer message")
-    return kind, body[1:]
+    return kind, body[1:] if kind == BodyKind.BULK else bytes(body[1:])
 
 
 def channel_aad(kind: BodyKind, nonce_a: bytes, nonce_b: bytes, counter: int) -> bytes:
@@ -228,14 +230,22 @@ class Bulk:
     index: int
     final: bool
     seal_no: int          # the chunk's GCM nonce counter: fresh for every sealing
-    sealed: bytes
+    sealed: Bytes
+
+
+BULK_HEADER_BYTES = 1 + _BULK.size
+
+
+def bulk_header(file_id: bytes, index: int, final: bool, seal_no: int) -> bytes:
+    """What comes before the sealed chunk in a BULK body (the sealing is written after it)."""
+    return bytes([BodyKind.BULK]) + _BULK.pack(file_id, index, final, seal_no)
 
 
 def encode_bulk(chunk: Bulk) -> bytes:
-    return bytes([BodyKind.BULK]) + _BULK.pack(chunk.file_id, chunk.index, chunk.final, chunk.seal_no) + chunk.sealed
+    return bulk_header(chunk.file_id, chunk.index, chunk.final, chunk.seal_no) + chunk.sealed
 
 
-def parse_bulk(payload: bytes) -> Bulk:
+def parse_bulk(payload: Bytes) -> Bulk:
     if len(payload) < _BULK.size + TAG_BYTES:
         raise ProtocolError("BULK too short")
     file_id, index, final, seal_no = _BULK.unpack_from(payload)

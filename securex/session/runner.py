@@ -39,6 +39,7 @@ from securex.events import Closed, ConnectionLost, Event, Reconnecting
 from securex.session.core import LinkEnd, LinkOutcome, RoomCore
 from securex.session.identity import load_identity, load_known_codes, save_known_codes
 from securex.session.peer_wire import MAX_TEXT_BYTES
+from securex.session.send_buffer import SendBuffer
 from securex.text import validate_name
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ class ChatSession:
 
     def _serve(self, sock: socket.socket, core: RoomCore) -> LinkOutcome:
         core.connection_made()
-        outgoing = bytearray()
+        outgoing = SendBuffer()
         leave_by: float | None = None
         last_progress = time.monotonic()
         while core.outcome is None:
@@ -280,9 +281,9 @@ class ChatSession:
             if self._leaving.is_set() and leave_by is None:
                 core.leave()
                 leave_by = time.monotonic() + LEAVE_TIMEOUT
-            outgoing += core.data_to_send(bulk_room=BULK_AHEAD - len(outgoing))
+            outgoing.extend(core.data_parts(bulk_room=BULK_AHEAD - len(outgoing)))
             if outgoing:     # out before the front end hears of it: others see a text sooner
-                sent = self._send_some(sock, outgoing)
+                sent = outgoing.send_some(sock)
                 if sent is None:
                     break
                 if sent:
@@ -316,7 +317,7 @@ class ChatSession:
                     core.receive_data(data)
                     self._post_all(core.take_events())    # what arrived, before its receipts are sealed
             if sock in writable and outgoing:
-                sent = self._send_some(sock, outgoing)
+                sent = outgoing.send_some(sock)
                 if sent is None:
                     break
                 if sent:
@@ -336,19 +337,6 @@ class ChatSession:
         core.connection_lost()
         self._post_all(core.take_events())
         return outcome
-
-    @staticmethod
-    def _send_some(sock: socket.socket, outgoing: bytearray) -> int | None:
-        """Send what the socket takes now and drop it from ``outgoing``: the byte count,
-        or None if the connection is broken."""
-        try:
-            sent = sock.send(outgoing)
-        except BlockingIOError:
-            return 0
-        except OSError:
-            return None
-        del outgoing[:sent]
-        return sent
 
     @staticmethod
     def _apply(core: RoomCore, command: Command) -> None:

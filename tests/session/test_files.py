@@ -170,6 +170,22 @@ def test_a_receiver_cut_off_mid_transfer_resumes_without_starting_over(tmp_path)
     assert len(chunks_after) <= 31 - had + 1          # only what was missing (and one in flight)
 
 
+def test_a_file_put_on_disk_as_it_arrives_still_arrives_whole_and_verified(tmp_path):
+    """The receiver has the kernel write back every chunk early (so the last fsync is
+    short); cut off and resumed on the way, the file is still whole and verified."""
+    room = Room(tmp_path, "Alice", "Bob")
+    room.workers["Bob"] = FileWorker(lambda: None, threaded=False, writeback_every=1)
+    source = random_file(tmp_path / "big.bin", 12 * CHUNK_BYTES + 77)
+    file_id = room.offer("Alice", source)
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=3)
+    room.relay.drop(room.ids["Bob"])
+    room.pump()
+    room.join("Bob")
+    [done] = [e for e in room.finished("Bob") if e.ok]
+    assert digest(Path(done.path)) == digest(source) and "SHA-256 verified" in done.message
+
+
 def test_an_offer_is_made_again_to_a_receiver_whose_client_restarted_before_answering(tmp_path):
     # Found by a tester: Dana's client was killed before she answered; restarted, her
     # "/accept ID" found no offer, and the sender waited on her for nothing.
