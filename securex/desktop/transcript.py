@@ -138,7 +138,11 @@ class Transcript(ttk.Frame):
         self._note_scroll_position()
 
     def _note_scroll_position(self) -> None:
-        self._pinned = self.text.yview()[1] >= 0.999
+        # Whether the last line is on screen, not yview()'s fraction: in a long transcript
+        # a few lines are under a thousandth of it, and just after a burst Tk's fractions
+        # are estimates (it measures lines in the background), so a reader who scrolled
+        # up could be taken for one still following and snapped back down.
+        self._pinned = bool(self.text.dlineinfo("end-1c"))
         if self._pinned:
             self._hide_pill()
 
