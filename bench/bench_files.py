@@ -45,7 +45,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import bench_setup  # noqa: F401  (the project on sys.path)
-from bench_relays import BARE, SECURE, running_relay
+from bench_relays import BARE, SECURE, Relay, running_relay
 from helpers import CoreClient, RawConnection
 from securex import protocol
 from securex.events import ChatMessage, FileFinished
@@ -144,14 +144,7 @@ def run_securex(source: Path, work: Path) -> dict:
         if not ours.poll(60):
             raise RuntimeError("the sender did not join")
         ours.recv()
-        relay_cpu = server.cpu_seconds()
-        ours.send("go")
-        results = {}
-        for name, pipe, _process, _folder in receivers:
-            if not pipe.poll(RUN_TIMEOUT):
-                raise RuntimeError(f"{name} did not finish")
-            results[name] = pipe.recv()
-        relay_cpu = server.cpu_seconds() - relay_cpu
+        results, relay_cpu = _go_and_collect(server, ours, [(name, pipe) for name, pipe, _, _ in receivers], "")
         for _name, pipe, process, folder in receivers:
             pipe.send("done")
             process.join(30)
@@ -161,6 +154,19 @@ def run_securex(source: Path, work: Path) -> dict:
         sent = ours.recv()
         sender.join(30)
     return {"sender": sent, "receivers": results, "relay_cpu": relay_cpu}
+
+
+def _go_and_collect(relay: Relay, sender: Connection, receivers: list[tuple[str, Connection]],
+                    label: str) -> tuple[dict, float]:
+    """Start the transfer; each receiver's result, and the relay's CPU seconds until the last."""
+    relay_cpu = relay.cpu_seconds()
+    sender.send("go")
+    results = {}
+    for name, pipe in receivers:
+        if not pipe.poll(RUN_TIMEOUT):
+            raise RuntimeError(f"{label}{name} did not finish")
+        results[name] = pipe.recv()
+    return results, relay.cpu_seconds() - relay_cpu
 
 
 # -- plain: the same bytes through the same relay, nothing added ----------------------------------
@@ -222,14 +228,7 @@ def run_plain(source: Path, work: Path, *, bare: bool) -> dict:
         if not ours.poll(60):
             raise RuntimeError("the plain sender did not connect")
         ours.recv()
-        relay_cpu = server.cpu_seconds()
-        ours.send("go")
-        results = {}
-        for name, pipe, _process in receivers:
-            if not pipe.poll(RUN_TIMEOUT):
-                raise RuntimeError(f"plain {name} did not finish")
-            results[name] = pipe.recv()
-        relay_cpu = server.cpu_seconds() - relay_cpu
+        results, relay_cpu = _go_and_collect(server, ours, [(name, pipe) for name, pipe, _ in receivers], "plain ")
         for name, pipe, process in receivers:
             pipe.send("done")
             process.join(30)
