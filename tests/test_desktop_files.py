@@ -35,6 +35,14 @@ def offers(client: CoreClient) -> list[FileOffered]:
     return [e for e in client.drain() if isinstance(e, FileOffered)]
 
 
+def offered_card(root, app, sender: CoreClient, path: Path) -> IncomingCard:
+    """Once ``sender`` is listed, it offers ``path``: the card the window shows for it."""
+    pump_until(root, lambda: len(member_rows(app)) == 2, f"{sender.name} in the list")
+    sender.session.send_file(path)
+    pump_until(root, lambda: app.transfers.cards.cards, "the offer")
+    return next(iter(app.transfers.cards.cards.values()))
+
+
 def watch_bar(root, card: IncomingCard, done, what: str) -> list[float]:
     """Pump until ``done()``, noting every value the card's progress bar shows."""
     seen: list[float] = []
@@ -56,10 +64,7 @@ def test_an_offer_is_accepted_shows_progress_and_is_saved_verified(root, tmp_pat
     with running_server() as server, core_clients(server.port, "Bob") as (bob,), \
             cuttable_link(server.port, bytes_per_second=1.2 * MB) as slow:
         app = joined_app(root, slow.port, downloads=downloads)
-        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
-        bob.session.send_file(original)
-        pump_until(root, lambda: app.transfers.cards.cards, "the offer")
-        card = next(iter(app.transfers.cards.cards.values()))
+        card = offered_card(root, app, bob, original)
         assert isinstance(card, IncomingCard)
         assert card.title.cget("text") == "Bob offers holiday photos.zip \u00b7 3.0 MB"   # name, size, sender
         assert card.accept_button.winfo_ismapped() and card.decline_button.winfo_ismapped()
@@ -95,10 +100,7 @@ def test_the_progress_line_gives_speed_and_time_left(root, tmp_path):
     with running_server() as server, core_clients(server.port, "Bob") as (bob,), \
             cuttable_link(server.port, bytes_per_second=1 * MB) as slow:
         app = joined_app(root, slow.port, downloads=tmp_path / "downloads")
-        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
-        bob.session.send_file(original)
-        pump_until(root, lambda: app.transfers.cards.cards, "the offer")
-        card = next(iter(app.transfers.cards.cards.values()))
+        card = offered_card(root, app, bob, original)
         card.accept_button.invoke()
         pump_until(root, lambda: "/s \u00b7" in card.status.cget("text") or card.finished, "a progress line")
         line = card.status.cget("text")
@@ -110,10 +112,7 @@ def test_an_offer_can_be_declined(root, tmp_path):
     original = make_file(tmp_path / "bob", "notes.txt", 1000)
     with running_server() as server, core_clients(server.port, "Bob") as (bob,):
         app = joined_app(root, server.port, downloads=tmp_path / "downloads")
-        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
-        bob.session.send_file(original)
-        pump_until(root, lambda: app.transfers.cards.cards, "the offer")
-        card = next(iter(app.transfers.cards.cards.values()))
+        card = offered_card(root, app, bob, original)
         card.decline_button.invoke()
         bob.wait_for(FileFinished, lambda e: not e.ok and "declined" in e.message, timeout=SLOW)
         pump_until(root, lambda: card.finished, "the card to say so")
