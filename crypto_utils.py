@@ -409,13 +409,9 @@ def seal_chunk_into(key: bytes, file_id: bytes, index: int, final: bool, data: B
     seal_into(key, seal_no, file_chunk_aad(file_id, index, final), data, out)
 
 
-def open_chunk(key: bytes, file_id: bytes, index: int, final: bool, sealed: Bytes, seal_no: int) -> bytes:
-    return open_sealed(key, seal_no, file_chunk_aad(file_id, index, final), sealed)
-
-
 def open_chunk_into(key: bytes, file_id: bytes, index: int, final: bool, sealed: Bytes, seal_no: int,
                     out: memoryview) -> memoryview:
-    """``open_chunk`` written into ``out`` (see ``open_into``)."""
+    """Open what ``seal_chunk`` made, into ``out`` (see ``open_into``)."""
     return open_into(key, seal_no, file_chunk_aad(file_id, index, final), sealed, out)
 
 

@@ -244,6 +244,8 @@ class FileWorker:
                           "the partial file was deleted.")
         try:
             target.handle.write(data)
+            if target.written + len(data) - target.flushed >= self._writeback_every:
+                self._start_writeback(target, target.written + len(data))
         except OSError as error:
             self._forget(job.file_id, delete=True)
             return Failed(job.file_id, CancelReason.WRITE_FAILED,
@@ -251,20 +253,19 @@ class FileWorker:
                           "was deleted.")
         target.hasher.update(data)
         target.written += len(data)
-        if target.written - target.flushed >= self._writeback_every:
-            self._start_writeback(target)
         return Written(job.file_id, chunk.index)
 
     @staticmethod
-    def _start_writeback(target: _Target) -> None:
-        """Have the kernel start writing what we have so far (and drop it from the page
-        cache): the fsync before the file takes its name then has little left to wait
-        for, and a large file does not push everything else out of memory."""
-        with contextlib.suppress(OSError, AttributeError):   # only a hint; not on every system
-            target.handle.flush()
-            os.posix_fadvise(target.handle.fileno(), target.flushed, target.written - target.flushed,
+    def _start_writeback(target: _Target, written: int) -> None:
+        """Have the kernel start writing the first ``written`` bytes (and drop them from
+        the page cache): the fsync before the file takes its name then has little left
+        to wait for, and a large file does not push everything else out of memory. A
+        failed flush is a failed write (the caller reports it); the advice is a hint."""
+        target.handle.flush()
+        with contextlib.suppress(OSError, AttributeError):   # no posix_fadvise on macOS or Windows
+            os.posix_fadvise(target.handle.fileno(), target.flushed, written - target.flushed,
                              os.POSIX_FADV_DONTNEED)
-        target.flushed = target.written
+        target.flushed = written
 
     def _finish(self, job: FinishTarget) -> Result:
         target = self._targets.get(job.file_id)
