@@ -69,6 +69,9 @@ VIEW_SETTLE = 3.0           # views younger than this are still changing; not co
 MAX_RETRY_SECONDS = 600.0
 NOTICE_REPEAT_SECONDS = 10.0   # the same kind of "dropped" notice at most this often
 MAX_SEEN_ATTEMPTS = 256
+# Receipts to one member at most this often: a burst of texts costs each receiver one
+# ACK to seal and the sender one to open, not one per text (the tick comes as soon).
+RECEIPT_INTERVAL = 0.02
 
 
 class Phase(enum.Enum):
@@ -256,6 +259,7 @@ class RoomCore:
         """Say an authenticated goodbye to every peer, then ask the relay to close."""
         if self.phase == Phase.LEAVING or self.outcome is not None:
             return
+        self._send_receipts(flush=True)     # what we received is not reported lost for want of an ACK
         goodbye = peer_wire.encode_app(Goodbye(self.next_msg_no))
         for peer in self.peers.values():
             self._send_app(peer, goodbye)
@@ -404,6 +408,8 @@ class RoomCore:
             deadlines.append(self._join_deadline)
         for peer in self.peers.values():
             deadlines.append(peer.sent_at + KEEPALIVE_SECONDS)
+            if peer.unacknowledged:
+                deadlines.append(peer.receipt_sent_at + RECEIPT_INTERVAL)
             if not peer.silence_reported:
                 deadlines.append(peer.heard_at + PEER_SILENCE)
         for at in (self.guard.next_notice_at(), self.outbox.next_expiry(), self.files.next_deadline()):
@@ -814,10 +820,13 @@ class RoomCore:
             self._post_in_room(Notice(f"Caught up: {message.resent} message{'s' if message.resent != 1 else ''} "
                                       f"from {peer.member.label} sent while you were away.", Severity.INFO))
 
-    def _send_receipts(self) -> None:
-        """One ACK per peer for everything received in this read."""
+    def _send_receipts(self, flush: bool = False) -> None:
+        """One ACK per peer for everything received since its last, once RECEIPT_INTERVAL
+        has passed since that one (at once if ``flush``)."""
+        now = self._clock()
         for peer in self.peers.values():
-            if peer.unacknowledged:
+            if peer.unacknowledged and (flush or now >= peer.receipt_sent_at + RECEIPT_INTERVAL):
+                peer.receipt_sent_at = now
                 numbers, peer.unacknowledged = sorted(set(peer.unacknowledged)), []
                 ranges: list[tuple[int, int]] = []
                 for n in numbers:

@@ -114,6 +114,7 @@ class Peer:
     goodbye: bool = False
     silence_reported: bool = False
     unacknowledged: list[int] = field(default_factory=list)     # received message numbers to acknowledge
+    receipt_sent_at: float = float("-inf")                       # our last ACK to it
     reported_views: set[tuple[frozenset[bytes], frozenset[bytes]]] = field(default_factory=set)
 
     @property

@@ -14,7 +14,7 @@ from helpers import FakeClock, SimRelay, sim_core
 from securex import protocol
 from securex.events import ChatMessage, Closed, DeliveryChanged, Joined, Notice, Severity
 from securex.session import peer_wire
-from securex.session.core import KEEPALIVE_SECONDS, Phase
+from securex.session.core import KEEPALIVE_SECONDS, RECEIPT_INTERVAL, Phase
 from securex.session.delivery import AWAY_SECONDS, MAX_BACKLOG, MAX_PENDING, SLOW_RECEIPT_SECONDS, Outbox, Sent
 from securex.session.members import MAX_SENDER_RUNS
 
@@ -188,6 +188,39 @@ def test_a_burst_that_outruns_the_receipts_of_members_present_loses_nothing_and_
         "to be sent again should Bob's connection drop."]
     assert not [n for n in notices if "will not reach" in n]
     assert not [e for e in room.events["Alice"] if isinstance(e, Notice) and e.severity != Severity.INFO]
+
+
+def test_a_burst_read_piece_by_piece_costs_one_receipt_per_interval_not_one_per_text():
+    """Each text in a read of its own: one ACK goes at once, the rest wait out the
+    interval and then go as one, and the sender learns every text was delivered."""
+    room = Room()
+    room.join("Alice", "Bob")
+    already = len(room.relay.routed)
+    for i in range(10):
+        room.say("Alice", f"m{i}")
+    acks = [entry for entry in room.relay.routed[already:] if entry[0] == room.ids["Bob"]]
+    assert room.texts("Bob") == [f"m{i}" for i in range(10)] and len(acks) == 1
+    assert sorted(e.state for e in room.delivery("Alice").values()) == ["delivered"] + ["sent"] * 9
+    assert room.cores["Bob"].next_deadline() <= room.clock.now + RECEIPT_INTERVAL
+    room.tick(RECEIPT_INTERVAL)
+    acks = [entry for entry in room.relay.routed[already:] if entry[0] == room.ids["Bob"]]
+    assert len(acks) == 2
+    assert {e.state for e in room.delivery("Alice").values()} == {"delivered"}
+
+
+def test_receipts_still_held_back_go_out_before_the_goodbye():
+    """Leaving within the interval: the sender hears of every text received, not of
+    "will not reach" for one whose ACK was waiting."""
+    room = Room()
+    room.join("Alice", "Bob")
+    room.say("Alice", "first")
+    room.say("Alice", "second, inside the interval")
+    room.cores["Bob"].leave()
+    room.relay.pump()
+    room.collect()
+    assert room.texts("Bob") == ["first", "second, inside the interval"]
+    assert {e.state for e in room.delivery("Alice").values()} == {"delivered"}
+    assert not [n for n in room.notices("Alice") if "will not reach" in n]
 
 
 def test_a_present_member_slow_to_acknowledge_is_named():
