@@ -205,6 +205,17 @@ def test_a_file_that_cannot_be_sent_is_refused_clearly(root, tmp_path):
         assert not [e for e in bob.drain() if isinstance(e, (FileOffered, FileProgress))]
 
 
+def test_a_file_offered_while_alone_is_refused_at_once_without_reading_it(root, tmp_path):
+    big = make_file(tmp_path, "alone.bin", 1 * MB)
+    with running_server() as server:
+        app = joined_app(root, server.port)
+        pump_until(root, lambda: len(member_rows(app)) == 1, "just me in the list")
+        type_message(app, f"/send {big}")
+        settle_errands(root, app)
+        assert "Not sent: nobody else is in the room to receive alone.bin." in transcript(app)
+        assert "Preparing" not in transcript(app)
+
+
 def test_the_downloads_folder_can_be_changed_and_is_remembered(root, tmp_path, monkeypatch, config_dir):
     chosen = tmp_path / "chosen"
     original = make_file(tmp_path / "bob", "report.pdf", 5000)

@@ -26,7 +26,7 @@ from securex.desktop.files_view import Actions, IncomingCard, TransferCards
 from securex.desktop.paths import display_path, open_folder, path_in_draft
 from securex.errors import SendQueueFullError
 from securex.events import Severity
-from securex.session.files import why_not_sendable
+from securex.session.files import nobody_to_receive, why_not_sendable
 from securex.session.runner import ChatSession
 from securex.text import human_size
 
@@ -82,6 +82,10 @@ class Transfers:
         """Check ``path`` off the Tk thread, then offer it to the room."""
         if not self.host.in_room:
             self.host.note("Files can be sent only while you are in the room; nothing was sent.", Severity.WARNING)
+            return
+        if all(member.you for member in self.host.chat.sidebar.members):
+            # Said now, not after reading the whole file for its SHA-256 only to find nobody to send it to.
+            self.host.note(nobody_to_receive(path.name), Severity.WARNING)
             return
         session = self.host.session
 

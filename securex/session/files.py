@@ -265,8 +265,7 @@ class FileTransfers:
         """Offer a file to the members present; returns its short id, or None (with an
         event) when there is nobody to offer it to."""
         if not present:
-            self._port.post(FileFinished("", path.name, "out", "", False, None,
-                                         f"Not sent: nobody else is in the room to receive {path.name}."))
+            self._port.post(FileFinished("", path.name, "out", "", False, None, nobody_to_receive(path.name)))
             return None
         file_id = self._randbytes(FILE_ID_BYTES)
         while self._short_id_taken(short_id(file_id)):     # people name transfers by the short id
@@ -724,3 +723,8 @@ def why_not_sendable(path: Path) -> str | None:
     except OSError as error:
         return f"Cannot send {path}: {error.strerror or error}."
     return None
+
+
+def nobody_to_receive(name: str) -> str:
+    """Why a file offered while alone in the room was not sent."""
+    return f"Not sent: nobody else is in the room to receive {name}."
