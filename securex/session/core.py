@@ -13,7 +13,7 @@ proof with *us* (``handshake.py``). Joining::
 
     WAITING  --WELCOME-->  send HELLO
              --ROSTER-->   JOINING: a PAKE run (as A) with every member listed
-    JOINING  --every run ended (or JOIN_TIMEOUT)-->  verdict:
+    JOINING  --every run ended (or JOIN_TIMEOUT)-->  verdict (``verdict.py``):
                some verified               -> IN_ROOM; the others named as unverified
                none; a confirmed one differs -> wrong passphrase (fatal)
                none; only unconfirmed ones   -> IN_ROOM alone (nobody can tell who is right)
@@ -56,6 +56,7 @@ from securex.session.files import DEFAULT_MAX_FILE_BYTES, MAX_BULK_QUEUED, FileT
 from securex.session.guard import JoinGuard, OwnRejections
 from securex.session.handshake import Failure, LocalIdentity, PairHandshake, State, Step
 from securex.session.members import Peer, ReceivedLogs, labels, view_difference
+from securex.session.verdict import Outcome, RunResult, join_verdict
 from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, FailedJoin, FileMessage, Goodbye,
                                        KeepAlive, RefuseReason, Text)
 from securex.text import display_safe, name_key
@@ -100,14 +101,6 @@ class LinkOutcome:
     def lost(cls, message: str) -> LinkOutcome:
         """A lost link is an error however it was noticed (exit status 5)."""
         return cls(LinkEnd.LOST, message, ConnectionLostError(message))
-
-
-class RunResult(enum.Enum):
-    VERIFIED = "verified"
-    MISMATCH = "passphrase differs"
-    REFUSED = "refusing new members for now"
-    SILENT = "did not answer"
-    GONE = "left"
 
 
 @dataclass
@@ -519,57 +512,25 @@ class RoomCore:
             self._give_verdict()
 
     def _give_verdict(self) -> None:
-        results = [result for result in self._targets.values() if result != RunResult.GONE]
-        verified = results.count(RunResult.VERIFIED)
-        mismatched = [member_id for member_id, result in self._targets.items() if result == RunResult.MISMATCH]
-        silent = results.count(RunResult.SILENT)
-        refused = results.count(RunResult.REFUSED)
-        if self.own_rejections.exhausted(self._clock()):
-            message = ("Wrong passphrase: it has been rejected too many times in the last 15 minutes, so this "
-                       "client stops trying by itself. Check the passphrase with the others, then join again.")
-            self._end(LinkEnd.FATAL, message, WrongPassphraseError(message))
+        now = self._clock()
+        refused_for = max(1.0, max(self._retry_at.values(), default=0.0) - now)
+        results = {member_id: result or RunResult.SILENT for member_id, result in self._targets.items()}
+        verdict = join_verdict(results, {m for m, entry in self.roster.items() if entry.confirmed},
+                               rejected_too_often=self.own_rejections.exhausted(now), refused_for=refused_for)
+        if verdict.outcome == Outcome.WRONG_PASSPHRASE:
+            self._end(LinkEnd.FATAL, verdict.message, WrongPassphraseError(verdict.message))
             return
-        if not verified and mismatched and any(self.roster.get(m) and self.roster[m].confirmed for m in mismatched):
-            n = len(mismatched)
-            message = (f"Wrong passphrase: it does not match the {n} member{'s' if n != 1 else ''} present. "
-                       "Check it with them and try again.")
-            self._end(LinkEnd.FATAL, message, WrongPassphraseError(message))
-            return
-        if not verified and refused:
-            # A refusal is unauthenticated: it never holds us in JOINING (where the relay's
-            # deadline would close us); we come back once the wait is over.
-            wait = max(1.0, max((at for at in self._retry_at.values()), default=0.0) - self._clock())
-            self._end(LinkEnd.RETRY, f"The room is refusing new members for {wait:.0f} s after failed passphrase "
-                                     "attempts.", retry_after=wait)
+        if verdict.outcome == Outcome.REFUSED:
+            self._end(LinkEnd.RETRY, verdict.message, retry_after=refused_for)
             return
         self.phase = Phase.IN_ROOM
         self.reached_room = True
         self._runs = {m: run for m, run in self._runs.items() if run.handshake.role == crypto_utils.ROLE_B}
         self._send_status()
-        self._post(Joined(self.server, CIPHER_NAME, self._me_member(), verified, len(results),
+        self._post(Joined(self.server, CIPHER_NAME, self._me_member(), verdict.verified, verdict.present,
                           self.joined_before))
-        if not results:
-            self._notice("You are the first here. Nobody can confirm the passphrase until someone else joins; "
-                         "you will be told if theirs differs.")
-        elif not verified and mismatched:
-            n = len(mismatched)
-            self._notice(f"The {'member' if n == 1 else f'{n} members'} present "
-                         f"{'has' if n == 1 else 'have'} a different passphrase, and nobody has confirmed "
-                         "either one yet: one of you typed it wrong. You stay in the room; the next person "
-                         "to arrive with the right passphrase confirms it.", Severity.WARNING)
-        elif mismatched:
-            n = len(mismatched)
-            self._notice(f"Could not verify {n} member{'s' if n != 1 else ''}: "
-                         f"{'its' if n == 1 else 'their'} passphrase differs from yours. "
-                         f"{'It does' if n == 1 else 'They do'} not see your messages.", Severity.WARNING)
-        if verified and refused:
-            self._notice(f"{refused} member{'s' if refused != 1 else ''} present {'is' if refused == 1 else 'are'} "
-                         "refusing new members for a while after failed passphrase attempts; this client "
-                         "will try them again then.", Severity.WARNING)
-        if silent:
-            self._notice(f"{silent} member{'s' if silent != 1 else ''} present did not answer "
-                         f"{'its' if silent == 1 else 'their'} passphrase check; "
-                         f"{'it' if silent == 1 else 'they'} cannot see your messages.", Severity.WARNING)
+        for text, severity in verdict.notices:
+            self._notice(text, severity)
         if self.joined_before:
             now_present = {peer.verified.identity.public_key for peer in self.peers.values()}
             missing = [key for key in self._present_before if key not in now_present]

@@ -1,0 +1,94 @@
+"""The join verdict: what a newcomer's passphrase checks with the members present
+add up to, and what the user is told. A pure function of the runs' results; the
+core acts on it (ends the link, or enters the room and shows the notices).
+
+Only a mismatch with a member the relay lists as *confirmed* (it has verified
+someone) proves our passphrase wrong; against unconfirmed members nobody can tell
+who typed it wrong, so we enter and say so. A refusal is unauthenticated, so it
+never keeps us waiting: we leave and come back once the wait is over.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from securex.events import Severity
+
+
+class RunResult(enum.Enum):
+    VERIFIED = "verified"
+    MISMATCH = "passphrase differs"
+    REFUSED = "refusing new members for now"
+    SILENT = "did not answer"
+    GONE = "left"
+
+
+class Outcome(enum.Enum):
+    """What the core does on the verdict."""
+    ENTER = "enter the room"
+    WRONG_PASSPHRASE = "the passphrase is wrong: stop"
+    REFUSED = "the room refuses newcomers for now: come back later"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    message: str = ""                                   # why the link ends (not for ENTER)
+    verified: int = 0                                    # members who verified us
+    present: int = 0                                     # members present (not counting those who left)
+    notices: tuple[tuple[str, Severity], ...] = ()       # to show on entering
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
+def join_verdict(results: Mapping[bytes, RunResult], confirmed: Collection[bytes], *, rejected_too_often: bool,
+                 refused_for: float) -> Verdict:
+    """The verdict once every run with a member present has ended (or timed out).
+    ``confirmed``: members the relay lists as having verified someone;
+    ``rejected_too_often``: our own passphrase was rejected too often lately;
+    ``refused_for``: seconds until a refusing member will answer again."""
+    present = [result for result in results.values() if result != RunResult.GONE]
+    verified = present.count(RunResult.VERIFIED)
+    mismatched = [member_id for member_id, result in results.items() if result == RunResult.MISMATCH]
+    silent = present.count(RunResult.SILENT)
+    refused = present.count(RunResult.REFUSED)
+    if rejected_too_often:
+        return Verdict(Outcome.WRONG_PASSPHRASE,
+                       "Wrong passphrase: it has been rejected too many times in the last 15 minutes, so this "
+                       "client stops trying by itself. Check the passphrase with the others, then join again.")
+    if not verified and any(member_id in confirmed for member_id in mismatched):
+        n = len(mismatched)
+        return Verdict(Outcome.WRONG_PASSPHRASE,
+                       f"Wrong passphrase: it does not match the {n} member{_plural(n, '', 's')} present. "
+                       "Check it with them and try again.")
+    if not verified and refused:
+        return Verdict(Outcome.REFUSED, f"The room is refusing new members for {refused_for:.0f} s after failed "
+                                        "passphrase attempts.")
+    notices: list[tuple[str, Severity]] = []
+    if not present:
+        notices.append(("You are the first here. Nobody can confirm the passphrase until someone else joins; "
+                        "you will be told if theirs differs.", Severity.INFO))
+    elif not verified and mismatched:
+        n = len(mismatched)
+        notices.append((f"The {_plural(n, 'member', f'{n} members')} present {_plural(n, 'has', 'have')} a "
+                        "different passphrase, and nobody has confirmed either one yet: one of you typed it "
+                        "wrong. You stay in the room; the next person to arrive with the right passphrase "
+                        "confirms it.", Severity.WARNING))
+    elif mismatched:
+        n = len(mismatched)
+        notices.append((f"Could not verify {n} member{_plural(n, '', 's')}: {_plural(n, 'its', 'their')} "
+                        f"passphrase differs from yours. {_plural(n, 'It does', 'They do')} not see your "
+                        "messages.", Severity.WARNING))
+    if verified and refused:
+        notices.append((f"{refused} member{_plural(refused, '', 's')} present {_plural(refused, 'is', 'are')} "
+                        "refusing new members for a while after failed passphrase attempts; this client will "
+                        "try them again then.", Severity.WARNING))
+    if silent:
+        notices.append((f"{silent} member{_plural(silent, '', 's')} present did not answer "
+                        f"{_plural(silent, 'its', 'their')} passphrase check; {_plural(silent, 'it', 'they')} "
+                        "cannot see your messages.", Severity.WARNING))
+    return Verdict(Outcome.ENTER, verified=verified, present=len(present), notices=tuple(notices))
