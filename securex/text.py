@@ -125,7 +125,8 @@ def safe_file_name(name: str) -> str:
                               or (ch.isspace() and ch != " ") or _invisible(ch)) else ch for ch in name)
     # One space at a time (a run of them can push ".exe" out of sight), no leading or
     # trailing dots or spaces, no leading dash (an option to a command).
-    cleaned = " ".join(part for part in cleaned.split(" ") if part).strip(" .").lstrip("-")
+    # Stripped together: "-.bashrc" must not become ".bashrc" once its dash is gone.
+    cleaned = " ".join(part for part in cleaned.split(" ") if part).lstrip(" .-").rstrip(" .")
     if len(cleaned) > MAX_FILE_NAME_CHARS:
         stem, dot, extension = cleaned.rpartition(".")
         if dot and 0 < len(extension) <= 16:
@@ -135,9 +136,23 @@ def safe_file_name(name: str) -> str:
     while len(cleaned.encode("utf-8")) > MAX_FILE_NAME_BYTES:     # file systems count bytes
         stem, dot, extension = cleaned.rpartition(".")
         cleaned = (stem[:-1] + dot + extension) if dot and len(stem) > 1 else cleaned[:-1]
+    cleaned = cleaned.rstrip(" .")      # what a cut may have left at the end
     if not cleaned or cleaned.split(".", 1)[0].strip().casefold() in _RESERVED_FILE_NAMES:
         cleaned = f"file {cleaned}".strip() if cleaned else "file"
     return cleaned
+
+
+def shortened_file_name(name: str) -> str | None:
+    """``name`` with the part before its extension about half as long, or None once
+    that part is one character: for a file system whose names must be shorter than
+    usual (eCryptfs allows 143 bytes)."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem:
+        stem, extension = name, ""
+    if len(stem) <= 1:
+        return None
+    shorter = stem[:len(stem) // 2].rstrip(" .") or stem[0]
+    return f"{shorter}.{extension}" if extension else shorter
 
 
 def human_size(size: int) -> str:

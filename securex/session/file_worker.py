@@ -41,7 +41,7 @@ from securex.session import peer_wire
 from securex.session.files import (ChunkRead, Discard, Failed, FinishTarget, Hashed, HashSource, Job, Opened,
                                    OpenTarget, ReadChunk, Result, Saved, WriteChunk, Written)
 from securex.session.peer_wire import BULK_HEADER_BYTES, CancelReason
-from securex.text import human_size
+from securex.text import human_size, shortened_file_name
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,18 @@ class FileWorker:
     ``take_results`` returns what is done; ``stop`` ends the thread and deletes any
     partial file still open. ``threaded=False`` does each job at once, in the
     caller's thread (for sans-IO tests that drive everything in one thread);
-    ``open_partial`` creates the partial file (tests inject a disk that fills up);
+    ``open_partial`` creates the partial file (tests inject a disk that fills up),
+    ``link`` gives it its final name (tests inject a file system with short names);
     ``writeback_every`` is how much of a file received is written before the kernel
     is asked to start putting it on disk."""
 
     def __init__(self, wake: Callable[[], None], *, threaded: bool = True,
                  open_partial: Callable[[Path], BinaryIO] = open_exclusive,
+                 link: Callable[[Path, Path], None] = os.link,
                  writeback_every: int = EARLY_WRITEBACK_BYTES) -> None:
         self._wake = wake
         self._open_partial = open_partial
+        self._link = link
         self._writeback_every = writeback_every
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=JOB_QUEUE_SIZE)
         self._results: queue.Queue[Result] = queue.Queue()
@@ -285,28 +288,48 @@ class FileWorker:
             return Failed(job.file_id, CancelReason.VERIFICATION,
                           f"Receiving {target.name} failed verification: {human_size(target.written)} arrived and "
                           "its SHA-256 does not match the offer; the partial file was deleted.")
-        final = self._place(target)
+        try:
+            final = self._place(target)
+        except OSError as error:
+            self._forget(job.file_id, delete=True)
+            return Failed(job.file_id, CancelReason.WRITE_FAILED,
+                          f"Could not save {target.name} in {target.directory}: {_why(error)}; the partial file "
+                          "was deleted.")
         self._targets.pop(job.file_id, None)
         if final is None:
             target.partial.unlink(missing_ok=True)
             return Failed(job.file_id, CancelReason.WRITE_FAILED, f"Could not give {target.name} its name.")
         return Saved(job.file_id, final)
 
-    @staticmethod
-    def _place(target: _Target) -> Path | None:
-        """Link the verified partial file to a free name (never over an existing file)."""
-        stem, dot, extension = target.name.rpartition(".")
-        if not dot or not stem:
-            stem, extension = target.name, ""
-        for number in range(1000):
-            name = target.name if number == 0 else f"{stem} ({number}){'.' + extension if extension else ''}"
-            candidate = target.directory / name
+    def _place(self, target: _Target) -> Path | None:
+        """Link the verified partial file to a free name (never over an existing file),
+        shortened where the file system allows only shorter names than the offer's."""
+        name: str | None = target.name
+        while name is not None:
             try:
-                os.link(target.partial, candidate)      # fails if the name is taken: no race, no overwrite
+                return self._place_as(target, name)
+            except OSError as error:
+                if error.errno != errno.ENAMETOOLONG:
+                    raise
+            name = shortened_file_name(name)
+        return None
+
+    def _place_as(self, target: _Target, name: str) -> Path | None:
+        """``name``, else ``name (1)``, ``name (2)``…: the first that is free."""
+        stem, dot, extension = name.rpartition(".")
+        if not dot or not stem:
+            stem, extension = name, ""
+        for number in range(1000):
+            candidate = target.directory / (name if number == 0 else
+                                            f"{stem} ({number}){'.' + extension if extension else ''}")
+            try:
+                self._link(target.partial, candidate)    # fails if the name is taken: no race, no overwrite
             except FileExistsError:
                 continue
-            except OSError:
-                if candidate.exists():
+            except OSError as error:
+                if error.errno == errno.ENAMETOOLONG:
+                    raise                                  # _place tries a shorter name
+                if os.path.lexists(candidate):
                     continue
                 target.partial.rename(candidate)          # a file system without hard links
                 return candidate

@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helpers import FakeClock, SimRelay, sim_core
@@ -351,6 +351,11 @@ def test_progress_is_reported_both_ways(tmp_path):
 
 @settings(max_examples=60)
 @given(st.text(max_size=300))
+@example("-.bashrc").via("a dash hiding a dot")
+@example("- .profile").via("a dash hiding a space")
+@example(".-.envrc").via("dots and dashes in turn")
+@example("-. x").via("a dash, a dot, a space")
+@example("a" * 110 + ". .pdf" + "b" * 200).via("a cut that leaves a dot or space at the end")
 def test_any_offered_name_becomes_one_harmless_file_name(name):
     safe = safe_file_name(name)
     assert safe and safe not in (".", "..") and not safe.startswith((".", "-"))
@@ -441,6 +446,50 @@ def test_a_full_disk_is_reported_to_both_sides_and_the_partial_file_removed(tmp_
     [told] = room.finished("Alice")
     assert not told.ok and "could not save it (disk full?)" in told.message
     assert not list((tmp_path / "Bob").iterdir())
+
+
+def short_names_link(limit: int):
+    """``os.link`` on a file system whose names hold at most ``limit`` bytes (eCryptfs: 143)."""
+    def link(source: Path, target: Path) -> None:
+        if len(target.name.encode()) > limit:
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(target))
+        os.link(source, target)
+    return link
+
+
+def test_a_long_name_on_a_file_system_of_short_names_is_saved_shortened_keeping_its_extension(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    room.workers["Bob"] = FileWorker(lambda: None, threaded=False, link=short_names_link(143))
+    long_name = "\u00e9" * 100 + ".pdf"          # 204 bytes: a name safe_file_name lets through
+    source = random_file(tmp_path / long_name, CHUNK_BYTES + 5)
+    for _ in range(2):                        # the second takes a numbered name, shortened too
+        file_id = room.offer("Alice", source)
+        room.cores["Bob"].accept_file(file_id)
+        room.pump()
+    saved = sorted((tmp_path / "Bob").iterdir())
+    assert [f.ok for f in room.finished("Bob")] == [True, True]
+    assert [p.name for p in saved] == ["\u00e9" * 50 + " (1).pdf", "\u00e9" * 50 + ".pdf"]
+    assert all(digest(p) == digest(source) for p in saved)
+
+
+def test_a_final_name_that_cannot_be_made_is_reported_clearly(tmp_path):
+    """No name short enough for the file system; then no hard links (EPERM) and the
+    partial file gone before the rename (another program cleaned the folder)."""
+    def no_links_and_partial_gone(source: Path, target: Path) -> None:
+        source.unlink()
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), str(target))
+
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "report.txt", 1000)
+    for link, expected in ((short_names_link(4), "Could not give report.txt its name."),
+                           (no_links_and_partial_gone, f"Could not save report.txt in {tmp_path / 'Bob'}: ")):
+        room.workers["Bob"] = FileWorker(lambda: None, threaded=False, link=link)
+        file_id = room.offer("Alice", source)
+        room.cores["Bob"].accept_file(file_id)
+        room.pump()
+        failed = room.finished("Bob")[-1]
+        assert not failed.ok and failed.message.startswith(expected), failed.message
+        assert list((tmp_path / "Bob").iterdir()) == []
 
 
 # -- hostile members (adversarial review findings) ------------------------------------------------
