@@ -18,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from securex import logs
 from securex.environment import take_from_environment
 from securex.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, MissingDependencyError, SecureXError
 from securex.protocol import DEFAULT_PORT
@@ -228,6 +229,7 @@ def run_discover() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    logs.configure()
     if args.discover:
         return run_discover()
     try:
