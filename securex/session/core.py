@@ -265,8 +265,13 @@ class RoomCore:
         if self.outcome is not None:
             return
         if now - self._heard_at > CLIENT_IDLE_TIMEOUT:
-            self._end(LinkEnd.LOST, f"No answer from {self.server} for {CLIENT_IDLE_TIMEOUT:g} s: "
-                                    "the connection is lost.")
+            if not self.my_id:
+                self._end(LinkEnd.LOST, f"Something at {self.server} accepted the connection but has not answered "
+                                        f"as a Secure X server for {CLIENT_IDLE_TIMEOUT:g} s: check the address "
+                                        "and port the server printed.")
+            else:
+                self._end(LinkEnd.LOST, f"No answer from {self.server} for {CLIENT_IDLE_TIMEOUT:g} s: "
+                                        "the connection is lost.")
             return
         if self.phase in (Phase.WAITING, Phase.JOINING) and now - self._link_started > ENTRY_DEADLINE:
             # A relay that trickles a byte every few seconds never looks idle.
@@ -392,7 +397,9 @@ class RoomCore:
 
     def next_deadline(self) -> float:
         """When ``tick`` should next run (monotonic clock)."""
-        deadlines = [self._heard_at + CLIENT_IDLE_TIMEOUT, self._sent_at + PING_SECONDS]
+        deadlines = [self._heard_at + CLIENT_IDLE_TIMEOUT]
+        if self.phase != Phase.WAITING:       # what tick pings on (not before the relay has said hello)
+            deadlines.append(self._sent_at + PING_SECONDS)
         if self.phase in (Phase.WAITING, Phase.JOINING):
             deadlines.append(self._link_started + ENTRY_DEADLINE)
         deadlines += [run.started_at + RUN_TIMEOUT for run in self._runs.values()]

@@ -665,6 +665,44 @@ def test_the_join_verdict_comes_even_if_nobody_answers():
     assert any("did not answer" in n for n in room.notices("Bob"))
 
 
+def _ticks_until_the_end(core: RoomCore, clock: FakeClock, seconds: float) -> list[float]:
+    """Tick the way the runner does, every 0.25 s; how far ahead ``next_deadline`` was
+    after each tick. Below zero, a deadline has passed that ``tick`` does nothing
+    about: the runner would spin on it (select with no timeout) until something else
+    happened. Zero is due now, done on the next tick as real time moves on."""
+    ahead = []
+    while core.outcome is None and seconds > 0:
+        clock.advance(0.25)
+        seconds -= 0.25
+        core.tick()
+        if core.outcome is None:
+            ahead.append(core.next_deadline() - clock.now)
+    return ahead
+
+
+def test_waiting_for_a_server_that_never_answers_sleeps_and_then_says_so():
+    clock = FakeClock()
+    core = sim_core("Alice", clock=clock)
+    core.connection_made()            # a TCP connection to something that never says a word
+    ahead = _ticks_until_the_end(core, clock, 60)
+    assert ahead and min(ahead) >= 0
+    assert core.outcome is not None and core.outcome.message == (
+        "Something at sim:5050 accepted the connection but has not answered as a Secure X server for 15 s: "
+        "check the address and port the server printed.")
+
+
+def test_no_state_of_a_room_with_a_silent_ghost_ever_asks_to_be_ticked_at_once():
+    room = Room()
+    room.join("Alice")
+    room.relay.ghosts.append(b"G" * protocol.ID_BYTES)
+    bob = room.join("Bob")
+    ahead = []
+    for _ in range(4 * 60):          # a minute: the join, the verdict, keep-alives, pings
+        room.tick(0.25)
+        ahead.append(bob.next_deadline() - room.clock.now)
+    assert bob.phase == Phase.IN_ROOM and min(ahead) >= 0
+
+
 # -- the property ---------------------------------------------------------------------------------
 
 ACTIONS = ["deliver", "deliver", "deliver", "drop", "duplicate", "flip", "replay", "misroute"]
