@@ -8,6 +8,7 @@ so a crash never leaves half a file and nobody else on the machine can read it:
     identities.json   the Ed25519 identity key of each display name used here
     known.json        the safety code trusted for each member's name (first seen, or set by /trust)
     settings.json     the desktop app's last server, port, name and downloads folder (never the passphrase)
+    in-use/           a lock file per name a running session uses (empty; see session/identity.py)
 
 Reading never raises for a missing or damaged file: callers get an empty value
 and carry on (a damaged identity file is set aside, not overwritten).

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import (PASSPHRASE, Process, cli_client, core_clients, python_env,
                      running_server, server_process)
-from securex.errors import EXIT_FULL, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WRONG_PASSPHRASE
+from securex.errors import EXIT_ERROR, EXIT_FULL, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WRONG_PASSPHRASE
 from securex.events import MemberJoined, MemberLeft
 
 LINE = r"^\[\d\d:\d\d:\d\d\] "
@@ -143,6 +143,30 @@ def test_a_wrong_passphrase_is_refused_with_exit_4_and_reaches_nobody(server):
             mallory.expect(r"^Error: Wrong passphrase: it does not match the 2 members present", stderr=True)
         assert not [e for e in alice.drain() if isinstance(e, MemberJoined) and e.member.name == "Mallory"]
         assert alice.members_now() == ["Bob"]
+
+
+def test_a_second_terminal_joining_as_the_same_member_is_refused_and_the_first_stays(server, tmp_path):
+    """Same name, same identity key: the room would take the second for the first one
+    reconnecting and drop the first. It is refused before it connects."""
+    same_identity = {"SECUREX_PASSPHRASE": PASSPHRASE, "SECUREX_CONFIG_DIR": str(tmp_path / "bob")}
+    with core_clients(server.port, "Alice") as (alice,):
+        first = cli(server.port, "Bob", **same_identity)
+        try:
+            first.expect(r"\* Joined the room")
+            second = cli(server.port, "Bob", **same_identity)
+            assert second.wait() == EXIT_ERROR
+            second.expect(r"^Error: Secure X is already running as Bob on this computer \(another window or "
+                          r"terminal\)\. Use that one, or join under another name\.$", stderr=True)
+            first.send_line("still the one and only Bob")
+            alice.wait_message("still the one and only Bob")
+            assert alice.members_now() == ["Bob"]
+        finally:
+            first.kill()
+        third = cli(server.port, "Bob", **same_identity)     # the first has gone: the name is free again
+        try:
+            third.expect(r"\* Joined the room")
+        finally:
+            third.kill()
 
 
 def test_a_different_passphrase_against_one_lone_member_is_a_tie_not_a_verdict(server):

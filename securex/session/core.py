@@ -162,6 +162,8 @@ class RoomCore:
         self._runs: dict[bytes, Run] = {}
         self.peers: dict[bytes, Peer] = {}
         self._targets: dict[bytes, RunResult | None] = {}
+        # A connection that took over from another of the same identity -> the one it replaced.
+        self._replaced: dict[bytes, Peer] = {}
         self._retry_at: dict[bytes, float] = {}
         self._join_deadline = 0.0
         self._view_changed_at = now
@@ -408,7 +410,7 @@ class RoomCore:
             deadlines.append(self._join_deadline)
         for peer in self.peers.values():
             deadlines.append(peer.sent_at + KEEPALIVE_SECONDS)
-            if peer.unacknowledged:
+            if peer.unacknowledged and self.phase != Phase.JOINING:
                 deadlines.append(peer.receipt_sent_at + RECEIPT_INTERVAL)
             if not peer.silence_reported:
                 deadlines.append(peer.heard_at + PEER_SILENCE)
@@ -630,9 +632,12 @@ class RoomCore:
         for old_id, old in list(self.peers.items()):
             if old.verified.identity.public_key == identity.public_key:
                 # A fresh run with a fresh signature proves it is live: it reconnected
-                # before the relay noticed its old connection had died. Move over quietly.
+                # before the relay noticed its old connection had died. Move over quietly,
+                # keeping the old one while the relay lists it (see _on_gone).
                 del self.peers[old_id]
                 self._present_before[identity.public_key] = old.member.label
+                if old_id in self.roster:
+                    self._replaced[member_id] = old
         name = identity.name
         peer = Peer(member_id, verified, Member(name, verified.safety_code, name), heard_at=now, sent_at=now)
         self.peers[member_id] = peer
@@ -676,8 +681,11 @@ class RoomCore:
             result = {Failure.MISMATCH: RunResult.MISMATCH, Failure.REFUSED: RunResult.REFUSED,
                       Failure.ABANDONED: RunResult.SILENT}.get(failure, RunResult.SILENT)
             if failure == Failure.REFLECTED:
-                self._notice("The server sent this client's own identity back to it; ignored "
-                             "(a reflection attack, or a broken server).", Severity.ALERT)
+                message = (f"You are already in this room: a member there proved your own identity key "
+                           f"({self.me.name}). That is Secure X running as you on another computer, or someone "
+                           "has a copy of your key. Close the other one, or join under another name.")
+                self._end(LinkEnd.FATAL, message, RefusedError(message))
+                return
             if member_id in self._targets and self._targets[member_id] is None:
                 self._targets[member_id] = result
                 self._check_join_done()
@@ -694,8 +702,9 @@ class RoomCore:
             for peer in self.peers.values():
                 self._send_app(peer, report)
         if failure == Failure.REFLECTED:
-            self._notice("The server sent this client's own identity back to it; ignored "
-                         "(a reflection attack, or a broken server).", Severity.ALERT)
+            self._notice(f"Another Secure X with your own identity key ({self.me.name}) tried to join this room: "
+                         "you on another computer, or someone with a copy of your key. It was not let in; "
+                         "you are still in the room.", Severity.ALERT)
 
     def _count_failure(self, failure: FailedJoin) -> None:
         now = self._clock()
@@ -716,10 +725,15 @@ class RoomCore:
             self._targets[member_id] = RunResult.GONE
             self._check_join_done()
         self._retry_at.pop(member_id, None)
+        self._replaced = {new: old for new, old in self._replaced.items() if old.member_id != member_id}
+        earlier = self._replaced.pop(member_id, None)
         peer = self.peers.pop(member_id, None)
         if peer is None:
             return
         self._view_changed_at = self._clock()
+        if earlier is not None:
+            self._restore(earlier)
+            return
         if peer.goodbye:
             given_up = self.outbox.member_left(peer.verified.identity.public_key)
             self._report_given_up([given_up] if given_up else [])
@@ -728,6 +742,21 @@ class RoomCore:
             self.outbox.member_dropped(peer.verified.identity.public_key, self._clock())
         self._post(MemberLeft(peer.member, dropped=not peer.goodbye))
         self._relabel()
+        self._send_status()
+
+    def _restore(self, earlier: Peer) -> None:
+        """The connection that took over from ``earlier`` (same identity) went while the
+        relay still lists ``earlier``: it was a second Secure X of that member, which
+        gave up on meeting the first (or a reconnection that died again). The first is
+        their connection again, quietly; what went to the other is sent again."""
+        key = earlier.verified.identity.public_key
+        self.peers[earlier.member_id] = earlier
+        self._present_before.pop(key, None)
+        for plaintext in self.outbox.member_back(key, earlier.member.name):
+            self._send_app(earlier, plaintext)         # it drops the numbers it has
+        self.files.member_back(key)
+        self._relabel()
+        self._post_members()
         self._send_status()
 
     # -- the channel ---------------------------------------------------------------------------
@@ -790,7 +819,11 @@ class RoomCore:
 
     def _send_receipts(self, flush: bool = False) -> None:
         """One ACK per peer for everything received since its last, once RECEIPT_INTERVAL
-        has passed since that one (at once if ``flush``)."""
+        has passed since that one (at once if ``flush``). None while joining: what
+        arrives then is held, not shown, and a receipt says it was shown (a session
+        that never gets in, such as a member's second one, must not settle it)."""
+        if self.phase == Phase.JOINING:
+            return
         now = self._clock()
         for peer in self.peers.values():
             if peer.unacknowledged and (flush or now >= peer.receipt_sent_at + RECEIPT_INTERVAL):

@@ -20,7 +20,7 @@ States, and what each accepts (anything else fails the run)::
     A: SENT_SHARE   --PAKE_B(cB ok)-->      SENT_IDENTITY --IDENTITY_B(proof ok)--> VERIFIED
                     --PAKE_B(cB wrong)-->   FAILED mismatch
                     --REFUSE-->             FAILED refused / mismatch
-    B: SENT_SHARE   --CONFIRM_A(cA ok, proof ok)--> VERIFIED
+    B: SENT_SHARE   --CONFIRM_A(cA ok, proof ok)--> VERIFIED (FAILED ourselves, if it is our key)
                     --CONFIRM_A(cA wrong)-->        FAILED mismatch
                     --REFUSE(mismatch)-->           FAILED mismatch
 """
@@ -46,7 +46,7 @@ class Failure(enum.Enum):
     ABANDONED = "the other side stopped answering"
     REFUSED = "the room is refusing new members for a while"
     INVALID = "the other side sent something invalid"
-    REFLECTED = "the relay sent us our own handshake back"
+    REFLECTED = "the other side holds our own identity key"
 
 
 class State(enum.Enum):
@@ -232,7 +232,12 @@ class PairHandshake:
         if not crypto_utils.verify_signature(identity.public_key, proof, identity.signature):
             return self._fail(Failure.INVALID)
         if identity.public_key == self._me.public_key:
-            return self._fail(Failure.REFLECTED)
+            # Only a holder of our own key can sign that: another Secure X of ours (or a
+            # copy of the key). B still answers, sealed, so the newcomer learns it for
+            # certain and gives up instead of joining as a second us.
+            failed = self._fail(Failure.REFLECTED)
+            failed.send = step.send
+            return failed
         self.state = State.VERIFIED
         channel = PairChannel(send_key, receive_key, self.nonce_a, self.nonce_b)
         step.verified = VerifiedPeer(identity, channel, self.role)

@@ -4,12 +4,18 @@ An identity is an Ed25519 key, one per display name used on this computer,
 created the first time the name is used and kept in ``identities.json`` (0600).
 The safety codes of the members met are kept in ``known.json``, by name, so a
 name that comes back with another code is warned about.
+
+While a session runs it holds a lock on its name (``in-use/``), so a second
+window or terminal on this computer cannot join as the same member: the room's
+members would take it for the first one reconnecting and drop that one.
 """
 
 from __future__ import annotations
 
 import binascii
+import os
 import secrets
+import threading
 from pathlib import Path
 
 from crypto_utils import IDENTITY_KEY_BYTES, RandBytes, new_identity_seed
@@ -19,6 +25,7 @@ from securex.session.handshake import LocalIdentity
 
 IDENTITIES_FILE = "identities.json"
 KNOWN_FILE = "known.json"
+IN_USE_DIR = "in-use"
 MAX_KNOWN = 1000      # names remembered; the oldest are forgotten past this
 
 
@@ -39,6 +46,68 @@ def load_identity(name: str, directory: Path | None = None,
             raise SecureXError(f"Cannot save your identity key in {path}: {error.strerror or error}. "
                                "Check that the folder is writable.") from None
     return LocalIdentity.from_seed(name, seed)
+
+
+class IdentityInUse:
+    """A session's hold on its name; ``release`` once the session is over."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+
+    def release(self) -> None:
+        if self._path is not None:
+            _release(self._path)
+            self._path = None
+
+
+# The locks this process holds, with how many of its sessions use each: within one
+# process sessions follow one another (a desktop's "Connect again" may start the next
+# before the last has quite ended), so only another process is ever refused.
+_held: dict[Path, tuple[int, int]] = {}        # lock file -> (fd, sessions using it)
+_held_lock = threading.Lock()
+
+
+def claim_identity(name: str, directory: Path | None = None) -> IdentityInUse:
+    """Hold the name for a session. Raises SecureXError if another process on this
+    computer holds it. Where locks cannot be taken (no fcntl, a read-only folder),
+    nothing is held and the session goes on."""
+    try:
+        import fcntl
+    except ImportError:
+        return IdentityInUse(None)
+    folder = (directory or storage.config_dir()) / IN_USE_DIR
+    path = folder / f"{name.encode().hex()[:200]}.lock"     # any name, as a safe file name
+    with _held_lock:
+        if path in _held:
+            fd, sessions = _held[path]
+            _held[path] = (fd, sessions + 1)
+            return IdentityInUse(path)
+        try:
+            storage.ensure_private_dir(folder)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return IdentityInUse(None)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # released by the kernel however the process ends
+        except BlockingIOError:
+            os.close(fd)
+            raise SecureXError(f"Secure X is already running as {name} on this computer (another window or "
+                               "terminal). Use that one, or join under another name.") from None
+        except OSError:
+            os.close(fd)                     # a file system without locks (some network ones)
+            return IdentityInUse(None)
+        _held[path] = (fd, 1)
+        return IdentityInUse(path)
+
+
+def _release(path: Path) -> None:
+    with _held_lock:
+        fd, sessions = _held[path]
+        if sessions > 1:
+            _held[path] = (fd, sessions - 1)
+        else:
+            del _held[path]
+            os.close(fd)
 
 
 def _seed_from(entry: object) -> bytes | None:

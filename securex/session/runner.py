@@ -37,7 +37,8 @@ from securex.errors import (MessageTooLongError, RoomFullError, SecureXError, Se
                             describe_connect_error, describe_reconnect_error)
 from securex.events import Closed, ConnectionLost, Event, Reconnecting
 from securex.session.core import LinkEnd, LinkOutcome, RoomCore
-from securex.session.identity import load_identity, load_known_codes, save_known_codes
+from securex.session.handshake import LocalIdentity
+from securex.session.identity import claim_identity, load_identity, load_known_codes, save_known_codes
 from securex.session.peer_wire import MAX_TEXT_BYTES
 from securex.session.send_buffer import SendBuffer
 from securex.text import validate_name
@@ -190,9 +191,17 @@ class ChatSession:
         options = self.options
         try:
             me = load_identity(options.name, options.config_dir)
+            in_use = claim_identity(options.name, options.config_dir)
         except SecureXError as error:
             self._post(Closed(str(error), error))
             return
+        try:
+            self._serve_identity(me)
+        finally:
+            in_use.release()
+
+    def _serve_identity(self, me: LocalIdentity) -> None:
+        options = self.options
         core = RoomCore(me, crypto_utils.passphrase_to_w(options.passphrase, n=options.scrypt_n),
                         server=options.server, known_codes=load_known_codes(options.config_dir),
                         downloads=options.downloads, auto_accept=options.auto_accept,

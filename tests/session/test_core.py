@@ -572,6 +572,52 @@ def test_a_member_reconnecting_before_the_relay_drops_its_old_connection_is_pair
     assert room.texts("Alice") == ["still me"]
 
 
+def test_a_second_session_of_a_member_gives_up_and_the_first_stays_everyones_member():
+    """New-user finding: Bob's identity key in a second Secure X (another computer, a
+    copied key). The others took it for Bob reconnecting and moved over; when it left,
+    "Bob left", and the real Bob's messages were dropped from then on."""
+    room = Room()
+    for name in ("Alice", "Bob", "Carol"):
+        room.join(name, seed=7 if name == "Bob" else None)
+    second = sim_core("Bob", clock=room.clock, seed=7)          # the same identity key
+    second_id = room.relay.connect(second)
+    room.relay.pump()
+    room.collect()
+    assert second.outcome is not None and second.outcome.end == LinkEnd.FATAL
+    assert second.outcome.message.startswith("You are already in this room: a member there proved your own "
+                                             "identity key (Bob).")
+    assert any(n.startswith("Another Secure X with your own identity key (Bob) tried to join this room")
+               for n in room.notices("Bob", Severity.ALERT))
+    room.drop_id(second_id)                   # its client hangs up, as the runner does on a fatal end
+    for name in ("Alice", "Carol"):
+        assert sorted(room.members(name)) == [label for label in ("Alice", "Bob", "Carol") if label != name]
+        assert not room.seen(name, MemberLeft) and not room.notices(name, Severity.WARNING)
+    room.say("Bob", "still the one and only Bob")
+    assert room.texts("Alice") == room.texts("Carol") == ["still the one and only Bob"]
+    room.say("Alice", "good")
+    assert room.texts("Bob") == ["good"]
+    assert sorted(room.members("Bob")) == ["Alice", "Carol"]
+
+
+def test_the_handover_to_a_second_session_is_undone_for_a_message_sent_meanwhile():
+    """Alice wrote while the second session stood in for Bob: it reaches the real Bob."""
+    room = Room()
+    room.join("Alice")
+    room.join("Bob", seed=7)
+    second = sim_core("Bob", clock=room.clock, seed=7)
+    # Bob's own answers to the second session are held back, so it lingers in the room a while.
+    bob_id = room.ids["Bob"]
+    second_id = room.relay.connect(second)
+    room.relay.intercept = lambda sender, to, frame: [] if (sender, to) == (bob_id, second_id) else [frame]
+    room.relay.pump()
+    assert second.phase == Phase.JOINING
+    room.say("Alice", "sent while two Bobs were about")
+    room.relay.intercept = lambda sender, to, frame: [frame]
+    room.drop_id(second_id)
+    assert room.texts("Bob") == ["sent while two Bobs were about"]
+    assert room.members("Alice") == ["Bob"] and not room.seen("Alice", MemberLeft)
+
+
 # -- the relay's own frames -----------------------------------------------------------------------
 
 def test_a_server_of_another_version_is_refused_with_an_update_message():

@@ -119,13 +119,17 @@ def test_replayed_newcomer_confirmation_does_not_verify_at_a_fresh_member_run():
     assert step.failure == Failure.MISMATCH and step.verified is None
 
 
-def test_a_run_reflected_to_ourselves_is_refused():
-    # The relay hands our own identity back: same key on both ends.
+def test_a_run_with_our_own_identity_key_is_refused_on_both_sides():
+    # Another Secure X holding our key (a second session, a copied key): only such a
+    # holder can sign the proof. B refuses it and still answers, so A learns it too.
     a, flight1 = PairHandshake.as_newcomer(W, ALICE, state(), ATTEMPT)
     b, flight2 = PairHandshake.as_member(W, ALICE, state(), split(flight1)[1])
     step_a = a.receive(*split(flight2))
     step_b = b.receive(*split(step_a.send[0]))
-    assert step_b.failure == Failure.REFLECTED and step_b.send == []
+    assert step_b.failure == Failure.REFLECTED and step_b.verified is None
+    [identity_b] = step_b.send
+    last = a.receive(*split(identity_b))
+    assert last.failure == Failure.REFLECTED and last.verified is None
 
 
 def test_a_forged_identity_signature_is_refused():
