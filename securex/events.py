@@ -120,7 +120,8 @@ class FileProgress(Event):
 
 @dataclass(frozen=True)
 class FileFinished(Event):
-    """A transfer ended, for one member: delivered or saved (``ok``), or not, and why."""
+    """A transfer ended, for one member: delivered or saved (``ok``), or not, and why;
+    ``by_choice``: not a failure: someone declined, withdrew or cancelled it."""
     file_id: str
     name: str
     direction: str
@@ -128,6 +129,7 @@ class FileFinished(Event):
     ok: bool
     path: str | None
     message: str
+    by_choice: bool = False
 
 
 class Severity(enum.Enum):

@@ -142,7 +142,7 @@ class TerminalFrontEnd(EventHandler):
 
     def on_file_finished(self, event: FileFinished) -> None:
         self.console.status(None)
-        self.line(f"{'*' if event.ok else '!'} {event.message}", event.at)
+        self.line(f"{'*' if event.ok or event.by_choice else '!'} {event.message}", event.at)
 
     def on_notice(self, event: Notice) -> None:
         self.line(f"{_MARK[event.severity]} {one_line(event.text)}", event.at)

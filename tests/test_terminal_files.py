@@ -67,7 +67,8 @@ def test_declining_tells_the_sender(server, tmp_path):
         alice.send_line(f"/send {source}")
         offer = bob.expect(r"id ([0-9a-f]{8}): /accept")
         bob.send_line(f"/decline {offer.group(1)}")
-        alice.expect(LINE + r"! Bob declined big\.iso\.")
+        alice.expect(LINE + r"\* Bob declined big\.iso\.")   # a choice, not something gone wrong
+        bob.expect(LINE + r"\* Declined big\.iso from Alice\.")
         assert not (tmp_path / "d").exists()
 
 

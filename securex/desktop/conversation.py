@@ -84,4 +84,4 @@ class Conversation(EventHandler):
     def on_file_finished(self, event: FileFinished) -> None:
         if not self.chat.transfers.finished(event):   # no card: it ended before it was offered
             self.transcript.add_notice(event.message, at=event.at,
-                                       severity=Severity.INFO if event.ok else Severity.WARNING)
+                                       severity=Severity.INFO if event.ok or event.by_choice else Severity.WARNING)

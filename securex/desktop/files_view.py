@@ -149,7 +149,7 @@ class IncomingCard(_Card):
                                   style="Card.Ok.TLabel")
             self._show_buttons(self.open_button)
         else:
-            self.status.configure(text=event.message, style="Card.Muted.TLabel" if self.declined
+            self.status.configure(text=event.message, style="Card.Muted.TLabel" if self.declined or event.by_choice
                                   else "Card.Warning.TLabel")
             self._show_buttons()
 
@@ -209,7 +209,7 @@ class OutgoingCard(_Card):
 
     def finish(self, event: FileFinished) -> None:
         if not event.peer:   # the whole transfer: cancelled, or the file could not be read
-            self.stop(event.message)
+            self.stop(event.message, by_choice=event.by_choice)
             return
         _, bar, stats = self._row(event.peer)
         self.done_peers.add(event.peer)
@@ -217,23 +217,25 @@ class OutgoingCard(_Card):
         if event.ok:
             stats.configure(text="\u2713  delivered, verified", style="Card.Ok.TLabel")
         else:
-            stats.configure(text=event.message, style="Card.Warning.TLabel", wraplength=CARD_TEXT_WIDTH - 120)
+            stats.configure(text=event.message, style="Card.Muted.TLabel" if event.by_choice else "Card.Warning.TLabel",
+                            wraplength=CARD_TEXT_WIDTH - 120)
         if len(self.done_peers) >= self.expected:
             self.finished = True
             self.cancel_button.grid_remove()
             delivered = sum(1 for _, _, s in self.rows.values() if "delivered" in str(s.cget("text")))
             self.status.configure(text=f"Finished: delivered to {delivered} of {len(self.done_peers)}.")
 
-    def stop(self, message: str) -> None:
+    def stop(self, message: str, *, by_choice: bool = False) -> None:
         if self.finished:
             return
         self.finished = True
         self.cancel_button.grid_remove()
-        self.status.configure(text=message, style="Card.Warning.TLabel")
+        style = "Card.Muted.TLabel" if by_choice else "Card.Warning.TLabel"     # a choice is no failure
+        self.status.configure(text=message, style=style)
         for peer, (_, bar, stats) in self.rows.items():
             if peer not in self.done_peers:
                 bar.grid_remove()
-                stats.configure(text="stopped", style="Card.Warning.TLabel")
+                stats.configure(text="stopped", style=style)
 
 
 class TransferCards:

@@ -296,7 +296,7 @@ class FileTransfers:
             return f"No file offer {short} is waiting for an answer."
         transfer.stage = Stage.DECLINED
         self._send(transfer.sender, FileDecline(transfer.file_id))
-        self._finished_in(transfer, False, f"Declined {transfer.name} from {transfer.sender_name}.")
+        self._finished_in(transfer, False, f"Declined {transfer.name} from {transfer.sender_name}.", by_choice=True)
         return None
 
     def cancel(self, short: str) -> str | None:
@@ -309,7 +309,7 @@ class FileTransfers:
                     self._send(receiver.key, FileCancel(outgoing.file_id, CancelReason.BY_USER))
             self._close_outgoing(outgoing, Stage.CANCELLED)
             self._port.post(FileFinished(short, outgoing.name, "out", "", False, None,
-                                         f"Cancelled sending {outgoing.name}."))
+                                         f"Cancelled sending {outgoing.name}.", by_choice=True))
             return None
         incoming = self._find(self.incoming, short)
         if incoming is not None and incoming.stage in (Stage.OFFERED, Stage.OPENING, Stage.MOVING):
@@ -330,10 +330,14 @@ class FileTransfers:
             self._on_receiver_message(outgoing, receiver, message)
         elif (incoming is not None and incoming.sender == sender and isinstance(message, FileCancel)
               and incoming.stage in (Stage.OFFERED, Stage.OPENING, Stage.MOVING)):   # not once it is all here
-            why = ("the sender cancelled" if message.reason == CancelReason.BY_USER
-                   else "the sender could no longer read the file")
+            chosen = message.reason == CancelReason.BY_USER
+            if incoming.stage == Stage.OFFERED and chosen:
+                self._stop_incoming(incoming, None, f"{incoming.sender_name} withdrew the offer of {incoming.name}.",
+                                    by_choice=True)
+                return
+            why = "the sender cancelled" if chosen else "the sender could no longer read the file"
             self._stop_incoming(incoming, None, f"Receiving {incoming.name} from {incoming.sender_name} stopped: "
-                                                f"{why}.")
+                                                f"{why}.", by_choice=chosen)
 
     def _on_offer(self, sender: bytes, offer: FileOffer) -> None:
         member = self._port.member(sender)
@@ -388,7 +392,7 @@ class FileTransfers:
         elif isinstance(message, FileDecline):
             receiver.stage = Stage.DECLINED
             self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, False,
-                                         None, f"{receiver.name} declined {outgoing.name}."))
+                                         None, f"{receiver.name} declined {outgoing.name}.", by_choice=True))
         elif isinstance(message, FileDone):
             if receiver.written >= outgoing.chunks or receiver.next_to_send >= outgoing.chunks:
                 receiver.stage = Stage.DONE
@@ -404,7 +408,8 @@ class FileTransfers:
                    CancelReason.TOO_LARGE: "it is over their size limit",
                    CancelReason.TOO_MANY: "they have too many offers open"}.get(message.reason, "it stopped")
             self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, False,
-                                         None, f"{outgoing.name} was not delivered to {receiver.name}: {why}."))
+                                         None, f"{outgoing.name} was not delivered to {receiver.name}: {why}.",
+                                         by_choice=message.reason == CancelReason.BY_USER))
         self._settle(outgoing)
 
     def _may_resume(self, outgoing: Outgoing, receiver: Receiver, next_chunk: int) -> bool:
@@ -664,16 +669,18 @@ class FileTransfers:
         times = [t.last_activity + STALLED_SECONDS for t in self.incoming.values() if t.stage == Stage.MOVING]
         return min(times) if times else None
 
-    def _stop_incoming(self, transfer: Incoming, reason: CancelReason | None, message: str) -> None:
+    def _stop_incoming(self, transfer: Incoming, reason: CancelReason | None, message: str, *,
+                       by_choice: bool = False) -> None:
         if reason is not None:
             self._send(transfer.sender, FileCancel(transfer.file_id, reason))
         transfer.stage = Stage.CANCELLED
         self._jobs.append(Discard(transfer.file_id))
-        self._finished_in(transfer, False, message)
+        self._finished_in(transfer, False, message, by_choice=by_choice or reason == CancelReason.BY_USER)
 
-    def _finished_in(self, transfer: Incoming, ok: bool, message: str, path: Path | None = None) -> None:
+    def _finished_in(self, transfer: Incoming, ok: bool, message: str, path: Path | None = None, *,
+                     by_choice: bool = False) -> None:
         self._port.post(FileFinished(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name, ok,
-                                     str(path) if path else None, message))
+                                     str(path) if path else None, message, by_choice))
 
     def _report_in(self, transfer: Incoming, *, force: bool = False) -> None:
         now = self._clock()

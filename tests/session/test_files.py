@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from helpers import FakeClock, SimRelay, sim_core
 from securex import protocol
-from securex.events import FileFinished, FileOffered, FileProgress
+from securex.events import FileFinished, FileOffered, FileProgress, Notice
 from securex.session import peer_wire
 from securex.session.file_worker import FileWorker
 from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, STALLED_SECONDS,
@@ -149,7 +149,24 @@ def test_cancel_either_way_stops_the_transfer_and_leaves_no_partial_file(tmp_pat
     room.pump()
     assert not room.finished("Bob")[-1].ok
     assert not room.finished("Alice")[-1].ok
+    assert room.finished("Bob")[-1].by_choice and room.finished("Alice")[-1].by_choice   # no failure: shown so
     assert not list((tmp_path / "Bob").iterdir())
+
+
+def test_an_offer_withdrawn_before_an_answer_is_said_to_be_withdrawn(tmp_path):
+    """New-user finding: a receiver who never accepted was told the transfer "stopped"."""
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "draft.pdf", 1000))
+    room.cores["Alice"].cancel_file(file_id)
+    room.pump()
+    [withdrawn] = room.finished("Bob")
+    assert (withdrawn.message, withdrawn.ok, withdrawn.by_choice) == ("Alice withdrew the offer of draft.pdf.",
+                                                                      False, True)
+    room.cores["Bob"].accept_file(file_id)           # too late: nothing is opened, and Bob is told
+    room.pump()
+    assert not (tmp_path / "Bob").exists() or not list((tmp_path / "Bob").iterdir())
+    assert any(f"No file offer {file_id} is waiting for an answer." in e.text
+               for e in room.events["Bob"] if isinstance(e, Notice))
 
 
 def test_a_receiver_cut_off_mid_transfer_resumes_without_starting_over(tmp_path):
