@@ -228,15 +228,18 @@ class RoomCore:
             self._notice(f"Message not sent: {len(self.pending)} messages are already waiting for the room to "
                          "be back.", Severity.WARNING)
             return False
-        self.pending.add(local_id, text)
+        typed_at = self._wall_clock()
+        self.pending.add(local_id, text, typed_at)
         self._post(ChatMessage(self._me_member(), display_safe(text), own=True,
-                               sent_at=datetime.fromtimestamp(self._wall_clock()), message_id=local_id,
-                               pending=True))
+                               sent_at=datetime.fromtimestamp(typed_at), message_id=local_id, pending=True))
         return True
 
-    def _send_now(self, local_id: int, text: str, *, announce: bool) -> None:
+    def _send_now(self, local_id: int, text: str, *, announce: bool, typed_at: float | None = None) -> None:
+        """``typed_at``: when a message kept while the room was away was typed (its time
+        stamp: the others show when it was written, not when the link came back)."""
         now = self._clock()
-        message = Text(self.next_msg_no, int(self._wall_clock() * 1000), int((now - self._view_changed_at) * 1000),
+        sent_at = typed_at if typed_at is not None else self._wall_clock()
+        message = Text(self.next_msg_no, int(sent_at * 1000), int((now - self._view_changed_at) * 1000),
                        tuple(sorted(self._view())), text)
         plaintext = peer_wire.encode_text(message)    # ValueError if too long: checked by the caller
         self.next_msg_no += 1
@@ -550,8 +553,8 @@ class RoomCore:
                              "before you were disconnected).")
         self.joined_before = True
         self._post_members()
-        for local_id, text in self.pending.take_all():    # typed while we were away
-            self._send_now(local_id, text, announce=False)
+        for typed in self.pending.take_all():    # typed while we were away
+            self._send_now(typed.local_id, typed.text, announce=False, typed_at=typed.typed_at)
         self._release_held()
 
     # -- routed bodies -------------------------------------------------------------------------

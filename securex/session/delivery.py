@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import enum
 from collections import OrderedDict, deque
+from typing import NamedTuple
 from dataclasses import dataclass, field
 
 MAX_PENDING = 500
@@ -102,11 +103,17 @@ class NoLongerKept:
     limit: int
 
 
+class Typed(NamedTuple):
+    local_id: int
+    text: str
+    typed_at: float      # wall clock: what the message is stamped with when it finally goes
+
+
 class PendingQueue:
     """Messages typed while the room is not there, in order, bounded."""
 
     def __init__(self) -> None:
-        self._queue: deque[tuple[int, str]] = deque()
+        self._queue: deque[Typed] = deque()
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -115,11 +122,11 @@ class PendingQueue:
     def room_for(self, text: str) -> bool:
         return len(self._queue) < MAX_PENDING and self._bytes + len(text.encode()) <= MAX_PENDING_BYTES
 
-    def add(self, local_id: int, text: str) -> None:
-        self._queue.append((local_id, text))
+    def add(self, local_id: int, text: str, typed_at: float) -> None:
+        self._queue.append(Typed(local_id, text, typed_at))
         self._bytes += len(text.encode())
 
-    def take_all(self) -> list[tuple[int, str]]:
+    def take_all(self) -> list[Typed]:
         items = list(self._queue)
         self._queue.clear()
         self._bytes = 0

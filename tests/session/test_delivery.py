@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,6 +93,20 @@ def test_messages_typed_while_away_are_kept_and_sent_once_the_room_is_back():
     room.join("Alice")
     assert room.texts("Bob") == ["typed in the tunnel", "and another"]
     assert {e.state for e in room.delivery("Alice").values()} == {"delivered"}
+
+
+def test_a_message_typed_while_away_is_stamped_with_when_it_was_typed():
+    """New-user finding: it showed the time the link came back, a minute later."""
+    room = Room()
+    room.join("Alice", "Bob")
+    room.drop("Alice")
+    alice = room.cores["Alice"]
+    typed_at = datetime.fromtimestamp(1_700_000_000 + room.clock.now)
+    assert alice.send_text("typed in the tunnel")
+    room.clock.advance(60)
+    room.join("Alice")
+    [message] = room.received("Bob")
+    assert message.text == "typed in the tunnel" and message.sent_at == typed_at
 
 
 def test_a_member_who_drops_catches_up_in_order_exactly_once_and_is_told():
