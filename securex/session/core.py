@@ -906,6 +906,13 @@ class RoomCore:
         previous = self.known_codes.get(key)
         if previous is None:
             self._remember_code(key, code)
+            return
+        trusted = next((other for other in self.peers.values() if other is not peer
+                        and name_key(other.name) == key and other.verified.safety_code == previous), None)
+        if previous != code and trusted is not None:
+            self._notice(f"A second member is using the name {peer.name}: {peer.member.label}, safety code {code}. "
+                         f"{trusted.member.label}, whose code you trust ({previous}), is here too. One of them may "
+                         "be pretending: compare safety codes out loud before you believe either.", Severity.ALERT)
         elif previous != code:
             self._notice(f"{peer.member.label}'s safety code has changed: it was {previous}, it is now {code}. "
                          f"If {peer.name} did not reinstall Secure X or switch computers, this may be someone "

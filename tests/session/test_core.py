@@ -848,4 +848,12 @@ def test_lookalike_names_get_suffixes_and_a_changed_code_alert():
     room.join("Bob", seed=1)
     room.join("BOB", seed=2)
     assert all("(" in label for label in room.members("Alice"))
-    assert any("safety code has changed" in n for n in room.notices("Alice", Severity.ALERT))
+    # New-user finding: with the trusted Bob still here, "Bob's code has changed" (and its
+    # advice to /trust Bob) was wrong: it is a second member using the name.
+    [alert] = room.notices("Alice", Severity.ALERT)
+    alice = room.cores["Alice"]
+    [first, second] = sorted(alice.peers.values(), key=lambda peer: peer.name != "Bob")
+    trusted, other = alice.known_codes["bob"], second.verified.safety_code
+    assert alert == (f"A second member is using the name BOB: {second.member.label}, safety code {other}. "
+                     f"{first.member.label}, whose code you trust ({trusted}), is here too. One of them may be "
+                     "pretending: compare safety codes out loud before you believe either.")
