@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 
+from crypto_utils import generate_passphrase
 from desktop_helpers import (SLOW, connect_via_dialog, fill, free_port, make_app, pump_until, window_exists)
 from helpers import PASSPHRASE, core_clients, running_server
 from securex.desktop import main as desktop_main
@@ -67,6 +68,21 @@ def test_the_red_border_and_message_go_once_the_field_is_fixed(root):
     fill(dialog.name_entry, "Alice")
     root.update()
     assert not dialog.name_entry.instate(["invalid"]) and dialog.error_label.cget("text") == ""
+
+
+def test_the_card_keeps_its_size_whatever_the_message_under_the_fields(root):
+    """New-user finding: the centred card moved as the hint or error took one line or two."""
+    app = make_app(root, host="127.0.0.1", name="Alice")
+    dialog, card = app.dialog, app.dialog.error_label.master
+    heights = set()
+    for error in ("", "The port is a number from 1 to 65535 (usually 5050).",
+                  "Wrong passphrase: it does not match the 2 members present. Check it with them and try again."):
+        for passphrase in ("", "x", generate_passphrase()):
+            dialog.show_error(error)
+            fill(dialog.passphrase_entry, passphrase)
+            root.update_idletasks()
+            heights.add(card.winfo_reqheight())
+    assert len(heights) == 1, heights
 
 
 def test_an_address_pasted_with_its_port_fills_the_port_field(root):

@@ -122,6 +122,12 @@ class ConnectDialog(ttk.Frame):
 
         self.error_label = ttk.Label(card, style="Card.Error.TLabel", wraplength=380, justify="left")
         self.error_label.grid(row=11, column=0, columnspan=3, sticky="w", pady=(10, 0))
+        # Two lines kept for each, so the card (centred) does not jump as they come and go.
+        for row, label, pad in ((10, self.hint_label, 4), (11, self.error_label, 10)):
+            label.configure(text="\n")
+            label.update_idletasks()
+            card.rowconfigure(row, minsize=label.winfo_reqheight() + pad)
+            label.configure(text="")
 
         buttons = ttk.Frame(card, style="Card.TFrame")
         buttons.grid(row=12, column=0, columnspan=3, sticky="ew", pady=(16, 0))
@@ -315,8 +321,7 @@ class ConnectDialog(ttk.Frame):
             if not passphrase:
                 hint = "Everyone in the room types the same passphrase. It never leaves this computer."
             elif passphrase_warning(passphrase):   # one rule for "weak" in both front ends
-                hint = ("A short passphrase is easier to guess: a stranger on the network gets a few "
-                        "tries before the room slows them down. Generate makes a strong one.")
+                hint = "A short passphrase is easy to guess. Generate makes a strong one."
             else:
                 hint = ""
         self.hint_label.configure(text=hint)

@@ -127,6 +127,10 @@ class IncomingCard(_Card):
             child.grid_remove()
         for column, button in enumerate(buttons):
             button.grid(row=0, column=column, padx=(0, 6))
+        if buttons:
+            self.buttons.grid()
+        else:       # an emptied frame keeps its last size in Tk: a blank band under the card
+            self.buttons.grid_remove()
 
     def progress(self, event: FileProgress) -> None:
         if self.finished:
