@@ -108,4 +108,4 @@ def run_phase(report: Report, settings: Settings) -> None:
             report.figure(f"{label}, per recipient", " + ".join(f"{name} {size}" for name, size in parts)
                           + f" = {sum(size for _, size in parts)} B")
             report.figure(f"{label}, receipt", f"{result.ack_bytes} B back from each receiver (one ACK record "
-                                               "per read: at most one per text, fewer when texts arrive together)")
+                                               "to each member at most every 20 ms: a burst costs one)")
