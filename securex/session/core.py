@@ -56,9 +56,9 @@ from securex.session.files import DEFAULT_MAX_FILE_BYTES, MAX_BULK_QUEUED, FileT
 from securex.session.guard import JoinGuard, OwnRejections
 from securex.session.handshake import Failure, LocalIdentity, PairHandshake, State, Step
 from securex.session.members import Peer, ReceivedLogs, labels, view_difference
-from securex.session.verdict import Outcome, RunResult, join_verdict
 from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, FailedJoin, FileMessage, Goodbye,
                                        KeepAlive, RefuseReason, Text)
+from securex.session.verdict import Outcome, RunResult, join_verdict
 from securex.text import display_safe, name_key
 
 ENTRY_DEADLINE = 30.0       # from connecting to being in the room, however the relay trickles bytes
