@@ -632,6 +632,8 @@ class RoomCore:
         verified = step.verified
         identity = verified.identity
         now = self._clock()
+        # A connection verified afresh is no longer one to go back to for anyone.
+        self._replaced = {new: old for new, old in self._replaced.items() if old.member_id != member_id}
         for old_id, old in list(self.peers.items()):
             if old.verified.identity.public_key == identity.public_key:
                 # A fresh run with a fresh signature proves it is live: it reconnected
@@ -734,7 +736,7 @@ class RoomCore:
         if peer is None:
             return
         self._view_changed_at = self._clock()
-        if earlier is not None:
+        if earlier is not None and not peer.goodbye and earlier.member_id not in self.peers:
             self._restore(earlier)
             return
         if peer.goodbye:
@@ -747,6 +749,13 @@ class RoomCore:
         self._relabel()
         self._send_status()
 
+    def _two_sessions(self, replaced: Peer) -> bool:
+        """Whether the connection that took over from ``replaced`` is another program
+        (another run id), not the same one reconnected."""
+        identity = replaced.verified.identity
+        return any(peer.verified.identity.public_key == identity.public_key
+                   and peer.verified.identity.run_id != identity.run_id for peer in self.peers.values())
+
     def _restore(self, earlier: Peer) -> None:
         """The connection that took over from ``earlier`` (same identity) went while the
         relay still lists ``earlier``: it was a second Secure X of that member, which
@@ -757,7 +766,7 @@ class RoomCore:
         self._present_before.pop(key, None)
         for plaintext in self.outbox.member_back(key, earlier.member.name):
             self._send_app(earlier, plaintext)         # it drops the numbers it has
-        self.files.member_back(key)
+        self.files.member_restored(key)
         self._relabel()
         self._post_members()
         self._send_status()
@@ -766,6 +775,12 @@ class RoomCore:
 
     def _on_record(self, member_id: bytes, payload: bytes) -> None:
         peer = self.peers.get(member_id)
+        # A connection another of the same identity took over from, still listed: what
+        # it says is that member's (a message sent just before a reconnect, or the key
+        # in two places at once), and its channel is as good as ever.
+        replaced = None if peer is not None else next(
+            (old for old in self._replaced.values() if old.member_id == member_id), None)
+        peer = peer or replaced
         if peer is None:
             self._limited_notice("unverified", "Dropped an encrypted message from a connection that is not a "
                                                "verified member.")
@@ -783,13 +798,18 @@ class RoomCore:
             return
         peer.heard_at = self._clock()
         peer.silence_reported = False
+        if replaced is not None and self._two_sessions(replaced):
+            self._limited_notice(f"two {replaced.verified.identity.public_key.hex()}",
+                                 f"{replaced.member.label} is writing from two connections at once with the same "
+                                 "identity key (a second computer with a copy of the key?). Both are shown; what "
+                                 "you write goes to the newer one.")
         self._on_app(peer, message)
 
     def _on_app(self, peer: Peer, message: AppMessage) -> None:
         identity = peer.verified.identity
         log = self._received.get(identity.public_key, identity.run_id)
         if isinstance(message, Text):
-            peer.unacknowledged.append(message.msg_no)    # a receipt even for a duplicate: its ACK was lost
+            peer.unacknowledged.add(message.msg_no)    # a receipt even for a duplicate: its ACK was lost
             if log.has(message.msg_no):
                 return   # delivered before: shown once
             skipped, late = log.add(message.msg_no, peer.expect_from)
@@ -825,13 +845,13 @@ class RoomCore:
         has passed since that one (at once if ``flush``). None while joining: what
         arrives then is held, not shown, and a receipt says it was shown (a session
         that never gets in, such as a member's second one, must not settle it)."""
-        if self.phase == Phase.JOINING:
+        if self.phase == Phase.JOINING and not flush:
             return
         now = self._clock()
         for peer in self.peers.values():
             if peer.unacknowledged and (flush or now >= peer.receipt_sent_at + RECEIPT_INTERVAL):
                 peer.receipt_sent_at = now
-                numbers, peer.unacknowledged = sorted(set(peer.unacknowledged)), []
+                numbers, peer.unacknowledged = sorted(peer.unacknowledged), set()
                 ranges: list[tuple[int, int]] = []
                 for n in numbers:
                     if ranges and n == ranges[-1][1] + 1:

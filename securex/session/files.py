@@ -313,7 +313,8 @@ class FileTransfers:
             return None
         incoming = self._find(self.incoming, short)
         if incoming is not None and incoming.stage in (Stage.OFFERED, Stage.OPENING, Stage.MOVING):
-            self._stop_incoming(incoming, CancelReason.BY_USER, f"Cancelled receiving {incoming.name}.")
+            self._stop_incoming(incoming, CancelReason.BY_USER, f"Cancelled receiving {incoming.name}.",
+                                by_choice=True)
             return None
         return f"No transfer {short} is under way."
 
@@ -406,7 +407,9 @@ class FileTransfers:
             why = {CancelReason.BY_USER: "they cancelled", CancelReason.VERIFICATION: "it failed verification there",
                    CancelReason.WRITE_FAILED: "they could not save it (disk full?)",
                    CancelReason.TOO_LARGE: "it is over their size limit",
-                   CancelReason.TOO_MANY: "they have too many offers open"}.get(message.reason, "it stopped")
+                   CancelReason.TOO_MANY: "they have too many offers open",
+                   CancelReason.STALLED: f"nothing reached them for {STALLED_SECONDS / 60:g} minutes"
+                   }.get(message.reason, "it stopped")
             self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, False,
                                          None, f"{outgoing.name} was not delivered to {receiver.name}: {why}.",
                                          by_choice=message.reason == CancelReason.BY_USER))
@@ -475,6 +478,20 @@ class FileTransfers:
                 # Offered but not answered: a client that restarted has forgotten the offer
                 # (one that only reconnected ignores an offer it already holds).
                 self._send(key, self._offer(outgoing))
+
+    def member_restored(self, key: bytes) -> None:
+        """A member's earlier connection is its connection again (see RoomCore._restore):
+        what went to the other one meanwhile is sent again from what it last confirmed,
+        and transfers it sends us go on from where we are."""
+        for transfer in self.incoming.values():
+            if transfer.sender == key and transfer.stage == Stage.MOVING:
+                self._ask_to_resume(transfer)
+        for outgoing in self.outgoing.values():
+            receiver = outgoing.receivers.get(key)
+            if receiver is not None and receiver.stage == Stage.MOVING:
+                receiver.awaiting_resume = False
+                receiver.next_to_send = receiver.written
+                self._schedule(outgoing)
 
     def _ask_to_resume(self, transfer: Incoming) -> None:
         transfer.resend_asked_at = transfer.next_expected
@@ -661,7 +678,7 @@ class FileTransfers:
         now = self._clock()
         for transfer in list(self.incoming.values()):
             if transfer.stage == Stage.MOVING and now - transfer.last_activity > STALLED_SECONDS:
-                self._stop_incoming(transfer, CancelReason.BY_USER,
+                self._stop_incoming(transfer, CancelReason.STALLED,
                                     f"Receiving {transfer.name} from {transfer.sender_name} stopped: nothing "
                                     f"arrived for {STALLED_SECONDS / 60:g} minutes; the partial file was deleted.")
 
@@ -675,7 +692,7 @@ class FileTransfers:
             self._send(transfer.sender, FileCancel(transfer.file_id, reason))
         transfer.stage = Stage.CANCELLED
         self._jobs.append(Discard(transfer.file_id))
-        self._finished_in(transfer, False, message, by_choice=by_choice or reason == CancelReason.BY_USER)
+        self._finished_in(transfer, False, message, by_choice=by_choice)
 
     def _finished_in(self, transfer: Incoming, ok: bool, message: str, path: Path | None = None, *,
                      by_choice: bool = False) -> None:

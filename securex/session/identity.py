@@ -18,7 +18,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from crypto_utils import IDENTITY_KEY_BYTES, RandBytes, new_identity_seed
+from crypto_utils import IDENTITY_KEY_BYTES, RandBytes, new_identity_seed, sha256
 from securex import storage
 from securex.errors import SecureXError
 from securex.session.handshake import LocalIdentity
@@ -76,7 +76,7 @@ def claim_identity(name: str, directory: Path | None = None) -> IdentityInUse:
     except ImportError:
         return IdentityInUse(None)
     folder = (directory or storage.config_dir()) / IN_USE_DIR
-    path = folder / f"{name.encode().hex()[:200]}.lock"     # any name, as a safe file name
+    path = folder / f"{sha256(name.encode()).hex()[:32]}.lock"     # any name, as a safe file name
     with _held_lock:
         if path in _held:
             fd, sessions = _held[path]

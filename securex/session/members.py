@@ -113,7 +113,7 @@ class Peer:
     sent_at: float
     goodbye: bool = False
     silence_reported: bool = False
-    unacknowledged: list[int] = field(default_factory=list)     # received message numbers to acknowledge
+    unacknowledged: set[int] = field(default_factory=set)       # received message numbers to acknowledge
     receipt_sent_at: float = float("-inf")                       # our last ACK to it
     reported_views: set[tuple[frozenset[bytes], frozenset[bytes]]] = field(default_factory=set)
 

@@ -112,6 +112,7 @@ class CancelReason(enum.IntEnum):
     READ_FAILED = 4       # the sender could not read it any more
     TOO_LARGE = 5         # over the receiver's limit
     TOO_MANY = 6          # the receiver has too many offers from this member open (or a clashing id)
+    STALLED = 7           # nothing reached the receiver for STALLED_SECONDS
 
 
 _BODY_KINDS = {kind.value: kind for kind in BodyKind}

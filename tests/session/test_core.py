@@ -618,6 +618,111 @@ def test_the_handover_to_a_second_session_is_undone_for_a_message_sent_meanwhile
     assert room.members("Alice") == ["Bob"] and not room.seen("Alice", MemberLeft)
 
 
+def _second_bob_held_in_the_room(room: Room) -> bytes:
+    """Alice and Bob (seed 7) in the room; a second Secure X with Bob's key joins while
+    the relay keeps the two Bobs apart, so Alice has moved over to it; its connection."""
+    room.join("Alice")
+    room.join("Bob", seed=7)
+    second = sim_core("Bob", clock=room.clock, seed=7)
+    bob_id = room.ids["Bob"]
+    second_id = room.relay.connect(second)
+    room.relay.intercept = lambda sender, to, frame: [] if {sender, to} == {bob_id, second_id} else [frame]
+    room.relay.pump()
+    assert set(room.cores["Alice"].peers) == {second_id}
+    return second_id
+
+
+def test_what_the_first_session_says_while_a_second_stands_in_is_still_received():
+    """Review finding: the first Bob's messages were dropped as "not a verified member"
+    while Alice had moved over to the second, and never sent again."""
+    room = Room()
+    second_id = _second_bob_held_in_the_room(room)
+    room.say("Bob", "from the real Bob meanwhile")
+    assert room.texts("Alice") == ["from the real Bob meanwhile"]
+    assert [n for n in room.notices("Alice", Severity.WARNING) if "two connections at once" in n]
+    room.relay.intercept = lambda sender, to, frame: [frame]
+    room.drop_id(second_id)
+    room.say("Bob", "after")
+    assert room.texts("Alice") == ["from the real Bob meanwhile", "after"]
+    assert not [n for n in room.notices("Alice") if "not received" in n or "not a verified member" in n]
+
+
+def test_a_message_from_the_old_connection_of_a_reconnected_member_is_shown_without_alarm():
+    """The same program reconnected (same run id): a record that was still on its way
+    over the old connection is simply Bob's."""
+    room = Room()
+    room.join("Alice")
+    room.join("Bob", seed=7)
+    old_bob, bob = room.ids["Bob"], room.cores["Bob"]
+    late = []
+    room.relay.intercept = lambda sender, to, frame: late.append(frame) or [] if sender == old_bob else [frame]
+    assert bob.send_text("sent just before the Wi-Fi went")
+    room.relay.pump()
+    room.relay.intercept = lambda sender, to, frame: [] if old_bob in (sender, to) else [frame]
+    room.ids["Bob"] = room.relay.connect(bob)
+    room.relay.pump()
+    room.tick(RUN_TIMEOUT + 1)
+    room.relay.inject(room.ids["Alice"], late[0])
+    room.relay.pump()
+    room.collect()
+    assert room.texts("Alice") == ["sent just before the Wi-Fi went"]
+    assert not room.notices("Alice", Severity.WARNING)
+
+
+def test_a_goodbye_from_the_connection_that_took_over_is_a_goodbye():
+    """Review finding: Bob reconnected (his old connection dead but still listed) and
+    quit; Alice went back to the dead connection and later reported a drop."""
+    room = Room()
+    room.join("Alice")
+    room.join("Bob", seed=7)
+    old_bob, bob = room.ids["Bob"], room.cores["Bob"]
+    room.relay.intercept = lambda sender, to, frame: [] if old_bob in (sender, to) else [frame]
+    room.ids["Bob"] = room.relay.connect(bob)
+    room.relay.pump()
+    room.tick(RUN_TIMEOUT + 1)
+    bob.leave()
+    room.relay.pump()
+    room.collect()
+    [left] = room.seen("Alice", MemberLeft)
+    assert not left.dropped and room.members("Alice") == []
+
+
+def test_a_connection_id_the_relay_reuses_for_someone_else_is_never_gone_back_to():
+    """Review finding: the relay kept Bob's dead connection listed, routed Carol through
+    its id, then dropped Bob's live one: Alice put Bob back over Carol."""
+    room = Room()
+    room.join("Alice")
+    room.join("Bob", seed=7)
+    alice_id, old_bob = room.ids["Alice"], room.ids["Bob"]
+    relay, bob = room.relay, room.cores["Bob"]
+    relay.intercept = lambda sender, to, frame: [] if old_bob in (sender, to) else [frame]
+    new_bob = room.ids["Bob"] = relay.connect(bob)
+    relay.pump()
+    room.tick(RUN_TIMEOUT + 1)
+    carol = room.cores["Carol"] = sim_core("Carol", clock=room.clock)
+    carol_id = relay.connect(carol)
+
+    def body(frame: bytes) -> bytes:
+        return bytes(protocol.parse_routed(protocol.FrameDecoder().feed(frame)[0]).body)
+
+    def carol_behind_bobs_old_id(sender, to, frame):
+        if (sender, to) == (carol_id, alice_id):
+            return [protocol.encode_frame(protocol.FrameType.ROUTED, old_bob + body(frame))]
+        if (sender, to) == (alice_id, old_bob):
+            relay.inject(carol_id, protocol.encode_frame(protocol.FrameType.ROUTED, alice_id + body(frame)))
+            return []
+        return [] if old_bob in (sender, to) else [frame]
+
+    relay.intercept = carol_behind_bobs_old_id
+    relay.pump()
+    room.tick(RUN_TIMEOUT + 1)
+    alice = room.cores["Alice"]
+    assert alice.peers[old_bob].name == "Carol"
+    room.drop_id(new_bob)
+    assert alice.peers[old_bob].name == "Carol" and room.members("Alice") == ["Carol"]
+    assert [e.member.name for e in room.seen("Alice", MemberLeft)] == ["Bob"]
+
+
 # -- the relay's own frames -----------------------------------------------------------------------
 
 def test_a_server_of_another_version_is_refused_with_an_update_message():

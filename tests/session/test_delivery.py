@@ -384,3 +384,46 @@ def test_a_receipt_settles_exactly_the_numbers_its_ranges_cover(backlog, ranges)
     assert settled == {n for n in backlog if any(first <= n <= last for first, last in ranges)}
     if backlog:
         assert set(outbox.recipients[b"bob"].backlog) == set(backlog) - settled
+
+
+def _bob_held_joining() -> tuple[Room, object]:
+    """Alice and Carol in the room; Bob joining, his run with Carol held open by the relay."""
+    room = Room()
+    room.join("Alice", "Carol")
+    bob = room.cores["Bob"] = sim_core("Bob", clock=room.clock)
+    room.events["Bob"] = []
+    bob_id = room.ids["Bob"] = room.relay.connect(bob)
+    carol_id = room.ids["Carol"]
+    room.relay.intercept = lambda sender, to, frame: [] if {sender, to} == {bob_id, carol_id} else [frame]
+    room.relay.pump()
+    room.collect()
+    assert bob.phase == Phase.JOINING and room.ids["Alice"] in bob.peers
+    return room, bob
+
+
+def test_nothing_is_acknowledged_while_joining_until_leaving_shows_it():
+    """What arrives while joining is held, not shown: no receipt (a session that never
+    gets in settles nothing). Leaving shows it, so the goodbye goes with its receipt."""
+    room, bob = _bob_held_joining()
+    room.say("Alice", "welcome Bob")
+    [own] = [e for e in room.events["Alice"] if isinstance(e, ChatMessage) and e.own]
+    assert room.delivery("Alice")[own.message_id].state == "sent"
+    bob.leave()
+    room.relay.pump()
+    bob.connection_lost()
+    room.collect()
+    assert room.texts("Bob") == ["welcome Bob"]
+    assert room.delivery("Alice")[own.message_id].state == "delivered"
+    assert not [n for n in room.notices("Alice") if "will not reach" in n]
+
+
+def test_a_member_repeating_one_message_while_we_join_costs_one_receipt_entry():
+    """Review finding: every duplicate was kept for the receipt while joining."""
+    room, bob = _bob_held_joining()
+    alice = room.cores["Alice"]
+    peer_at_alice = alice.peers[room.ids["Bob"]]
+    repeated = peer_wire.encode_text(peer_wire.Text(0, 0, 0, (), "again"))
+    for _ in range(2000):
+        alice._send_app(peer_at_alice, repeated)       # fresh counters: each one opens
+    room.relay.pump(rounds=200)
+    assert bob.phase == Phase.JOINING and bob.peers[room.ids["Alice"]].unacknowledged == {0}

@@ -667,3 +667,45 @@ def test_a_transfer_nothing_arrives_for_is_given_up_and_its_partial_file_deleted
     [stopped] = room.finished("Bob")
     assert not stopped.ok and "nothing arrived for 10 minutes" in stopped.message
     assert not list((tmp_path / "Bob").iterdir())
+
+
+def test_a_file_to_a_member_goes_on_after_a_second_session_of_theirs_came_and_went(tmp_path):
+    """Review finding: Alice's transfer to Bob waited for a resume request that the real
+    Bob never sends (only the second session had verified), then died after 10 minutes."""
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "big.bin", 40 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    room.cores["Bob"].accept_file(file_id)
+    incoming = next(iter(room.cores["Bob"].files.incoming.values()))
+    while incoming.next_expected < 2:
+        room.pump(rounds=1)
+    second = room.cores["Bob2"] = sim_core("Bob", clock=room.clock, downloads=tmp_path / "Bob2")
+    room.workers["Bob2"], room.events["Bob2"] = FileWorker(lambda: None, threaded=False), []
+    bob_id = room.ids["Bob"]
+    second_id = room.ids["Bob2"] = room.relay.connect(second)
+    room.relay.intercept = lambda sender, to, frame: [] if {sender, to} == {bob_id, second_id} else [frame]
+    room.pump()
+    room.relay.intercept = lambda sender, to, frame: [frame]
+    room.relay.drop(second_id)
+    del room.cores["Bob2"]
+    room.pump()
+    [done] = [e for e in room.finished("Bob") if e.ok]
+    assert digest(Path(done.path)) == digest(source)
+
+
+def test_a_transfer_that_stalls_is_a_failure_on_both_sides_not_a_choice(tmp_path):
+    """Review finding: the stall was sent as "cancelled by the user", so both sides
+    showed a relay withholding chunks as someone's decision."""
+    room = Room(tmp_path, "Alice", "Bob")
+    room.relay.intercept = lambda sender, to, frame: [] if is_bulk(frame) else [frame]   # chunks withheld
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 10 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    for _ in range(int(STALLED_SECONDS // 10) + 1):
+        room.relay.tick(room.clock, 10)
+        room.pump()
+    [stopped] = room.finished("Bob")
+    assert not stopped.ok and not stopped.by_choice and "nothing arrived for 10 minutes" in stopped.message
+    [told] = [e for e in room.finished("Alice") if e.peer == "Bob"]
+    assert told.message == "big.bin was not delivered to Bob: nothing reached them for 10 minutes."
+    assert not told.ok and not told.by_choice

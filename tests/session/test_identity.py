@@ -52,3 +52,14 @@ def test_any_name_gets_a_lock_file_inside_the_folder(tmp_path, name):
         assert claim_elsewhere(name, tmp_path).startswith("Secure X is already running as ")
     finally:
         held.release()
+
+
+def test_two_long_names_alike_but_for_their_end_are_two_names(tmp_path):
+    """Review finding: the lock file took the first 100 bytes of the name, so two
+    26-emoji names that differed only at the end were refused as one."""
+    first, second = "\U0001F600" * 25 + "a", "\U0001F600" * 25 + "b"
+    held = claim_identity(first, tmp_path)
+    try:
+        assert claim_elsewhere(second, tmp_path) == "claimed"
+    finally:
+        held.release()
