@@ -466,15 +466,12 @@ class FileTransfers:
 
     def member_back(self, key: bytes) -> None:
         """A member verified again after its (or our) connection dropped: transfers we
-        receive from it resume where we are."""
-        for transfer in self.incoming.values():
-            if transfer.sender == key and transfer.stage == Stage.MOVING:
-                self._ask_to_resume(transfer)
-        for outgoing in self.outgoing.values():
-            receiver = outgoing.receivers.get(key)
-            if receiver is not None and receiver.stage == Stage.MOVING:
+        receive from it resume where we are; those to it wait for it to say where it is."""
+        self._resume_from(key)
+        for receiver, outgoing in self._sending_to(key):
+            if receiver.stage == Stage.MOVING:
                 receiver.awaiting_resume = True
-            elif receiver is not None and receiver.stage == Stage.OFFERED:
+            elif receiver.stage == Stage.OFFERED:
                 # Offered but not answered: a client that restarted has forgotten the offer
                 # (one that only reconnected ignores an offer it already holds).
                 self._send(key, self._offer(outgoing))
@@ -483,15 +480,23 @@ class FileTransfers:
         """A member's earlier connection is its connection again (see RoomCore._restore):
         what went to the other one meanwhile is sent again from what it last confirmed,
         and transfers it sends us go on from where we are."""
-        for transfer in self.incoming.values():
-            if transfer.sender == key and transfer.stage == Stage.MOVING:
-                self._ask_to_resume(transfer)
-        for outgoing in self.outgoing.values():
-            receiver = outgoing.receivers.get(key)
-            if receiver is not None and receiver.stage == Stage.MOVING:
+        self._resume_from(key)
+        for receiver, outgoing in self._sending_to(key):
+            if receiver.stage == Stage.MOVING:
                 receiver.awaiting_resume = False
                 receiver.next_to_send = receiver.written
                 self._schedule(outgoing)
+
+    def _resume_from(self, key: bytes) -> None:
+        """Ask for each transfer the member ``key`` is sending us to go on from where we are."""
+        for transfer in self.incoming.values():
+            if transfer.sender == key and transfer.stage == Stage.MOVING:
+                self._ask_to_resume(transfer)
+
+    def _sending_to(self, key: bytes) -> list[tuple[Receiver, Outgoing]]:
+        """The transfers we send the member ``key``, with its place in each."""
+        return [(outgoing.receivers[key], outgoing) for outgoing in self.outgoing.values()
+                if key in outgoing.receivers]
 
     def _ask_to_resume(self, transfer: Incoming) -> None:
         transfer.resend_asked_at = transfer.next_expected
