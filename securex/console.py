@@ -57,6 +57,9 @@ class Console:
         self._lock = threading.Lock()
         self._status: str | None = None
         self._prompting = False
+        # What is drawn below the permanent lines now, which is what _take_down erases:
+        # between two reads the status line is there without the prompt under it.
+        self._drawn_status = self._drawn_prompt = False
         self._draft = ""
         self._saved_mode = None
         self._pending: list[str] = []       # characters read after the last finished line
@@ -88,12 +91,14 @@ class Console:
             self.out.flush()
 
     def _take_down(self) -> str:
-        """Erase the prompt (all its rows) and the status line; cursor at line start."""
+        """Erase what is drawn: the prompt (all its rows) and the status line; cursor
+        at line start."""
         erase = _CLEAR_LINE
-        if self._prompting:
+        if self._drawn_prompt:
             erase += (_UP + _CLEAR_LINE) * (self._prompt_rows() - 1)
-            if self._status is not None:
+            if self._drawn_status:
                 erase += _UP + _CLEAR_LINE
+        self._drawn_status = self._drawn_prompt = False
         return erase
 
     def _put_back(self) -> str:
@@ -102,6 +107,7 @@ class Console:
             shown = self._status + ("\n" if self._prompting else "")
         if self._prompting:
             shown += PROMPT + self._draft
+        self._drawn_status, self._drawn_prompt = self._status is not None, self._prompting
         return shown
 
     def _prompt_rows(self) -> int:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import threading
 
+from helpers import WAIT
 from securex.console import Console
 
 
@@ -29,3 +33,49 @@ def test_without_a_terminal_lines_are_written_as_they_are_and_no_status():
     console.status("  Receiving x: 50%")
     console.line("[12:00:00] Bob: hi")
     assert out.getvalue() == "[12:00:00] Bob: hi\n"
+
+
+def screen(written: str) -> list[str]:
+    """The rows a terminal shows after ``written`` (the few controls Console uses)."""
+    rows, row, column = [""], 0, 0
+    for token in re.findall(r"\x1b\[2K|\x1b\[1A|.|\n", written, re.DOTALL):
+        if token == "\x1b[2K":
+            rows[row] = ""
+        elif token == "\x1b[1A":
+            row = max(0, row - 1)
+        elif token == "\r":
+            column = 0
+        elif token == "\n":
+            row, column = row + 1, 0
+            rows.extend([""] * (row + 1 - len(rows)))
+        else:
+            rows[row] = rows[row][:column].ljust(column) + token + rows[row][column + 1:]
+            column += 1
+    return rows
+
+
+def test_pressing_enter_under_a_status_line_never_erases_the_line_above():
+    """New-user finding: with a transfer's progress line showing, each Enter wiped the
+    line printed before it ("Bob's connection dropped", a message...)."""
+    main, typed_into = os.openpty()
+    out = FakeTerminal()
+    with os.fdopen(typed_into, "r") as keyboard:
+        console = Console(out, keyboard)
+        assert console.interactive
+        try:
+            console.line("[12:00:00] * Bob's connection dropped")
+            console.status("  Sending huge.iso to Bob: 69%")
+            for word in ("first", "second"):
+                read: list[str | None] = []
+                reader = threading.Thread(target=lambda: read.append(console.read_line()))
+                reader.start()
+                os.write(main, f"{word}\r".encode())
+                reader.join(WAIT)
+                assert read == [word]
+                console.line(f"[12:00:01] Carol: {word}")
+        finally:
+            console.restore()
+            os.close(main)
+    assert [row for row in screen(out.getvalue()) if row] == [
+        "[12:00:00] * Bob's connection dropped", "[12:00:01] Carol: first", "[12:00:01] Carol: second",
+        "  Sending huge.iso to Bob: 69%"]
