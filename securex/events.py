@@ -73,6 +73,9 @@ class MemberLeft(Event):
     dropped: bool
 
 
+DELAYED_SECONDS = 60.0       # a message written this much before it arrived shows the time it was written
+
+
 @dataclass(frozen=True)
 class ChatMessage(Event):
     sender: Member
@@ -83,6 +86,15 @@ class ChatMessage(Event):
     caught_up: bool = False  # sent while we were away, delivered when we came back
     message_id: int = 0      # our own messages: the id DeliveryChanged refers to
     pending: bool = False    # our own, typed while not in the room: sent when it is back
+
+    @property
+    def shown_at(self) -> datetime:
+        """The time to show: when it arrived, unless it was written well before (kept
+        while the room was away, caught up, late): then when the sender wrote it. A
+        member's clock may be off, so it is trusted only where arrival would mislead."""
+        if self.own or self.late or self.caught_up or (self.at - self.sent_at).total_seconds() > DELAYED_SECONDS:
+            return self.sent_at
+        return self.at
 
 
 @dataclass(frozen=True)

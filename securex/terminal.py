@@ -108,9 +108,7 @@ class TerminalFrontEnd(EventHandler):
 
     def on_chat_message(self, event: ChatMessage) -> None:
         late = " (late)" if event.late else ""
-        # What was said while we were away carries the time it was said, as a late one does.
-        self.line(f"{event.sender.label}: {one_line(event.text)}{late}",
-                  event.sent_at if event.late or event.caught_up else event.at)
+        self.line(f"{event.sender.label}: {one_line(event.text)}{late}", event.shown_at)
         if event.pending:
             self.note("Queued: not in the room right now; it will be sent when the room is back.")
 

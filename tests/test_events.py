@@ -59,3 +59,24 @@ def test_every_front_end_handles_every_event_itself(handlers):
         return any(getattr(cls, name) is not getattr(EventHandler, name) for cls in handlers)
 
     assert [handler_name(t) for t in EVENT_TYPES if not handled(t)] == [], "left to the do-nothing default"
+
+
+def test_a_message_shows_when_it_arrived_unless_it_was_written_well_before():
+    """New-user finding: a message typed while the server was down showed, in the
+    terminal, the time it was finally sent. A member's clock may be off, so its time
+    is used only where arrival would mislead."""
+    from datetime import datetime, timedelta
+
+    arrived = datetime(2026, 11, 25, 20, 42, 15)
+    bob = events.Member("Bob", "ABCD EFGH", "Bob")
+
+    def message(written_before: float, **flags) -> events.ChatMessage:
+        return events.ChatMessage(bob, "hi", own=False, sent_at=arrived - timedelta(seconds=written_before),
+                                  at=arrived, **flags)
+
+    assert message(3).shown_at == arrived                        # a clock a little off changes nothing
+    assert message(-30).shown_at == arrived                      # nor one ahead
+    typed = arrived - timedelta(seconds=88)
+    assert message(88).shown_at == typed                         # kept while the room was away
+    assert message(5, late=True).shown_at == arrived - timedelta(seconds=5)
+    assert message(5, caught_up=True).shown_at == arrived - timedelta(seconds=5)
