@@ -67,7 +67,7 @@ def test_pressing_enter_under_a_status_line_never_erases_the_line_above():
             console.status("  Sending huge.iso to Bob: 69%")
             for word in ("first", "second"):
                 read: list[str | None] = []
-                reader = threading.Thread(target=lambda: read.append(console.read_line()))
+                reader = threading.Thread(target=lambda into=read: into.append(console.read_line()))
                 reader.start()
                 os.write(main, f"{word}\r".encode())
                 reader.join(WAIT)

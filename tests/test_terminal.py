@@ -5,6 +5,7 @@ lines and of the client's own lines, and the exit statuses 0-5. Real processes
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,7 +14,7 @@ import socket
 import pytest
 
 from helpers import (PASSPHRASE, Process, cli_client, core_clients, python_env,
-                     running_server, server_process)
+                     running_server, server_process, wait_until)
 from securex.errors import EXIT_ERROR, EXIT_FULL, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WRONG_PASSPHRASE
 from securex.events import MemberJoined, MemberLeft
 
@@ -167,6 +168,24 @@ def test_a_second_terminal_joining_as_the_same_member_is_refused_and_the_first_s
             third.expect(r"\* Joined the room")
         finally:
             third.kill()
+
+
+def test_a_safety_code_first_seen_is_remembered_at_once_not_when_the_client_exits(server, tmp_path):
+    """New-user finding: known.json was written only when a connection ended, so a
+    client killed (or a machine that lost power) forgot every code it had just met."""
+    config = tmp_path / "alice"
+    alice = cli(server.port, "Alice", SECUREX_PASSPHRASE=PASSPHRASE, SECUREX_CONFIG_DIR=str(config))
+    try:
+        alice.expect(r"\* Joined the room")
+        with core_clients(server.port, "Bob"):
+            alice.expect(r"\* Bob joined")
+            wait_until(lambda: "bob" in json.loads((config / "known.json").read_text() or "{}")
+                       if (config / "known.json").exists() else False, "Bob's code on disk")
+            alice.proc.send_signal(signal.SIGKILL)
+            alice.wait()
+    finally:
+        alice.kill()
+    assert list(json.loads((config / "known.json").read_text())) == ["bob"]
 
 
 def test_a_different_passphrase_against_one_lone_member_is_a_tie_not_a_verdict(server):

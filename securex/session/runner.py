@@ -217,9 +217,7 @@ class ChatSession:
         attempt = 0
         while True:
             outcome, reached_room = self._connect_and_serve(core)
-            if core.known_codes_changed:
-                core.known_codes_changed = False
-                save_known_codes(core.known_codes, options.config_dir)
+            self._save_known_codes(core)
             unsent = len(core.pending)
             if outcome.end == LinkEnd.LEFT or self._leaving.is_set():
                 self._post(Closed("You left the room.", None, unsent))
@@ -298,6 +296,7 @@ class ChatSession:
                 if sent:
                     last_progress = time.monotonic()
             self._post_all(core.take_events())
+            self._save_known_codes(core)
             if core.outcome is not None:
                 break
             now = time.monotonic()
@@ -346,6 +345,13 @@ class ChatSession:
         core.connection_lost()
         self._post_all(core.take_events())
         return outcome
+
+    def _save_known_codes(self, core: RoomCore) -> None:
+        """As soon as a code is first seen or trusted: a client killed later must not
+        forget it (the next look-alike would go unremarked). A small file, rarely."""
+        if core.known_codes_changed:
+            core.known_codes_changed = False
+            save_known_codes(core.known_codes, self.options.config_dir)
 
     @staticmethod
     def _apply(core: RoomCore, command: Command) -> None:
