@@ -56,7 +56,7 @@ from securex.session.files import DEFAULT_MAX_FILE_BYTES, MAX_BULK_QUEUED, FileT
 from securex.session.guard import JoinGuard, OwnRejections
 from securex.session.handshake import Failure, LocalIdentity, PairHandshake, State, Step
 from securex.session.members import Peer, ReceivedLogs, labels, view_difference
-from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, FailedJoin, FileMessage, Goodbye,
+from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, FailedJoin, FileMessage, Goodbye, Identity,
                                        KeepAlive, RefuseReason, Text)
 from securex.session.verdict import Outcome, RunResult, join_verdict
 from securex.text import display_safe, name_key
@@ -70,6 +70,7 @@ VIEW_SETTLE = 3.0           # views younger than this are still changing; not co
 MAX_RETRY_SECONDS = 600.0
 NOTICE_REPEAT_SECONDS = 10.0   # the same kind of "dropped" notice at most this often
 MAX_SEEN_ATTEMPTS = 256
+MAX_PROGRAM_RUNS = 256
 # Receipts to one member at most this often: a burst of texts costs each receiver one
 # ACK to seal and the sender one to open, not one per text (the tick comes as soon).
 RECEIPT_INTERVAL = 0.02
@@ -128,6 +129,8 @@ class RoomCore:
         self.guard = JoinGuard()
         self.own_rejections = OwnRejections()
         self._seen_attempts: dict[bytes, None] = {}       # newcomers' nonces we saw a PAKE_A with
+        # Identity key -> the run id it last verified with: another one is a new start of its program.
+        self._program_runs: dict[bytes, bytes] = {}
         self._notice_times: dict[str, tuple[float, int]] = {}   # kind -> (last shown, suppressed since)
         self._received = ReceivedLogs(keep=self._still_owed)
         self.outbox = Outbox()
@@ -653,7 +656,12 @@ class RoomCore:
             self._send_app(peer, plaintext)
         if missed:
             self._send_app(peer, peer_wire.encode_app(CaughtUp(len(missed))))
-        self.files.member_back(identity.public_key)
+        if member_id in self._replaced:
+            # A second program of theirs, or theirs restarted before the relay noticed: which
+            # one shows when one of the two connections goes (_on_gone).
+            self.files.member_back(identity.public_key)
+        else:
+            self.files.member_back(identity.public_key, restarted=self._program_restarted(identity))
         self.files.resume_sending()
         self._relabel()
         self._check_known_code(peer)
@@ -730,7 +738,12 @@ class RoomCore:
             self._targets[member_id] = RunResult.GONE
             self._check_join_done()
         self._retry_at.pop(member_id, None)
-        self._replaced = {new: old for new, old in self._replaced.items() if old.member_id != member_id}
+        for new_id, old in list(self._replaced.items()):
+            if old.member_id == member_id:     # the connection taken over from went: the newer is theirs
+                del self._replaced[new_id]
+                newer = self.peers.get(new_id)
+                if newer is not None and self._program_restarted(newer.verified.identity):
+                    self.files.member_back(newer.verified.identity.public_key, restarted=True)
         earlier = self._replaced.pop(member_id, None)
         peer = self.peers.pop(member_id, None)
         if peer is None:
@@ -748,6 +761,15 @@ class RoomCore:
         self._post(MemberLeft(peer.member, dropped=not peer.goodbye))
         self._relabel()
         self._send_status()
+
+    def _program_restarted(self, identity: Identity) -> bool:
+        """Note the run id ``identity`` verified with; whether it differs from the last
+        one (its program started again and knows nothing of what was under way)."""
+        earlier = self._program_runs.pop(identity.public_key, None)
+        self._program_runs[identity.public_key] = identity.run_id
+        while len(self._program_runs) > MAX_PROGRAM_RUNS:
+            del self._program_runs[next(iter(self._program_runs))]
+        return earlier not in (None, identity.run_id)
 
     def _two_sessions(self, replaced: Peer) -> bool:
         """Whether the connection that took over from ``replaced`` is another program

@@ -8,7 +8,8 @@ queue the runner drains after ``wake()``.
 
 Sending: the source is hashed once (SHA-256, for the offer), kept open, and read
 chunk by chunk at its offset, each chunk sealed under the file's key.
-Receiving: a hidden partial file is created exclusively in the download folder;
+Receiving: a hidden partial file is created exclusively in the download folder
+(and partial files left there by a Secure X that was killed are cleared once surely dead);
 each chunk is opened (a failed tag is a failed verification), appended and fed to
 the running hash; at the end the size and the hash must match the offer before
 the file takes its final name, a numbered one if the name is taken (an existing
@@ -29,7 +30,9 @@ import hashlib
 import logging
 import os
 import queue
+import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +41,8 @@ from typing import BinaryIO
 from crypto_utils import TAG_BYTES, constant_time_equal, open_chunk_into, seal_chunk_into
 from securex.errors import DecryptionError
 from securex.session import peer_wire
-from securex.session.files import (ChunkRead, Discard, Failed, FinishTarget, Hashed, HashSource, Job, Opened,
-                                   OpenTarget, ReadChunk, Result, Saved, WriteChunk, Written)
+from securex.session.files import (STALLED_SECONDS, ChunkRead, Discard, Failed, FinishTarget, Hashed, HashSource,
+                                   Job, Opened, OpenTarget, ReadChunk, Result, Saved, WriteChunk, Written)
 from securex.session.peer_wire import BULK_HEADER_BYTES, CancelReason
 from securex.text import human_size, shortened_file_name
 
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 JOB_QUEUE_SIZE = 1024
 HASH_BLOCK = 1024 * 1024
 EARLY_WRITEBACK_BYTES = 16 * 1024 * 1024
+PARTIAL_PREFIX = ".securex-"
+STALE_PARTIAL_SECONDS = 2 * STALLED_SECONDS
 
 
 @dataclass
@@ -64,6 +69,17 @@ class _Target:
 def open_exclusive(path: Path) -> BinaryIO:
     """Create ``path`` for writing; fail if anything (a file, a link) is there already."""
     return path.open("xb")
+
+
+def _remove_stale_partials(directory: Path) -> None:
+    """Partial files nobody has written to for twice the stall limit: left by a Secure X
+    that was killed (a live transfer writes far more often, or gives up and deletes)."""
+    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    with contextlib.suppress(OSError):
+        for path in directory.glob(f"{PARTIAL_PREFIX}*.part"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                    path.unlink()
 
 
 def _why(error: OSError) -> str:
@@ -223,8 +239,11 @@ class FileWorker:
     def _open(self, job: OpenTarget) -> Result:
         try:
             job.directory.mkdir(parents=True, exist_ok=True)
+            _remove_stale_partials(job.directory)
             # Not the offered name: a long one plus a suffix could pass the file system's limit.
-            partial = job.directory / f".securex-{job.file_id.hex()[:16]}.part"
+            # Its own random part: the same offer may be taken by another Secure X here, or
+            # again after a restart, while the last run's file is still there.
+            partial = job.directory / f"{PARTIAL_PREFIX}{job.file_id.hex()[:16]}-{secrets.token_hex(4)}.part"
             handle = self._open_partial(partial)
         except OSError as error:
             return Failed(job.file_id, CancelReason.WRITE_FAILED,

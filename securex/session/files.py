@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Protocol
 
 from crypto_utils import FILE_ID_BYTES, KEY_BYTES, TAG_BYTES, Bytes, RandBytes
-from securex.events import Event, FileFinished, FileOffered, FileProgress, Member
+from securex.events import Event, FileFinished, FileOffered, FileProgress, Member, Notice
 from securex.session import peer_wire
 from securex.session.peer_wire import (Bulk, CancelReason, FileAccept, FileCancel, FileDecline, FileDone,
                                        FileMessage, FileOffer)
@@ -464,9 +464,13 @@ class FileTransfers:
 
     # -- members coming back ------------------------------------------------------------------------
 
-    def member_back(self, key: bytes) -> None:
+    def member_back(self, key: bytes, *, restarted: bool = False) -> None:
         """A member verified again after its (or our) connection dropped: transfers we
-        receive from it resume where we are; those to it wait for it to say where it is."""
+        receive from it resume where we are; those to it wait for it to say where it is.
+        ``restarted``: it is a new run of Secure X, which knows nothing of them."""
+        if restarted:
+            self._member_restarted(key)
+            return
         self._resume_from(key)
         for receiver, outgoing in self._sending_to(key):
             if receiver.stage == Stage.MOVING:
@@ -474,6 +478,22 @@ class FileTransfers:
             elif receiver.stage == Stage.OFFERED:
                 # Offered but not answered: a client that restarted has forgotten the offer
                 # (one that only reconnected ignores an offer it already holds).
+                self._send(key, self._offer(outgoing))
+
+    def _member_restarted(self, key: bytes) -> None:
+        """What it was sending us is gone with its old run; what we were sending it is
+        offered to it again, from the start (its partial file went with its old run)."""
+        for transfer in list(self.incoming.values()):
+            if transfer.sender == key and transfer.stage in (Stage.OFFERED, Stage.OPENING, Stage.MOVING):
+                self._stop_incoming(transfer, None, f"{transfer.sender_name}'s Secure X restarted, so "
+                                                    f"{transfer.name} will not come: ask them to send it again.")
+        for receiver, outgoing in self._sending_to(key):
+            if receiver.stage in (Stage.OFFERED, Stage.MOVING):
+                if receiver.stage == Stage.MOVING:
+                    self._port.post(Notice(f"{receiver.name}'s Secure X restarted while receiving {outgoing.name}:"
+                                           " it is offered to them again."))
+                receiver.stage, receiver.next_to_send, receiver.written = Stage.OFFERED, 0, 0
+                receiver.awaiting_resume = False
                 self._send(key, self._offer(outgoing))
 
     def member_restored(self, key: bytes) -> None:
