@@ -76,7 +76,9 @@ def test_the_card_keeps_its_size_whatever_the_message_under_the_fields(root):
     dialog, card = app.dialog, app.dialog.error_label.master
     heights = set()
     for error in ("", "The port is a number from 1 to 65535 (usually 5050).",
-                  "Wrong passphrase: it does not match the 2 members present. Check it with them and try again."):
+                  "Wrong passphrase: it does not match the 2 members present. Check it with them and try again.",
+                  "Secure X is already running as Bob on this computer (another window or terminal). Use that "
+                  "one, or join under another name."):
         for passphrase in ("", "x", generate_passphrase()):
             dialog.show_error(error)
             fill(dialog.passphrase_entry, passphrase)

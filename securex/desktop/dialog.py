@@ -122,9 +122,10 @@ class ConnectDialog(ttk.Frame):
 
         self.error_label = ttk.Label(card, style="Card.Error.TLabel", wraplength=380, justify="left")
         self.error_label.grid(row=11, column=0, columnspan=3, sticky="w", pady=(10, 0))
-        # Two lines kept for each, so the card (centred) does not jump as they come and go.
-        for row, label, pad in ((10, self.hint_label, 4), (11, self.error_label, 10)):
-            label.configure(text="\n")
+        # Room kept for each (two lines, three for errors), so the card (centred) does not
+        # jump as they come and go.
+        for row, label, pad, lines in ((10, self.hint_label, 4, 2), (11, self.error_label, 10, 3)):
+            label.configure(text="\n" * (lines - 1))
             label.update_idletasks()
             card.rowconfigure(row, minsize=label.winfo_reqheight() + pad)
             label.configure(text="")
@@ -165,7 +166,7 @@ class ConnectDialog(ttk.Frame):
                 split_host_port(self.host.get())
             except ValueError as error:
                 return str(error)
-            return None if self.host.get().strip() else "Enter the server address, as server.py printed it."
+            return None if self.host.get().strip() else "Enter the server address, as the server printed it."
         if entry is self.port_entry:
             return None if self.port_number() is not None else \
                 "The port is a number from 1 to 65535 (usually 5050)."

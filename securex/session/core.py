@@ -394,7 +394,7 @@ class RoomCore:
         return None
 
     def post(self, event: Event) -> None:
-        self._post(event)
+        self._post_in_room(event)     # an offer made again as we rejoin comes after "Joined"
 
     def bulk_queued(self) -> int:
         return len(self._bulk_out)

@@ -730,7 +730,10 @@ def test_a_receiver_whose_program_restarted_mid_transfer_is_offered_the_file_aga
     file_id = room.offer("Alice", source)
     room.cores["Bob"].accept_file(file_id)
     room.pump(rounds=4)
+    before = len(room.events["Bob"])
     _restart(room, "Bob", tmp_path)
+    since = [type(e).__name__ for e in room.events["Bob"][before:]]
+    assert since.index("Joined") < since.index("FileOffered")      # the card comes after "You joined"
     [again] = [e for e in room.events["Bob"] if isinstance(e, FileOffered)][-1:]
     assert again.file_id == file_id
     assert any(e.text == "Bob's Secure X restarted while receiving huge.iso: it is offered to them again."
@@ -793,3 +796,25 @@ def test_a_receiver_restarted_before_the_relay_noticed_is_offered_the_file_again
     room.cores["Bob"].accept_file(file_id)
     room.pump()
     assert [e.ok for e in room.finished("Bob")][-1:] == [True]
+
+
+def test_an_offer_made_again_while_we_are_still_joining_comes_after_joined(tmp_path):
+    """New-user finding: the card of an offer made again appeared above "You joined"."""
+    room = Room(tmp_path, "Alice", "Carol", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "huge.iso", 30 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=4)
+    room.relay.drop(room.ids["Bob"])
+    room.pump()
+    carol_id = room.ids["Carol"]
+    bob = room.cores["Bob"] = sim_core("Bob", clock=room.clock, downloads=tmp_path / "Bob")
+    room.workers["Bob"] = FileWorker(lambda: None, threaded=False)
+    before = len(room.events["Bob"])
+    bob_id = room.ids["Bob"] = room.relay.connect(bob)
+    room.relay.intercept = lambda sender, to, frame: [] if {sender, to} == {bob_id, carol_id} else [frame]
+    room.pump()                                 # Alice verifies Bob and offers again; Carol says nothing
+    assert bob.phase.name == "JOINING"
+    room.relay.tick(room.clock, 16)             # the verdict comes without Carol
+    room.pump()
+    since = [type(e).__name__ for e in room.events["Bob"][before:]]
+    assert "FileOffered" in since and since.index("Joined") < since.index("FileOffered")
