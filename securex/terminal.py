@@ -148,10 +148,10 @@ class TerminalFrontEnd(EventHandler):
     def on_connection_lost(self, event: ConnectionLost) -> None:
         """One line per try at most: the drop, then each try that fails."""
         if event.failed_attempts == 0:
-            self.line(f"! {event.reason} Reconnecting in {event.retry_in:g} s (Ctrl+C to quit).", event.at)
+            self.line(f"! {event.reason} Reconnecting in {_seconds(event.retry_in)} s (Ctrl+C to quit).", event.at)
         else:
             self.line(f"! Not back yet (try {event.failed_attempts}): {event.reason} "
-                      f"Next try in {event.retry_in:g} s.", event.at)
+                      f"Next try in {_seconds(event.retry_in)} s.", event.at)
 
     def on_reconnecting(self, event: Reconnecting) -> None:
         """Said by the line before (when) and the line after (how it went)."""
@@ -299,3 +299,8 @@ def run(options: SessionOptions) -> int:
 
 
 __all__ = ["TerminalFrontEnd", "ask", "run"]
+
+
+def _seconds(delay: float) -> str:
+    """A wait as people read it: 0.5, 2, 80 (never 79.7304)."""
+    return f"{delay:.1g}" if delay < 1 else f"{round(delay)}"

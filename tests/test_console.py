@@ -79,3 +79,16 @@ def test_pressing_enter_under_a_status_line_never_erases_the_line_above():
     assert [row for row in screen(out.getvalue()) if row] == [
         "[12:00:00] * Bob's connection dropped", "[12:00:01] Carol: first", "[12:00:01] Carol: second",
         "  Sending huge.iso to Bob: 69%"]
+
+
+def test_a_reconnect_wait_is_said_in_whole_seconds():
+    """New-user finding: "Reconnecting in 79.7304 s"."""
+    from securex.events import ConnectionLost
+    from securex.terminal import TerminalFrontEnd
+
+    out = io.StringIO()
+    front_end = TerminalFrontEnd(None, Console(out, io.StringIO()))   # type: ignore[arg-type]  (prints only)
+    front_end.on_connection_lost(ConnectionLost("The room is refusing new members.", 79.7304, 0))
+    front_end.on_connection_lost(ConnectionLost("Still refusing.", 0.5, 1))
+    assert "Reconnecting in 80 s (Ctrl+C to quit)." in out.getvalue()
+    assert "Next try in 0.5 s." in out.getvalue()

@@ -945,6 +945,12 @@ class RoomCore:
         The code remembered stays until the user says to trust the new one (``trust_code``):
         an impostor who joined once must not make the real member look like one."""
         key, code = name_key(peer.name), peer.verified.safety_code
+        if key == name_key(self.me.name):
+            self._notice(f"Another member is using your name: {peer.member.label}, safety code {code} (yours is "
+                         f"{self.me.safety_code}). Everyone sees the two of you with the start of your codes "
+                         "after the name; if you did not expect a namesake, compare codes out loud.",
+                         Severity.WARNING)
+            return
         previous = self.known_codes.get(key)
         if previous is None:
             self._remember_code(key, code)

@@ -550,6 +550,19 @@ def test_two_members_with_the_same_name_are_told_apart():
     assert len(set(labels)) == 2 and all(label.startswith("Bob (") for label in labels)
 
 
+def test_a_member_whose_name_someone_else_takes_is_told():
+    """New-user finding: the real Bob was the one person not told of a second "Bob"."""
+    room = Room()
+    first = room.join("Bob", seed=1)
+    first.take_events()
+    room.join("Bob", seed=2)                   # room.cores["Bob"] is the newcomer from here
+    [other] = first.peers.values()
+    [warning] = [e.text for e in first.take_events() if isinstance(e, Notice) and "using your name" in e.text]
+    assert warning.startswith(f"Another member is using your name: {other.member.label}, safety code "
+                              f"{other.verified.safety_code} (yours is ")
+    assert "bob" not in first.known_codes        # one's own name is no one else's to remember
+
+
 def test_a_member_reconnecting_before_the_relay_drops_its_old_connection_is_paired_again():
     """Review finding: the second verification of the same key used to be refused with
     an alert, leaving the pair half-verified. A fresh run proves the member is live."""
