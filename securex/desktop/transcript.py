@@ -92,9 +92,14 @@ class Transcript(ttk.Frame):
         scrollbar.grid(row=0, column=1, sticky="ns")
         self._scrollbar = scrollbar
         self.text.configure(yscrollcommand=self._on_view_change)
+        # Where the reader scrolled to is looked at right after the Text class binding has
+        # scrolled, in the same event (a tag of our own after "Text"): looked at later, a
+        # message drawn meanwhile could take the view back down before it was noticed.
+        scrolled = f"TranscriptScrolled{id(self)}"      # one per transcript: its own callback
+        tags = list(self.text.bindtags())
+        self.text.bindtags((*tags[:tags.index("Text") + 1], scrolled, *tags[tags.index("Text") + 1:]))
         for wheel in ("<MouseWheel>", "<Button-4>", "<Button-5>", "<B1-Motion>", "<Prior>", "<Next>"):
-            # The class binding scrolls after this one runs: look once it has.
-            self.text.bind(wheel, lambda e: self.after_idle(self._note_scroll_position), add="+")
+            self.text.bind_class(scrolled, wheel, lambda e: self._note_scroll_position())
         # When the view changes height (a banner comes and goes, the window is resized),
         # a view that was following the conversation keeps following it.
         self.text.bind("<Configure>", lambda e: self._pinned and self.text.see("end"))
