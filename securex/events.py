@@ -73,7 +73,7 @@ class MemberLeft(Event):
     dropped: bool
 
 
-DELAYED_SECONDS = 60.0       # a message written this much before it arrived shows the time it was written
+DELAYED_SECONDS = 60.0       # a message written this much before it arrived also shows when it was written
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,18 @@ class ChatMessage(Event):
 
     @property
     def shown_at(self) -> datetime:
-        """The time to show: when it arrived, unless it was written well before (kept
-        while the room was away, caught up, late): then when the sender wrote it. A
-        member's clock may be off, so it is trusted only where arrival would mislead."""
-        if self.own or self.late or self.caught_up or (self.at - self.sent_at).total_seconds() > DELAYED_SECONDS:
-            return self.sent_at
-        return self.at
+        """The time a line shows: when it arrived. One's own, when written; a late or
+        caught-up one, when its sender says it was written, which is marked as such (a
+        member's clock may be off, or lie, so its word is never passed off as ours)."""
+        return self.sent_at if self.own or self.late or self.caught_up else self.at
+
+    @property
+    def written_earlier(self) -> datetime | None:
+        """When its sender says it was written, for a message that arrived well after
+        that (kept while the room was away): shown beside the arrival time, as theirs."""
+        if self.own or self.late or self.caught_up or (self.at - self.sent_at).total_seconds() <= DELAYED_SECONDS:
+            return None
+        return self.sent_at
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,8 @@ class TerminalFrontEnd(EventHandler):
 
     def on_chat_message(self, event: ChatMessage) -> None:
         late = " (late)" if event.late else ""
+        if event.written_earlier is not None:
+            late = f" (written {event.written_earlier:%H:%M})"
         self.line(f"{event.sender.label}: {one_line(event.text)}{late}", event.shown_at)
         if event.pending:
             self.note("Queued: not in the room right now; it will be sent when the room is back.")

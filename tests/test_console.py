@@ -92,3 +92,17 @@ def test_a_reconnect_wait_is_said_in_whole_seconds():
     front_end.on_connection_lost(ConnectionLost("Still refusing.", 0.5, 1))
     assert "Reconnecting in 80 s (Ctrl+C to quit)." in out.getvalue()
     assert "Next try in 0.5 s." in out.getvalue()
+
+
+def test_a_message_written_well_before_it_arrived_says_when_beside_the_arrival_time():
+    from datetime import datetime, timedelta
+
+    from securex.events import ChatMessage, Member
+    from securex.terminal import TerminalFrontEnd
+
+    out = io.StringIO()
+    front_end = TerminalFrontEnd(None, Console(out, io.StringIO()))   # type: ignore[arg-type]  (prints only)
+    arrived = datetime(2026, 11, 25, 20, 42, 15)
+    front_end.on_chat_message(ChatMessage(Member("Carol", "C", "Carol"), "typed while down", own=False,
+                                          sent_at=arrived - timedelta(seconds=90), at=arrived))
+    assert out.getvalue() == "[20:42:15] Carol: typed while down (written 20:40)\n"

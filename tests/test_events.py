@@ -61,10 +61,10 @@ def test_every_front_end_handles_every_event_itself(handlers):
     assert [handler_name(t) for t in EVENT_TYPES if not handled(t)] == [], "left to the do-nothing default"
 
 
-def test_a_message_shows_when_it_arrived_unless_it_was_written_well_before():
+def test_a_message_shows_when_it_arrived_and_a_much_earlier_time_as_its_senders_word():
     """New-user finding: a message typed while the server was down showed, in the
-    terminal, the time it was finally sent. A member's clock may be off, so its time
-    is used only where arrival would mislead."""
+    terminal, the time it was finally sent. Third review: taking the sender's time as
+    the line's own let any member (or a slow clock) put a live message at 09:00."""
     from datetime import datetime, timedelta
 
     arrived = datetime(2026, 11, 25, 20, 42, 15)
@@ -74,9 +74,9 @@ def test_a_message_shows_when_it_arrived_unless_it_was_written_well_before():
         return events.ChatMessage(bob, "hi", own=False, sent_at=arrived - timedelta(seconds=written_before),
                                   at=arrived, **flags)
 
-    assert message(3).shown_at == arrived                        # a clock a little off changes nothing
-    assert message(-30).shown_at == arrived                      # nor one ahead
-    typed = arrived - timedelta(seconds=88)
-    assert message(88).shown_at == typed                         # kept while the room was away
-    assert message(5, late=True).shown_at == arrived - timedelta(seconds=5)
+    for before in (3, -30, 88, 5 * 3600):               # a clock a little off, ahead, queued, lying
+        assert message(before).shown_at == arrived
+    assert message(3).written_earlier is None and message(-30).written_earlier is None
+    assert message(88).written_earlier == arrived - timedelta(seconds=88)       # shown beside, as theirs
+    assert message(5, late=True).shown_at == arrived - timedelta(seconds=5)      # marked "late" where shown
     assert message(5, caught_up=True).shown_at == arrived - timedelta(seconds=5)

@@ -65,7 +65,8 @@ class Conversation(EventHandler):
             delivery = Delivery("pending" if event.pending else "sent")
         colour = self.theme.palette.accent_text if event.own else self.chat.sidebar.colours.colour(event.sender.label)
         self.transcript.add_message(event.sender.label, event.text, own=event.own, at=event.shown_at, colour=colour,
-                                    late=event.late, caught_up=event.caught_up, delivery=delivery,
+                                    late=event.late, caught_up=event.caught_up, written=event.written_earlier,
+                                    delivery=delivery,
                                     message_id=self.mark_key(event.message_id))
         if not event.own:
             self.on_unseen()

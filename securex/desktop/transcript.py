@@ -210,21 +210,24 @@ class Transcript(ttk.Frame):
     # -- appending (inside batch()) ---------------------------------------------------
 
     def add_message(self, sender: str, text: str, *, own: bool, at: datetime, colour: str,
-                    late: bool = False, caught_up: bool = False, delivery: Delivery | None = None,
-                    message_id: int = 0) -> None:
+                    late: bool = False, caught_up: bool = False, written: datetime | None = None,
+                    delivery: Delivery | None = None, message_id: int = 0) -> None:
         """Append a chat message. ``late``: it arrived after later messages from the same
-        sender, so its full time is shown; ``caught_up``: sent while we were away.
+        sender, so its full time is shown; ``caught_up``: sent while we were away;
+        ``written``: when the sender says it was written, well before it arrived.
         ``delivery`` (own messages) adds a mark that ``set_delivery`` updates."""
         insert = self.text.insert
         block = ("own",) if own else ()
         last = self._last_header
-        if late or caught_up or last is None or last[:2] != (sender, own) or at - last[2] > GROUP_WITHIN:
+        if late or caught_up or written or last is None or last[:2] != (sender, own) or at - last[2] > GROUP_WITHIN:
             name_tag = "own_name" if own else self._colour_tag(colour)
             stamp = at.strftime("%H:%M")
             if late:
                 stamp = at.strftime("%d %b %H:%M:%S") + "  \u00b7 arrived late, out of order"
             elif caught_up:
                 stamp += "  \u00b7 sent while you were away"
+            elif written:
+                stamp += f"  \u00b7 written {written:%H:%M}"
             self._rtl.insert("end", sender, ("header", name_tag, *block), align=False)
             insert("end", "  " + stamp, ("header", "time", *block), "\n", ("header", *block))
         self._last_header = None if late or caught_up else (sender, own, at)

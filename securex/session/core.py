@@ -945,11 +945,12 @@ class RoomCore:
         The code remembered stays until the user says to trust the new one (``trust_code``):
         an impostor who joined once must not make the real member look like one."""
         key, code = name_key(peer.name), peer.verified.safety_code
-        if key == name_key(self.me.name):
-            self._notice(f"Another member is using your name: {peer.member.label}, safety code {code} (yours is "
-                         f"{self.me.safety_code}). Everyone sees the two of you with the start of your codes "
-                         "after the name; if you did not expect a namesake, compare codes out loud.",
-                         Severity.WARNING)
+        if key == name_key(self.me.name) and peer.verified.identity.public_key != self.me.public_key:
+            self._limited_notice(f"namesake {peer.verified.identity.public_key.hex()}",
+                                 f"Another member is using your name: {peer.member.label}, safety code {code} "
+                                 f"(yours is {self.me.safety_code}). Everyone sees the two of you with the start "
+                                 "of your codes after the name; if you did not expect a namesake, compare codes "
+                                 "out loud.")
             return
         previous = self.known_codes.get(key)
         if previous is None:
@@ -1020,10 +1021,10 @@ class RoomCore:
     def _post_in_room(self, event: Event) -> None:
         """What members say: held while we are still joining (a member we verified early
         sends what we missed at once), so it comes after "Joined", as it reads."""
-        if self.phase == Phase.IN_ROOM:
-            self._post(event)
-        else:
+        if self.phase == Phase.JOINING:
             self._held.append(event)
+        else:
+            self._post(event)
 
     def _release_held(self) -> None:
         held, self._held = self._held, []

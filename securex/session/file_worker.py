@@ -31,12 +31,18 @@ import logging
 import os
 import queue
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:      # Windows: partial files are not locked; their age alone tells the dead ones
+    fcntl = None
 
 from crypto_utils import TAG_BYTES, constant_time_equal, open_chunk_into, seal_chunk_into
 from securex.errors import DecryptionError
@@ -67,19 +73,37 @@ class _Target:
 
 
 def open_exclusive(path: Path) -> BinaryIO:
-    """Create ``path`` for writing; fail if anything (a file, a link) is there already."""
-    return path.open("xb")
+    """Create ``path`` for writing; fail if anything (a file, a link) is there already.
+    It is locked while open, which tells any Secure X tidying the folder that it is live."""
+    handle = path.open("xb")
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
 
 
-def _remove_stale_partials(directory: Path) -> None:
-    """Partial files nobody has written to for twice the stall limit: left by a Secure X
-    that was killed (a live transfer writes far more often, or gives up and deletes)."""
+def _remove_stale_partials(directory: Path, ours: set[Path]) -> None:
+    """Partial files left by a Secure X that was killed: not ours, not locked by a live
+    one, and untouched for twice the stall limit (where locks are not available, and
+    as a second guard: a live transfer writes far more often, or gives up and deletes)."""
     cutoff = time.time() - STALE_PARTIAL_SECONDS
     with contextlib.suppress(OSError):
         for path in directory.glob(f"{PARTIAL_PREFIX}*.part"):
-            with contextlib.suppress(OSError):
-                if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
-                    path.unlink()
+            if path not in ours:
+                with contextlib.suppress(OSError):
+                    _remove_if_dead(path, cutoff)
+
+
+def _remove_if_dead(path: Path, cutoff: float) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_mtime >= cutoff:
+            return
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # BlockingIOError: a live one has it
+        path.unlink()
+    finally:
+        os.close(fd)
 
 
 def _why(error: OSError) -> str:
@@ -239,7 +263,7 @@ class FileWorker:
     def _open(self, job: OpenTarget) -> Result:
         try:
             job.directory.mkdir(parents=True, exist_ok=True)
-            _remove_stale_partials(job.directory)
+            _remove_stale_partials(job.directory, {target.partial for target in self._targets.values()})
             # Not the offered name: a long one plus a suffix could pass the file system's limit.
             # Its own random part: the same offer may be taken by another Secure X here, or
             # again after a restart, while the last run's file is still there.

@@ -514,9 +514,10 @@ class FileTransfers:
                 self._ask_to_resume(transfer)
 
     def _sending_to(self, key: bytes) -> list[tuple[Receiver, Outgoing]]:
-        """The transfers we send the member ``key``, with its place in each."""
+        """The transfers we send the member ``key``, with its place in each (not those
+        still being hashed: their offer, with size and digest, goes out when that is done)."""
         return [(outgoing.receivers[key], outgoing) for outgoing in self.outgoing.values()
-                if key in outgoing.receivers]
+                if key in outgoing.receivers and outgoing.stage != Stage.PREPARING]
 
     def _ask_to_resume(self, transfer: Incoming) -> None:
         transfer.resend_asked_at = transfer.next_expected

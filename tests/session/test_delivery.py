@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import FakeClock, SimRelay, sim_core
 from securex import protocol
-from securex.events import ChatMessage, Closed, DeliveryChanged, Joined, Notice, Severity
+from securex.events import ChatMessage, Closed, DeliveryChanged, FileFinished, Joined, Notice, Severity
 from securex.session import peer_wire
 from securex.session.core import KEEPALIVE_SECONDS, RECEIPT_INTERVAL, Phase
 from securex.session.delivery import AWAY_SECONDS, MAX_BACKLOG, MAX_PENDING, SLOW_RECEIPT_SECONDS, Outbox, Sent
@@ -427,3 +428,16 @@ def test_a_member_repeating_one_message_while_we_join_costs_one_receipt_entry():
         alice._send_app(peer_at_alice, repeated)       # fresh counters: each one opens
     room.relay.pump(rounds=200)
     assert bob.phase == Phase.JOINING and bob.peers[room.ids["Alice"]].unacknowledged == {0}
+
+
+def test_file_news_in_a_back_off_before_any_join_is_shown_at_once():
+    """Third review: events were held whenever we were not in the room, so in the back-off
+    after a link that died before the roster they waited for a join that might never come."""
+    clock = FakeClock()
+    core = sim_core("Bob", clock=clock)
+    core.connection_made()
+    core.connection_lost()          # the relay closed before any roster (room full, a hostile relay)
+    core.take_events()
+    core.offer_file(Path(os.devnull))
+    assert [e.message for e in core.take_events() if isinstance(e, FileFinished)] == [
+        "Not sent: nobody else is in the room to receive null."]

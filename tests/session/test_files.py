@@ -9,6 +9,8 @@ import errno
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import time
 import unicodedata
 from pathlib import Path
@@ -17,10 +19,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from helpers import FakeClock, SimRelay, sim_core
+from helpers import ROOT, WAIT, FakeClock, SimRelay, sim_core
 from securex import protocol
 from securex.events import FileFinished, FileOffered, FileProgress, Notice
-from securex.session import peer_wire
+from securex.session import file_worker, peer_wire
 from securex.session.file_worker import FileWorker
 from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, STALLED_SECONDS,
                                    WINDOW_CHUNKS, short_id)
@@ -818,3 +820,74 @@ def test_an_offer_made_again_while_we_are_still_joining_comes_after_joined(tmp_p
     room.pump()
     since = [type(e).__name__ for e in room.events["Bob"][before:]]
     assert "FileOffered" in since and since.index("Joined") < since.index("FileOffered")
+
+
+def test_a_member_back_while_the_file_is_still_being_hashed_gets_the_real_offer_only(tmp_path):
+    """Third review: a member who reconnected (or restarted) during the SHA-256 pre-pass
+    was offered the file with size 0 and an all-zero digest, and the real offer, with the
+    same id, was then ignored as one already held."""
+    for restart in (False, True):
+        room = Room(tmp_path / str(restart), "Alice", "Bob")
+        source = random_file(tmp_path / "big.bin", 5 * CHUNK_BYTES)
+        room.cores["Alice"].offer_file(source)
+        hashing = room.cores["Alice"].take_file_jobs()      # the pre-pass, not run yet
+        if restart:
+            _restart(room, "Bob", tmp_path / str(restart))
+        else:
+            room.relay.drop(room.ids["Bob"])
+            room.pump()
+            room.join("Bob")
+        assert not [e for e in room.events["Bob"] if isinstance(e, FileOffered)]
+        for job in hashing:
+            room.workers["Alice"].submit(job)
+        room.pump()
+        [offer] = [e for e in room.events["Bob"] if isinstance(e, FileOffered)]
+        assert offer.size == 5 * CHUNK_BYTES
+        room.cores["Bob"].accept_file(offer.file_id)
+        room.pump()
+        [done] = [e for e in room.finished("Bob") if e.ok]
+        assert digest(Path(done.path)) == digest(source)
+
+
+def test_the_tidy_up_never_takes_a_partial_file_still_being_written(tmp_path):
+    """Third review: after a suspend (the wall clock moves on, the monotonic one does not)
+    a live transfer's partial file looked dead and was deleted under it."""
+    room = Room(tmp_path, "Alice", "Bob")
+    big = room.offer("Alice", random_file(tmp_path / "big.bin", 30 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(big)
+    room.pump(rounds=4)
+    room.relay.intercept = lambda sender, to, frame: [] if is_bulk(frame) else [frame]   # the sender pauses
+    room.pump()
+    [partial] = [p for p in (tmp_path / "Bob").iterdir() if p.name.startswith(".securex-")]
+    old = time.time() - 2 * STALLED_SECONDS - 60
+    os.utime(partial, (old, old))
+    room.relay.intercept = lambda sender, to, frame: [frame]
+    small = room.offer("Alice", random_file(tmp_path / "small.txt", 100))
+    room.cores["Bob"].accept_file(small)
+    room.pump()
+    assert partial.exists()
+    room.relay.drop(room.ids["Bob"])
+    room.pump()
+    room.join("Bob")
+    assert [e.ok for e in room.finished("Bob")] == [True, True]
+
+
+def test_a_partial_file_locked_by_another_secure_x_is_left_alone(tmp_path):
+    """Another program receiving into the same folder holds its partial file locked."""
+    folder = tmp_path / "Bob"
+    folder.mkdir()
+    theirs = folder / ".securex-0123456789abcdef-00000000.part"
+    with file_worker.open_exclusive(theirs) as handle:
+        handle.write(b"half a file")
+        handle.flush()
+        old = time.time() - 2 * STALLED_SECONDS - 60
+        os.utime(theirs, (old, old))
+        held_elsewhere = subprocess.run(
+            [sys.executable, "-c", "import sys, pathlib; from securex.session import file_worker as w; "
+                                   "w._remove_stale_partials(pathlib.Path(sys.argv[1]), set())", str(folder)],
+            cwd=ROOT, timeout=WAIT, check=True)
+        assert held_elsewhere.returncode == 0 and theirs.exists()
+    subprocess.run([sys.executable, "-c", "import sys, pathlib; from securex.session import file_worker as w; "
+                                          "w._remove_stale_partials(pathlib.Path(sys.argv[1]), set())", str(folder)],
+                   cwd=ROOT, timeout=WAIT, check=True)
+    assert not theirs.exists()          # closed, so its lock went: dead now, and old
