@@ -103,6 +103,25 @@ def test_the_relay_log_tells_a_goodbye_from_a_dropped_connection():
             server.expect(r"connection [0-9a-f]{8} dropped \(no goodbye\); 1/5 in the room", stderr=True)
 
 
+def test_the_relay_log_counts_each_departure_when_two_leave_at_once():
+    # Seen in a user test: two members quitting together were both logged "0/5 in the room".
+    with ExitStack() as stack:
+        server, port, carol = relay_and_member(stack, "Carol")
+        with cli_client(port, "Alice") as alice, cli_client(port, "Bob") as bob:
+            carol.wait_members("Alice", "Bob")
+            for member in (alice, bob):
+                member.send_line("/quit")
+            assert alice.wait() == bob.wait() == 0
+            carol.wait_members()
+
+        def departures() -> list[int]:
+            return sorted(int(match.group(1)) for line in list(server.errors)
+                          if (match := re.search(r"left \(goodbye\); (\d)/5 in the room", line)))
+
+        wait_until(lambda: len(departures()) == 2, "both departures in the log")
+        assert departures() == [1, 2]
+
+
 # -- the relay stopped with Ctrl+C or SIGTERM -----------------------------------------------------
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl+C", "SIGTERM"])

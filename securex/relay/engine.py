@@ -265,28 +265,31 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                     self._relay(conn, frames)
         finally:
             closed_by_us = conn.close_reason
+            remaining = 0
             if admitted:
                 registry.remove(conn)
+                remaining = registry.member_count    # now: others may leave while this one lingers
             else:
                 registry.release(conn)
             conn.close(CloseReason.GOODBYE, _CLOSE_DETAIL[CloseReason.GOODBYE])  # no-op if closing
             conn.wait_closed(SLOW_LINGER + 1)
             conn.drain()
             if admitted:
-                self._log_departure(conn, closed_by_us)
+                self._log_departure(conn, closed_by_us, remaining)
 
-    def _log_departure(self, conn: Connection, closed_by_us: CloseReason | None) -> None:
-        """One line per member gone: how (said goodbye, dropped, or closed by the relay, and why)."""
-        registry = self.server.registry
+    def _log_departure(self, conn: Connection, closed_by_us: CloseReason | None, remaining: int) -> None:
+        """One line per member gone: how (said goodbye, dropped, or closed by the relay, and
+        why), and how many were left in the room when it went."""
+        capacity = self.server.registry.capacity
         who = conn.member_id[:4].hex()
         if closed_by_us == CloseReason.SHUTDOWN:
             log.info("connection %s closed: the server is shutting down", who)
         elif closed_by_us is not None and not conn.said_goodbye:
             log.info("connection %s closed by the relay (%s); %d/%d in the room", who, closed_by_us.name.lower(),
-                     registry.member_count, registry.capacity)
+                     remaining, capacity)
         else:
             how = "left (goodbye)" if conn.said_goodbye else "dropped (no goodbye)"
-            log.info("connection %s %s; %d/%d in the room", who, how, registry.member_count, registry.capacity)
+            log.info("connection %s %s; %d/%d in the room", who, how, remaining, capacity)
 
     def _frames(self, conn: Connection, ready_by: float) -> Iterator[list[protocol.Frame]]:
         """Yield the whole frames each read brings, until EOF, an error, a closing
