@@ -77,6 +77,15 @@ class Room:
         return [e for e in self.events[name] if isinstance(e, FileFinished)]
 
 
+
+def accepted_and_saved(room: Room, name: str, file_id: str) -> Path:
+    """``name`` accepts the offer ``file_id``; where the file was saved, once the room has
+    moved everything."""
+    room.cores[name].accept_file(file_id)
+    room.pump()
+    [done] = [e for e in room.finished(name) if e.ok and e.file_id == file_id]
+    return Path(done.path)
+
 def random_file(path: Path, size: int) -> Path:
     path.write_bytes(os.urandom(size))
     return path
@@ -126,10 +135,7 @@ def test_the_file_is_sealed_once_and_the_relay_fans_it_out(tmp_path):
 def test_an_empty_file_arrives_too(tmp_path):
     room = Room(tmp_path, "Alice", "Bob")
     file_id = room.offer("Alice", random_file(tmp_path / "empty.txt", 0))
-    room.cores["Bob"].accept_file(file_id)
-    room.pump()
-    [done] = room.finished("Bob")
-    assert done.ok and Path(done.path).read_bytes() == b""
+    assert accepted_and_saved(room, "Bob", file_id).read_bytes() == b""
 
 
 def test_decline_tells_the_sender(tmp_path):
@@ -222,10 +228,7 @@ def test_an_offer_is_made_again_to_a_receiver_whose_client_restarted_before_answ
     room.pump()
     room.join("Dana")
     assert len([e for e in room.events["Dana"] if isinstance(e, FileOffered)]) == 1
-    room.cores["Dana"].accept_file(file_id)
-    room.pump()
-    [done] = [e for e in room.finished("Dana") if e.ok]
-    assert digest(Path(done.path)) == digest(source)
+    assert digest(accepted_and_saved(room, "Dana", file_id)) == digest(source)
 
 
 def test_no_more_than_a_window_of_chunks_is_ever_on_its_way(tmp_path):
@@ -740,10 +743,7 @@ def test_a_receiver_whose_program_restarted_mid_transfer_is_offered_the_file_aga
     assert again.file_id == file_id
     assert any(e.text == "Bob's Secure X restarted while receiving huge.iso: it is offered to them again."
                for e in room.events["Alice"] if isinstance(e, Notice))
-    room.cores["Bob"].accept_file(file_id)
-    room.pump()
-    [done] = [e for e in room.finished("Bob") if e.ok]
-    assert digest(Path(done.path)) == digest(source)
+    assert digest(accepted_and_saved(room, "Bob", file_id)) == digest(source)
 
 
 def test_a_sender_whose_program_restarted_mid_transfer_is_said_to_have(tmp_path):
