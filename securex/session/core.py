@@ -273,13 +273,11 @@ class RoomCore:
         if self.outcome is not None:
             return
         if now - self._heard_at > CLIENT_IDLE_TIMEOUT:
-            if not self.my_id:
-                self._end(LinkEnd.LOST, f"Something at {self.server} accepted the connection but has not answered "
-                                        f"as a Secure X server for {CLIENT_IDLE_TIMEOUT:g} s: check the address "
-                                        "and port the server printed.")
-            else:
-                self._end(LinkEnd.LOST, f"No answer from {self.server} for {CLIENT_IDLE_TIMEOUT:g} s: "
-                                        "the connection is lost.")
+            self._end(LinkEnd.LOST, f"No answer from {self.server} for {CLIENT_IDLE_TIMEOUT:g} s: the connection "
+                                    "is lost." if self.my_id else
+                                    f"Something at {self.server} accepted the connection but has not answered as "
+                                    f"a Secure X server for {CLIENT_IDLE_TIMEOUT:g} s: check the address and port "
+                                    "the server printed.")
             return
         if self.phase in (Phase.WAITING, Phase.JOINING) and now - self._link_started > ENTRY_DEADLINE:
             # A relay that trickles a byte every few seconds never looks idle.
@@ -956,13 +954,15 @@ class RoomCore:
         if previous is None:
             self._remember_code(key, code)
             return
+        if previous == code:
+            return
         trusted = next((other for other in self.peers.values() if other is not peer
                         and name_key(other.name) == key and other.verified.safety_code == previous), None)
-        if previous != code and trusted is not None:
+        if trusted is not None:
             self._notice(f"A second member is using the name {peer.name}: {peer.member.label}, safety code {code}. "
                          f"{trusted.member.label}, whose code you trust ({previous}), is here too. One of them may "
                          "be pretending: compare safety codes out loud before you believe either.", Severity.ALERT)
-        elif previous != code:
+        else:
             self._notice(f"{peer.member.label}'s safety code has changed: it was {previous}, it is now {code}. "
                          f"If {peer.name} did not reinstall Secure X or switch computers, this may be someone "
                          "else using the name: compare safety codes out loud. You will be warned each time "

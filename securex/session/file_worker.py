@@ -97,7 +97,8 @@ def _remove_stale_partials(directory: Path, ours: set[Path]) -> None:
 def _remove_if_dead(path: Path, cutoff: float) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_mtime >= cutoff:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_mtime >= cutoff:
             return
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # BlockingIOError: a live one has it
