@@ -21,6 +21,9 @@ receivers, which append it to a file:
   receiver's window and resume), so a sender with no flow control would lose
   chunks.
 
+Every run starts with the page cache's dirty data written out (``os.sync``), so no
+run pays for the write-back of the one before.
+
 Peak memory is each process's maximum resident set (``ru_maxrss``). CPU seconds
 are each process's over the transfer alone (from "go" to the last receiver's
 end; the relay's read from /proc while every connection is still open), and
@@ -41,6 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -239,6 +243,14 @@ def run_plain(source: Path, work: Path, *, bare: bool) -> dict:
     return {"sender": sent, "receivers": results, "relay_cpu": relay_cpu}
 
 
+def settled(run: Callable[..., dict], *args: object, **kwargs: object) -> dict:
+    """``run`` started with nothing waiting to be written to disk. The plain receivers
+    leave their files in the page cache (they do not fsync); the kernel writing them out
+    during the next run would slow that run instead of theirs."""
+    os.sync()
+    return run(*args, **kwargs)
+
+
 # -- the report ------------------------------------------------------------------------------------
 
 def rates(run: dict, size: int) -> dict[str, float]:
@@ -281,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         peaks: dict[str, float] = {}
         cpu_lines: list[str] = []
         for _ in range(args.repeats):
-            bare = run_plain(source, work, bare=True)
-            same_relay = run_plain(source, work, bare=False)
-            secure = run_securex(source, work)
+            bare = settled(run_plain, source, work, bare=True)
+            same_relay = settled(run_plain, source, work, bare=False)
+            secure = settled(run_securex, source, work)
             for name, result in secure["receivers"].items():
                 if not result["ok"] or result["sha256"] != expected:
                     print(f"FAILED: {name}: {result['message']}")
