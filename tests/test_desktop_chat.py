@@ -141,6 +141,34 @@ def test_five_members_get_five_distinct_readable_colours_that_stay(root):
         assert all(after[name] == colours[name] for name in after)
 
 
+def test_a_full_room_with_a_banner_keeps_the_downloads_folder_in_view(root):
+    """Five members and the tallest banner: the explanation under your code gives way (it is
+    still there on hover), never the Change button; with room again it comes back."""
+    with running_server() as server, core_clients(server.port, "Bob", "Hank", "Gina", "Dave"):
+        app = joined_app(root, server.port)
+        pump_until(root, lambda: len(member_rows(app)) == 5, "all five in the list")
+        server.stop()      # the others are still there: the list stays full, greyed out
+        pump_until(root, lambda: app.state == AppState.ENDED, "the end (its banner is the tallest state)")
+        sidebar = app.chat.sidebar
+        button = sidebar.downloads_button
+
+        def button_in_view() -> bool:
+            root.update()
+            return (button.winfo_ismapped() and button.winfo_rooty() + button.winfo_reqheight()
+                    <= sidebar.winfo_rooty() + sidebar.winfo_height())
+
+        assert len(member_rows(app)) == 5
+        pump_until(root, button_in_view, "the Change button inside the panel")
+        assert not sidebar.code_hint.winfo_ismapped()
+        sidebar.own_code.event_generate("<Enter>", x=2, y=2)
+        assert "Read your code to the others" in sidebar.tooltip.text
+        sidebar.own_code.event_generate("<Leave>")
+        assert sidebar.tooltip.text == ""
+        root.geometry(f"{root.winfo_width()}x{root.winfo_height() + 240}")
+        pump_until(root, lambda: sidebar.code_hint.winfo_ismapped(), "the explanation back in a taller window")
+        assert button_in_view()
+
+
 def test_every_palette_is_readable():
     """Text colours against the backgrounds they are drawn on, in both themes (WCAG AA)."""
     for palette in (LIGHT, DARK):

@@ -1,6 +1,10 @@
 """The chat window's side panel: who is in the room with their safety codes, your own
 safety code, and where accepted files go.
 
+When the panel is short of height (a full room with a banner showing, a small
+window) the explanation under your safety code is dropped first, so the downloads
+folder and its Change button stay in view; hovering over your code still shows it.
+
 A passive view. Each member gets a colour of their own (``ColourAssigner``) that
 the message view uses for their name too; it stays theirs while they stay.
 ``on_change_downloads()`` runs when the user asks to change the downloads folder.
@@ -17,10 +21,12 @@ from tkinter import ttk
 from securex.bidi import drawn
 from securex.desktop.paths import display_path
 from securex.desktop.theme import ColourAssigner, Theme
+from securex.desktop.tooltip import Tooltip
 from securex.events import Member
 
 WIDTH = 236
 TEXT_WIDTH = WIDTH - 28     # wrap length of the panel's text
+CODE_HINT = "Read your code to the others and check theirs: the code under a name proves it is really them."
 
 
 class Sidebar(ttk.Frame):
@@ -31,7 +37,9 @@ class Sidebar(ttk.Frame):
         self.members: tuple[Member, ...] = ()
         self.capacity = 0
         self.rows: list[tuple[ttk.Label, ttk.Label]] = []
+        self.tooltip = Tooltip(self, theme)
         self.create_widgets(on_change_downloads)
+        self.bind("<Configure>", self._fit, add="+")
 
     def create_widgets(self, on_change_downloads: Callable[[], None]) -> None:
         self.columnconfigure(0, weight=1)
@@ -52,10 +60,11 @@ class Sidebar(ttk.Frame):
             row=2, column=0, sticky="w", pady=(12, 4))
         self.own_code = ttk.Label(self, text="\u2014", style="Sidebar.Mono.TLabel")
         self.own_code.grid(row=3, column=0, sticky="w")
-        ttk.Label(self, text="Read your code to the others and check theirs: the code under a name proves "
-                             "it is really them.",
-                  style="Sidebar.Small.TLabel", wraplength=TEXT_WIDTH, justify="left").grid(
-            row=4, column=0, sticky="w", pady=(4, 0))
+        self.own_code.bind("<Enter>", lambda event: self.tooltip.show(CODE_HINT, event.x_root, event.y_root))
+        self.own_code.bind("<Leave>", lambda _event: self.tooltip.hide())
+        self.code_hint = ttk.Label(self, text=CODE_HINT, style="Sidebar.Small.TLabel", wraplength=TEXT_WIDTH,
+                                   justify="left")
+        self.code_hint.grid(row=4, column=0, sticky="w", pady=(4, 0))
 
         ttk.Label(self, text="FILES YOU ACCEPT GO TO", style="Sidebar.Heading.TLabel").grid(
             row=5, column=0, sticky="w", pady=(14, 4))
@@ -84,6 +93,7 @@ class Sidebar(ttk.Frame):
             name.grid(row=2 * index, column=0, sticky="w", pady=(6 if index else 0, 0))
             code.grid(row=2 * index + 1, column=0, sticky="w", padx=(22, 0))
             self.rows.append((name, code))
+        self.after_idle(self._refit)
 
     def colour_of(self, member: Member) -> str:
         return self.theme.palette.accent_text if member.you else self.colours.colour(member.label)
@@ -98,6 +108,29 @@ class Sidebar(ttk.Frame):
 
     def set_downloads(self, folder: Path) -> None:
         self.downloads_label.configure(text=display_path(folder))
+        self.after_idle(self._refit)
+
+    def _refit(self) -> None:
+        """``_fit`` once the grid has measured what changed: the panel's own size may not
+        change (so no <Configure>), only what it needs."""
+        if self.winfo_exists():
+            self.update_idletasks()
+            self._fit()
+
+    def _fit(self, _event: object = None) -> None:
+        """Drop the explanation under your code when the panel is too short for everything,
+        and bring it back when there is room again. The heights compared are the grid's own
+        measurements, so the two conditions cannot undo each other back and forth."""
+        if not self.winfo_exists():
+            return
+        shown = bool(self.code_hint.winfo_manager())
+        hint_height = self.code_hint.winfo_reqheight() + 4      # its label and the space above it
+        needed_without = self.winfo_reqheight() - (hint_height if shown else 0)
+        fits = needed_without + hint_height <= self.winfo_height()
+        if shown and not fits:
+            self.code_hint.grid_remove()
+        elif fits and not shown:
+            self.code_hint.grid()
 
     def summary(self) -> str:
         """What /who shows: a member a line, the safety codes lined up (the terminal, with one
