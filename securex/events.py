@@ -134,6 +134,9 @@ class FileProgress(Event):
     total: int
     rate: float          # bytes a second so far
     stage: str           # offered, sending, receiving or checking
+    # "offered" only: each member offered it, by label (``peer`` joins them for a line of text,
+    # and a name may itself hold a comma).
+    recipients: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,24 @@ def test_a_full_room_with_a_banner_keeps_the_downloads_folder_in_view(root):
         assert button_in_view()
 
 
+def test_the_side_panel_is_never_narrower_than_its_text(root):
+    """The panes' first layout happens before the panel is filled in; its text must not end
+    up cut at the window's right edge, at the usual size or the smallest."""
+    with running_server() as server, core_clients(server.port, "Bob"):
+        app = joined_app(root, server.port)
+        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
+        sidebar = app.chat.sidebar
+        for size in (None, MIN_SIZE):
+            if size:
+                root.geometry(f"{size[0]}x{size[1]}")
+            pump_until(root, lambda size=size: sidebar.winfo_width() >= sidebar.winfo_reqwidth()
+                       and (size is None or root.winfo_width() == size[0]), f"the whole panel at {size or 'start'}")
+            right = sidebar.winfo_rootx() + sidebar.winfo_width()
+            assert right <= root.winfo_rootx() + root.winfo_width()
+            assert sidebar.code_hint.winfo_rootx() + sidebar.code_hint.winfo_reqwidth() <= right
+            assert app.transcript.winfo_width() > 300
+
+
 def test_every_palette_is_readable():
     """Text colours against the backgrounds they are drawn on, in both themes (WCAG AA)."""
     for palette in (LIGHT, DARK):

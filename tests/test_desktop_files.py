@@ -160,6 +160,35 @@ def test_the_sender_sees_each_recipient_and_can_cancel(root, tmp_path, monkeypat
             carol.close()
 
 
+def test_the_sender_sees_who_has_not_answered_and_the_card_ends_when_all_have(root, tmp_path, monkeypatch):
+    """A row per member offered the file from the start, "waiting for an answer" until they
+    answer; a name with a comma in it is still one member, so the card finishes."""
+    original = make_file(tmp_path / "alice", "notes.txt", 1 * MB)
+    with running_server() as server, core_clients(server.port, "Smith, Jo") as (smith,):
+        bob = CoreClient(server.port, "Bob", auto_accept=tmp_path / "bob")
+        try:
+            bob.join()
+            app = joined_app(root, server.port)
+            pump_until(root, lambda: len(member_rows(app)) == 3, "Bob and Smith in the list")
+            monkeypatch.setattr(transfers.filedialog, "askopenfilename", lambda **options: str(original))
+            app.chat.composer.file_button.invoke()
+            pump_until(root, lambda: app.transfers.cards.cards, "the offer's card")
+            card = next(iter(app.transfers.cards.cards.values()))
+            assert isinstance(card, OutgoingCard) and set(card.rows) == {"Bob", "Smith, Jo"}
+            pump_until(root, lambda: "delivered" in card.rows["Bob"][2].cget("text"), "Bob's copy delivered")
+            _, smith_bar, smith_stats = card.rows["Smith, Jo"]
+            assert smith_stats.cget("text") == "waiting for an answer" and not smith_bar.winfo_manager()
+            assert not card.finished and card.cancel_button.winfo_manager()
+            assert card.status.cget("text") == "Delivered to 1; 1 has not answered yet."
+            offer = smith.wait_for(FileOffered, timeout=SLOW)
+            smith.session.decline_file(offer.file_id)
+            pump_until(root, lambda: card.finished, "the card to finish once both have answered")
+            assert card.status.cget("text") == "Finished: delivered to 1 of 2."
+            assert "declined" in smith_stats.cget("text")
+        finally:
+            bob.close()
+
+
 def test_a_pasted_path_is_offered_as_a_file_after_asking(root, tmp_path):
     notes = make_file(tmp_path / "my files", "notes.txt", 2000)
     with running_server() as server, core_clients(server.port, "Bob") as (bob,):

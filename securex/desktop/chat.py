@@ -19,7 +19,7 @@ from tkinter import ttk
 from securex.desktop.composer import Composer, Mode
 from securex.desktop.files_view import Actions, TransferCards
 from securex.desktop.sidebar import Sidebar
-from securex.desktop.theme import Theme
+from securex.desktop.theme import SASH_WIDTH, Theme
 from securex.desktop.transcript import Transcript
 from securex.desktop.widgets import Bar
 
@@ -42,10 +42,16 @@ class ChatWindow(ttk.Frame):
 
         panes = ttk.PanedWindow(self, orient="horizontal")
         panes.grid(row=1, column=0, sticky="nsew")
+        self.panes = panes
         self.transcript = Transcript(panes, theme)
         panes.add(self.transcript, weight=1)
         self.sidebar = Sidebar(panes, theme, on_change_downloads=on_change_downloads)
         panes.add(self.sidebar, weight=0)
+        # The panes keep the widths of their first layout when the window grows, and that
+        # may have been before the panel knew its contents: it is never left narrower
+        # than they need (its text would be cut at the right).
+        for widget in (panes, self.sidebar):
+            widget.bind("<Configure>", lambda _event: self.after_idle(self._keep_sidebar_whole), add="+")
         self.transfers = TransferCards(self.transcript, actions)
 
         self.banner = Bar(self, "Banner.")
@@ -66,6 +72,13 @@ class ChatWindow(ttk.Frame):
         self.status_details = [ttk.Label(status, style="Status.Muted.TLabel") for _ in range(2)]
         for column, label in enumerate(self.status_details, start=1):
             label.grid(row=0, column=column, sticky="w", padx=(16, 0))
+
+    def _keep_sidebar_whole(self) -> None:
+        if not self.panes.winfo_exists():
+            return
+        needed, width = self.sidebar.winfo_reqwidth(), self.panes.winfo_width()
+        if width > needed and self.sidebar.winfo_width() < needed:
+            self.panes.sashpos(0, width - needed - SASH_WIDTH)
 
     def set_status(self, state: str, tone: str = "ok") -> None:
         """``tone`` is ok, warning or error: the colour of the state dot. The server and the

@@ -166,13 +166,14 @@ class IncomingCard(_Card):
 
 
 class OutgoingCard(_Card):
-    """A file we offer: a row per recipient, one Cancel for all of them."""
+    """A file we offer: a row per member offered it (waiting for an answer, then its
+    progress, then how it ended), one Cancel for all of them."""
 
     def __init__(self, master: tk.Misc, event: FileProgress, actions: Actions) -> None:
         super().__init__(master, event.file_id)
         self.total = event.total
         self.offered_to = event.peer
-        self.expected = len(event.peer.split(", ")) if event.peer else 0
+        self.expected = len(event.recipients)
         self.title = self._label(0, f"You offer {event.name} \u00b7 {human_size(event.total)}", "Card.Bold.TLabel")
         self.status = self._label(1, f"Offered to {event.peer}; waiting for them to accept.", "Card.Muted.TLabel",
                                   pady=(2, 0))
@@ -181,9 +182,14 @@ class OutgoingCard(_Card):
         self.rows_frame.columnconfigure(2, weight=1)
         self.rows: dict[str, tuple[ttk.Label, ttk.Progressbar, ttk.Label]] = {}
         self.done_peers: set[str] = set()
+        self.delivered_peers: set[str] = set()
         self.cancel_button = ttk.Button(self, text="Cancel", style="Small.TButton",
                                         command=lambda: actions.cancel(self.file_id))
         self.cancel_button.grid(row=3, column=0, sticky="w", pady=(8, 0))
+        for peer in event.recipients:
+            _, bar, stats = self._row(peer)
+            bar.grid_remove()
+            stats.configure(text="waiting for an answer")
 
     @property
     def under_way(self) -> bool:
@@ -207,9 +213,10 @@ class OutgoingCard(_Card):
         if self.finished or event.peer in self.done_peers:
             return
         _, bar, stats = self._row(event.peer)
+        bar.grid()
         bar.configure(value=1000 * event.done // event.total if event.total else 1000)
         stats.configure(text=progress_line(event.done, event.total, event.rate))
-        self.status.configure(text=f"Sending to {len(self.rows)} of {self.expected or len(self.rows)}.")
+        self._show_state()
 
     def finish(self, event: FileFinished) -> None:
         if not event.peer:   # the whole transfer: cancelled, or the file could not be read
@@ -223,11 +230,29 @@ class OutgoingCard(_Card):
         else:
             stats.configure(text=event.message, style="Card.Muted.TLabel" if event.by_choice else "Card.Warning.TLabel",
                             wraplength=CARD_TEXT_WIDTH - 120)
+        if event.ok:
+            self.delivered_peers.add(event.peer)
         if len(self.done_peers) >= self.expected:
             self.finished = True
             self.cancel_button.grid_remove()
-            delivered = sum(1 for _, _, s in self.rows.values() if "delivered" in str(s.cget("text")))
-            self.status.configure(text=f"Finished: delivered to {delivered} of {len(self.done_peers)}.")
+            self.status.configure(text=f"Finished: delivered to {len(self.delivered_peers)} of {len(self.done_peers)}.")
+        else:
+            self._show_state()
+
+    def _show_state(self) -> None:
+        """The line under the title, from the rows: who is getting it, who has it, who has
+        not answered yet."""
+        under_way = [peer for peer in self.rows if peer not in self.done_peers]
+        sending = sum(1 for peer in under_way if self.rows[peer][1].winfo_manager())
+        waiting = len(under_way) - sending
+        parts = [f"sending to {sending} of {self.expected or len(self.rows)}"] if sending else []
+        if self.delivered_peers:
+            parts.append(f"delivered to {len(self.delivered_peers)}")
+        if waiting:
+            parts.append(f"{waiting} {'has' if waiting == 1 else 'have'} not answered yet")
+        if parts:
+            text = "; ".join(parts)
+            self.status.configure(text=f"{text[0].upper()}{text[1:]}.")
 
     def stop(self, message: str, *, by_choice: bool = False) -> None:
         if self.finished:

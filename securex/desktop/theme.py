@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from tkinter import ttk
 
 THEME_ENV = "SECUREX_THEME"
+SASH_WIDTH = 1      # pixels between the message view and the side panel
 
 _SANS_FAMILIES = ("Inter", "Cantarell", "Noto Sans", "Segoe UI", "SF Pro Text", "Helvetica Neue",
                   "DejaVu Sans", "Helvetica", "Arial")
@@ -215,7 +216,7 @@ def _style_ttk(style: ttk.Style, p: Palette, theme: Theme) -> None:
                     arrowcolor=p.muted, gripcount=0, arrowsize=10)
     style.map("Vertical.TScrollbar", background=[("active", p.muted)])
     style.configure("TPanedwindow", background=p.border)
-    style.configure("Sash", sashthickness=1, gripcount=0, background=p.border)
+    style.configure("Sash", sashthickness=SASH_WIDTH, gripcount=0, background=p.border)
 
     # ttk styles inherit only along the dotted suffix ("Card.Muted.TLabel" gets
     # Muted.TLabel's options, not Card.TLabel's), so every area/variant pair is spelled out.

@@ -605,7 +605,7 @@ class FileTransfers:
         offer = self._offer(outgoing)
         offered = [r.name for r in outgoing.receivers.values() if self._send(r.key, offer)]
         self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", ", ".join(offered) or "nobody",
-                                     0, result.size, 0.0, "offered"))
+                                     0, result.size, 0.0, "offered", recipients=tuple(offered)))
 
     @staticmethod
     def _offer(outgoing: Outgoing) -> FileOffer:
