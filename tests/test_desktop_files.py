@@ -43,6 +43,17 @@ def offered_card(root, app, sender: CoreClient, path: Path) -> IncomingCard:
     return next(iter(app.transfers.cards.cards.values()))
 
 
+def offered_from_window(root, app, monkeypatch, path: Path, *, members: int) -> OutgoingCard:
+    """Once ``members`` are listed, the user offers ``path`` with Send file: the card for it."""
+    pump_until(root, lambda: len(member_rows(app)) == members, f"{members} in the list")
+    monkeypatch.setattr(transfers.filedialog, "askopenfilename", lambda **options: str(path))
+    app.chat.composer.file_button.invoke()
+    pump_until(root, lambda: app.transfers.cards.cards, "the offer's card")
+    card = next(iter(app.transfers.cards.cards.values()))
+    assert isinstance(card, OutgoingCard)
+    return card
+
+
 def watch_bar(root, card: IncomingCard, done, what: str) -> list[float]:
     """Pump until ``done()``, noting every value the card's progress bar shows."""
     seen: list[float] = []
@@ -135,12 +146,7 @@ def test_the_sender_sees_each_recipient_and_can_cancel(root, tmp_path, monkeypat
             bob.join()
             carol.join()
             app = joined_app(root, server.port)
-            pump_until(root, lambda: len(member_rows(app)) == 3, "Bob and Carol in the list")
-            monkeypatch.setattr(transfers.filedialog, "askopenfilename", lambda **options: str(original))
-            app.chat.composer.file_button.invoke()
-            pump_until(root, lambda: app.transfers.cards.cards, "the offer's card")
-            card = next(iter(app.transfers.cards.cards.values()))
-            assert isinstance(card, OutgoingCard)
+            card = offered_from_window(root, app, monkeypatch, original, members=3)
             assert card.title.cget("text") == "You offer video.mp4 \u00b7 8.0 MB"
             assert "Bob" in card.status.cget("text") and "Carol" in card.status.cget("text")
             pump_until(root, lambda: {"Bob", "Carol"} <= set(card.rows)
@@ -169,12 +175,8 @@ def test_the_sender_sees_who_has_not_answered_and_the_card_ends_when_all_have(ro
         try:
             bob.join()
             app = joined_app(root, server.port)
-            pump_until(root, lambda: len(member_rows(app)) == 3, "Bob and Smith in the list")
-            monkeypatch.setattr(transfers.filedialog, "askopenfilename", lambda **options: str(original))
-            app.chat.composer.file_button.invoke()
-            pump_until(root, lambda: app.transfers.cards.cards, "the offer's card")
-            card = next(iter(app.transfers.cards.cards.values()))
-            assert isinstance(card, OutgoingCard) and set(card.rows) == {"Bob", "Smith, Jo"}
+            card = offered_from_window(root, app, monkeypatch, original, members=3)
+            assert set(card.rows) == {"Bob", "Smith, Jo"}
             pump_until(root, lambda: "delivered" in card.rows["Bob"][2].cget("text"), "Bob's copy delivered")
             _, smith_bar, smith_stats = card.rows["Smith, Jo"]
             assert smith_stats.cget("text") == "waiting for an answer" and not smith_bar.winfo_manager()
