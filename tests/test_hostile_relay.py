@@ -280,6 +280,28 @@ def test_a_newcomers_own_join_reflected_back_is_refused():
         close_all(alice, bob)
 
 
+def test_a_forged_wrong_passphrase_refusal_never_sends_a_newcomer_away():
+    """The relay answers a newcomer's check with a refusal of its own making, "your
+    passphrase differs", in place of the members' last flight (their cB already proved
+    the passphrase right). The newcomer is not told its passphrase is wrong, and does not
+    count it as a rejection: it joins, and hears that the members did not answer."""
+    with hostile() as relay:
+        alice, bob = join_all(relay.port, "Alice", "Bob")
+        forged = peer_wire.encode_refuse(peer_wire.RefuseReason.MISMATCH)
+
+        def forge(sender, to, body):
+            if kind(body) == peer_wire.BodyKind.IDENTITY_B:
+                return [(to, sender.member_id, forged)]
+            return [(to, sender.member_id, body)]
+        relay.registry.tamper = forge
+        carol = CoreClient(relay.port, "Carol")
+        joined = carol.join()           # raises if the session ended ("Wrong passphrase")
+        assert joined.verified == 0
+        carol.expect(Notice, lambda e: "did not answer" in e.text)
+        assert not any(isinstance(e, Closed) for e in carol.seen)
+        close_all(alice, bob, carol)
+
+
 # -- strangers on the LAN -------------------------------------------------------------------------
 
 def test_a_passphrase_guessing_loop_is_throttled_and_announced_to_members():

@@ -195,7 +195,10 @@ class PairHandshake:
             step = self._fail(Failure.REFUSED)
             step.retry_after_ms = retry_after_ms
             return step
-        if reason == RefuseReason.MISMATCH:
+        if reason == RefuseReason.MISMATCH and self.role == ROLE_B:
+            # The newcomer found our cB wrong. A member never sends this to a newcomer (it
+            # only fails silently on a bad cA), so a newcomer learns a mismatch from cB
+            # alone: a forged refusal cannot make it believe its passphrase is wrong.
             return self._fail(Failure.MISMATCH)
         return self._fail(Failure.INVALID)
 

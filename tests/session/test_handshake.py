@@ -69,6 +69,19 @@ def test_a_says_nothing_that_depends_on_the_passphrase_after_a_wrong_confirmatio
     assert step.send == [peer_wire.encode_refuse(RefuseReason.MISMATCH)]   # a fixed message, no MAC
 
 
+@pytest.mark.parametrize("flight", ["before cB", "after cB"])
+def test_a_forged_mismatch_refusal_never_tells_a_newcomer_its_passphrase_is_wrong(flight):
+    """Only the newcomer sends REFUSE(MISMATCH). One reaching a newcomer is the relay's
+    forgery, before it has checked cB or after cB proved the passphrase right: the run
+    fails as invalid (the member "did not answer"), never as a wrong passphrase."""
+    a, flight1 = PairHandshake.as_newcomer(W, ALICE, state(), ATTEMPT)
+    if flight == "after cB":
+        _, flight2 = PairHandshake.as_member(W, BOB, state(), split(flight1)[1])
+        assert a.receive(*split(flight2)).send and a.confirmed
+    step = a.receive(*split(peer_wire.encode_refuse(RefuseReason.MISMATCH)))
+    assert step.failure == Failure.INVALID and a.state == State.FAILED
+
+
 def test_identities_never_cross_the_wire_in_the_clear():
     flights = []
     full_run(tamper=lambda flight, body: flights.append(body) or body)
