@@ -95,7 +95,8 @@ def _remove_stale_partials(directory: Path, ours: set[Path]) -> None:
 
 
 def _remove_if_dead(path: Path, cutoff: float) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    # Not following a link, and not waiting: a named pipe would block the open until a writer came.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
         found = os.fstat(fd)
         if not stat.S_ISREG(found.st_mode) or found.st_mtime >= cutoff:

@@ -59,10 +59,15 @@ DEFAULT_MAX_FILE_BYTES = 4 * 10**9
 PROGRESS_EVENT_SECONDS = 0.25      # progress reaches the user at most this often per transfer and member
 SEALED_CACHE = 16                  # sealed chunks kept, so receivers up to two windows apart share them
 MAX_BULK_QUEUED = 2 * WINDOW_CHUNKS  # sealed chunks waiting for the socket, for all receivers together
-RESUME_SECONDS = 1.0               # a receiver on a live link may ask to go back at most this often
+RESUME_SECONDS = 1.0               # a receiver on a live link may ask to go back at most this often,
+MAX_RESUME_DOUBLINGS = 6           # twice as long after each that brought no progress, up to 64 s
+ASK_AGAIN_SECONDS = 2 * RESUME_SECONDS   # a receiver still missing what it asked for asks again
 MAX_OPEN_PER_MEMBER = 8            # transfers from one member not finished yet; more are refused
 MAX_TRANSFERS_KEPT = 64            # finished transfers remembered (for their ids); older ones are forgotten
 STALLED_SECONDS = 10 * 60.0        # a transfer with nothing arriving for this long is given up
+# A copy whose receiver wrote nothing more for this long is given up by the sender: a
+# minute later than the receiver's own stall, so a live receiver says why first.
+SENDER_STALLED_SECONDS = STALLED_SECONDS + 60.0
 
 
 def short_id(file_id: bytes) -> str:
@@ -195,6 +200,9 @@ class Receiver:
     # flight when the connection died may or may not have arrived.
     awaiting_resume: bool = False
     resumed_at: float = float("-inf")   # when a live-link resume was last honoured
+    resumes_without_progress: int = 0   # live-link resumes honoured since it last wrote more
+    written_at_resume: int = 0
+    progress_at: float = 0.0            # when it accepted, or last said it had written more
 
 
 @dataclass
@@ -228,6 +236,7 @@ class Incoming:
     next_expected: int = 0            # chunks handed to the worker
     written: int = 0
     resend_asked_at: int | None = None   # we asked the sender to go on from here
+    resend_asked_time: float = 0.0       # when (asked again while nothing comes: it may have been too soon)
     allowed: int = 0                  # the sender may send chunks below allowed + WINDOW_CHUNKS
     last_activity: float = 0.0
     partial: Path | None = None
@@ -381,12 +390,16 @@ class FileTransfers:
         if isinstance(message, FileAccept):
             if not self._may_resume(outgoing, receiver, message.next_chunk):
                 return
+            if receiver.stage == Stage.OFFERED:
+                receiver.progress_at = self._clock()
             receiver.stage = Stage.MOVING
             receiver.awaiting_resume = False
             receiver.next_to_send = receiver.written = message.next_chunk
             self._schedule(outgoing)
         elif isinstance(message, peer_wire.FileProgress):
             if receiver.written <= message.next_chunk <= receiver.next_to_send:
+                if message.next_chunk > receiver.written:
+                    receiver.progress_at = self._clock()
                 receiver.written = message.next_chunk
                 self._report_out(outgoing, receiver)
                 self._schedule(outgoing)
@@ -419,17 +432,23 @@ class FileTransfers:
         """Whether a receiver's FILE_ACCEPT may set where its copy goes on from. The
         first accept, and the first after a reconnect, may; on a live link (a chunk went
         missing) only forward of what it reported written and not too often: each one
-        lets a whole window go out again."""
+        lets a whole window go out again, so one that brought no progress doubles the wait
+        for the next (a receiver asking for the same window forever gets a trickle)."""
         if next_chunk > outgoing.chunks:
             return False
         if receiver.stage == Stage.OFFERED:
             return True
         if receiver.awaiting_resume:
             return next_chunk >= receiver.written
+        if receiver.written > receiver.written_at_resume:
+            receiver.resumes_without_progress = 0
+        wait = RESUME_SECONDS * 2 ** min(receiver.resumes_without_progress, MAX_RESUME_DOUBLINGS)
         now = self._clock()
-        if not receiver.written <= next_chunk <= receiver.next_to_send or now - receiver.resumed_at < RESUME_SECONDS:
+        if not receiver.written <= next_chunk <= receiver.next_to_send or now - receiver.resumed_at < wait:
             return False
         receiver.resumed_at = now
+        receiver.resumes_without_progress += 1
+        receiver.written_at_resume = receiver.written
         return True
 
     def on_bulk(self, sender: bytes, chunk: Bulk) -> None:
@@ -514,13 +533,15 @@ class FileTransfers:
                 self._ask_to_resume(transfer)
 
     def _sending_to(self, key: bytes) -> list[tuple[Receiver, Outgoing]]:
-        """The transfers we send the member ``key``, with its place in each (not those
-        still being hashed: their offer, with size and digest, goes out when that is done)."""
+        """The transfers we send the member ``key``, with its place in each: only those
+        offered and still open (one being hashed is offered, with size and digest, when
+        that is done; one that ended, or was never offered, is nobody's business)."""
         return [(outgoing.receivers[key], outgoing) for outgoing in self.outgoing.values()
-                if key in outgoing.receivers and outgoing.stage != Stage.PREPARING]
+                if key in outgoing.receivers and outgoing.stage == Stage.OFFERED]
 
     def _ask_to_resume(self, transfer: Incoming) -> None:
         transfer.resend_asked_at = transfer.next_expected
+        transfer.resend_asked_time = self._clock()
         transfer.allowed = transfer.next_expected
         self._send(transfer.sender, FileAccept(transfer.file_id, transfer.next_expected))
 
@@ -596,6 +617,8 @@ class FileTransfers:
         if outgoing is None or outgoing.stage != Stage.PREPARING:
             return
         if result.size > self.max_file_bytes:
+            for receiver in outgoing.receivers.values():     # never offered, so nothing to tell them
+                receiver.stage = Stage.CANCELLED
             self._close_outgoing(outgoing, Stage.CANCELLED)
             self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
                                          f"Not sent: {outgoing.name} is {human_size(result.size)}, over the limit "
@@ -700,16 +723,39 @@ class FileTransfers:
         return any(short_id(file_id) == short for file_id in (*self.incoming, *self.outgoing))
 
     def tick(self) -> None:
-        """Give up transfers nothing has arrived for in STALLED_SECONDS."""
+        """Give up transfers nothing has arrived for in STALLED_SECONDS, and copies whose
+        receiver has written nothing more for as long (away, or asking for the same part
+        again and again): the sender does not keep its file open for them for ever."""
         now = self._clock()
         for transfer in list(self.incoming.values()):
             if transfer.stage == Stage.MOVING and now - transfer.last_activity > STALLED_SECONDS:
                 self._stop_incoming(transfer, CancelReason.STALLED,
                                     f"Receiving {transfer.name} from {transfer.sender_name} stopped: nothing "
                                     f"arrived for {STALLED_SECONDS / 60:g} minutes; the partial file was deleted.")
+            elif self._still_missing(transfer) and now - transfer.resend_asked_time >= ASK_AGAIN_SECONDS:
+                self._ask_to_resume(transfer)     # the sender may have found the last ask too soon
+        for outgoing in list(self.outgoing.values()):
+            if outgoing.stage != Stage.OFFERED:
+                continue
+            for receiver in outgoing.receivers.values():
+                if receiver.stage == Stage.MOVING and now - receiver.progress_at > SENDER_STALLED_SECONDS:
+                    receiver.stage = Stage.CANCELLED
+                    self._send(receiver.key, FileCancel(outgoing.file_id, CancelReason.STALLED))
+                    self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name,
+                                                 False, None, f"{outgoing.name} was not delivered to {receiver.name}: "
+                                                 f"it took nothing more for {SENDER_STALLED_SECONDS / 60:g} "
+                                                 "minutes."))
+            self._settle(outgoing)
+
+    @staticmethod
+    def _still_missing(transfer: Incoming) -> bool:
+        return transfer.stage == Stage.MOVING and transfer.resend_asked_at == transfer.next_expected
 
     def next_deadline(self) -> float | None:
         times = [t.last_activity + STALLED_SECONDS for t in self.incoming.values() if t.stage == Stage.MOVING]
+        times += [t.resend_asked_time + ASK_AGAIN_SECONDS for t in self.incoming.values() if self._still_missing(t)]
+        times += [r.progress_at + SENDER_STALLED_SECONDS for o in self.outgoing.values() if o.stage == Stage.OFFERED
+                  for r in o.receivers.values() if r.stage == Stage.MOVING]
         return min(times) if times else None
 
     def _stop_incoming(self, transfer: Incoming, reason: CancelReason | None, message: str, *,

@@ -24,8 +24,8 @@ from securex import protocol
 from securex.events import FileFinished, FileOffered, FileProgress, Notice
 from securex.session import file_worker, peer_wire
 from securex.session.file_worker import FileWorker
-from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, STALLED_SECONDS,
-                                   WINDOW_CHUNKS, short_id)
+from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, SENDER_STALLED_SECONDS,
+                                   STALLED_SECONDS, WINDOW_CHUNKS, Stage, short_id)
 from securex.text import MAX_FILE_NAME_CHARS, human_size, safe_file_name
 
 
@@ -229,6 +229,31 @@ def test_an_offer_is_made_again_to_a_receiver_whose_client_restarted_before_answ
     room.join("Dana")
     assert len([e for e in room.events["Dana"] if isinstance(e, FileOffered)]) == 1
     assert digest(accepted_and_saved(room, "Dana", file_id)) == digest(source)
+
+
+@pytest.mark.parametrize("how", ["over the sender's limit", "cancelled before an answer"])
+@pytest.mark.parametrize("back", ["reconnects", "restarts"])
+def test_a_file_not_sent_is_never_offered_to_a_member_who_comes_back(tmp_path, how, back):
+    """Found by a reviewer: "Not sent: ... over the limit", and yet the first member to
+    reconnect was offered it (its name, size 0, no digest) and waited for it for nothing."""
+    room = Room(tmp_path, "Alice", "Bob")
+    secret = random_file(tmp_path / "salaries-2025.xlsx", 5000)
+    if how == "over the sender's limit":
+        room.cores["Alice"].files.max_file_bytes = 1000
+        room.cores["Alice"].offer_file(secret)
+        room.pump()
+    else:
+        file_id = room.offer("Alice", secret)
+        room.cores["Alice"].cancel_file(file_id)
+        room.pump()
+    assert not room.finished("Alice")[-1].ok
+    room.relay.drop(room.ids["Bob"])
+    room.pump()
+    if back == "restarts":
+        del room.cores["Bob"]                     # a new process: the same identity, no memory
+    room.events["Bob"].clear()
+    room.join("Bob")
+    assert not [e for e in room.events["Bob"] if isinstance(e, FileOffered)]
 
 
 def test_no_more_than_a_window_of_chunks_is_ever_on_its_way(tmp_path):
@@ -717,6 +742,62 @@ def test_a_transfer_that_stalls_is_a_failure_on_both_sides_not_a_choice(tmp_path
     assert not told.ok and not told.by_choice
 
 
+def test_a_receiver_asking_for_the_same_window_forever_gets_a_trickle_then_is_given_up(tmp_path):
+    """Found by a reviewer: a receiver that takes nothing and asks every second to start
+    again from chunk 0 had a whole window (4 MiB) sent again each time, for as long as it
+    liked, and the sender kept the transfer open for ever."""
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "video.mp4", 64 * CHUNK_BYTES))
+    bob = room.cores["Bob"]
+    bob.files.on_bulk = lambda sender, chunk: None          # hostile Bob: takes nothing, reports nothing
+    raw_id = next(iter(bob.files.incoming))
+    alice_key = room.cores["Alice"].me.public_key
+    chunks_to_bob = []
+    room.relay.intercept = lambda sender, to, frame: (chunks_to_bob.append(frame) if to == room.ids["Bob"]
+                                                      and is_bulk(frame) else None) or [frame]
+    for _ in range(int(SENDER_STALLED_SECONDS) + 60):
+        bob.send_app(alice_key, peer_wire.encode_app(peer_wire.FileAccept(raw_id, 0)))
+        room.pump()
+        room.clock.advance(1.01)
+        room.cores["Alice"].tick()
+    windows = len(chunks_to_bob) / WINDOW_CHUNKS
+    assert windows <= 20, windows          # each resume without progress doubles the wait (to 64 s)
+    [given_up] = [e for e in room.finished("Alice") if e.peer == "Bob"]
+    assert not given_up.ok and "took nothing more for 11 minutes" in given_up.message
+    assert room.cores["Alice"].files.outgoing[raw_id].stage == Stage.DONE      # its file closed
+    assert short_id(raw_id) == file_id
+
+
+def test_a_receiver_that_lost_chunks_twice_in_a_second_still_gets_them(tmp_path):
+    """The relay drops chunks for a member that is behind. Two losses within a second: the
+    sender found the second ask too soon after the first, and nothing more came (a stall
+    of ten minutes); the receiver now asks again, and the sender honours it."""
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "f.bin", 40 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    dropped = []
+
+    def drop_some(sender, to, frame):       # the relay loses chunk 3, then chunk 13, once each
+        if is_bulk(frame):
+            body = protocol.parse_routed(protocol.FrameDecoder().feed(frame)[0]).body
+            index = peer_wire.parse_bulk(peer_wire.split_body(body)[1]).index
+            if index in (3, 13) and index not in dropped:
+                dropped.append(index)
+                return []
+        return [frame]
+    room.relay.intercept = drop_some
+    room.cores["Bob"].accept_file(file_id)
+    for _ in range(40):                        # 20 s, half a second at a time
+        room.pump()
+        if any(e.ok for e in room.finished("Bob")):
+            break
+        room.clock.advance(0.5)
+        for core in room.cores.values():
+            core.tick()
+    [done] = [e for e in room.finished("Bob") if e.ok]
+    assert digest(Path(done.path)) == digest(source) and dropped == [3, 13]
+
+
 def _restart(room: Room, name: str, tmp_path: Path) -> None:
     """``name``'s program is killed and started again: same identity, a new run, no
     memory of any transfer (its partial file, if any, stays behind on disk)."""
@@ -872,6 +953,25 @@ def test_the_tidy_up_never_takes_a_partial_file_still_being_written(tmp_path):
     assert [e.ok for e in room.finished("Bob")] == [True, True]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_dressed_as_a_partial_file_cannot_hang_the_tidying(tmp_path):
+    """Found by a reviewer: opening a FIFO for reading waits for a writer, and the file
+    worker (every transfer of the session) waited with it."""
+    folder = tmp_path / "Bob"
+    folder.mkdir()
+    pipe = folder / ".securex-0123456789abcdef-00000000.part"
+    os.mkfifo(pipe)
+    tidy_in_another_process(folder, timeout=10)
+    assert pipe.exists()          # not a regular file: not ours to remove
+
+
+def tidy_in_another_process(folder: Path, timeout: float = WAIT) -> None:
+    """What another Secure X starting to receive into ``folder`` does with partial files there."""
+    subprocess.run([sys.executable, "-c", "import sys, pathlib; from securex.session import file_worker as w; "
+                                          "w._remove_stale_partials(pathlib.Path(sys.argv[1]), set())", str(folder)],
+                   cwd=ROOT, timeout=timeout, check=True)
+
+
 def test_a_partial_file_locked_by_another_secure_x_is_left_alone(tmp_path):
     """Another program receiving into the same folder holds its partial file locked."""
     folder = tmp_path / "Bob"
@@ -882,12 +982,7 @@ def test_a_partial_file_locked_by_another_secure_x_is_left_alone(tmp_path):
         handle.flush()
         old = time.time() - 2 * STALLED_SECONDS - 60
         os.utime(theirs, (old, old))
-        held_elsewhere = subprocess.run(
-            [sys.executable, "-c", "import sys, pathlib; from securex.session import file_worker as w; "
-                                   "w._remove_stale_partials(pathlib.Path(sys.argv[1]), set())", str(folder)],
-            cwd=ROOT, timeout=WAIT, check=True)
-        assert held_elsewhere.returncode == 0 and theirs.exists()
-    subprocess.run([sys.executable, "-c", "import sys, pathlib; from securex.session import file_worker as w; "
-                                          "w._remove_stale_partials(pathlib.Path(sys.argv[1]), set())", str(folder)],
-                   cwd=ROOT, timeout=WAIT, check=True)
+        tidy_in_another_process(folder)
+        assert theirs.exists()
+    tidy_in_another_process(folder)
     assert not theirs.exists()          # closed, so its lock went: dead now, and old
