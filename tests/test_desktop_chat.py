@@ -489,6 +489,21 @@ def test_a_changed_safety_code_is_shown_loudly(root, monkeypatch):
         other_bob.close()
 
 
+def test_a_changed_safety_code_found_while_joining_is_shown_once_the_chat_opens(root, config_dir):
+    """Found by a tester: the alert came while the app was still joining, went to the
+    connect dialog, and vanished with it. The terminal showed it."""
+    with running_server() as server, core_clients(server.port, "Bob"):
+        earlier = CoreClient(server.port, "Alice", config_dir=config_dir)    # this user, an earlier day
+        earlier.join()
+        earlier.wait_members("Bob")
+        earlier.close()
+    with running_server() as server, core_clients(server.port, "Bob", config_dir=fresh_config_dir("other-bob")):
+        app = joined_app(root, server.port)
+        pump_until(root, lambda: app.chat.alert_bar.visible, "the alert")
+        assert "Bob's safety code has changed" in app.chat.alert_bar.label.cget("text")
+        assert "safety code has changed" in tagged_text(app, "alert")
+
+
 def test_late_and_caught_up_messages_are_marked_as_such(root):
     with running_server() as server, core_clients(server.port, "Bob") as (bob,), \
             cuttable_link(server.port) as link:

@@ -32,6 +32,7 @@ import enum
 import logging
 import queue
 import tkinter as tk
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -61,6 +62,7 @@ from securex.session.runner import DEFAULT_DOWNLOADS, EVENT_QUEUE_SIZE, ChatSess
 
 log = logging.getLogger(__name__)
 
+EARLY_NOTICES = 20       # notices kept from before the chat window opens
 BATCH = 200              # events handled per tick at most: the window redraws between batches
 ERRAND_BATCH = 20        # errand results delivered per tick at most
 BUSY_MS = 20             # next tick soon while events are waiting (or while leaving)
@@ -124,6 +126,9 @@ class App(EventHandler):
         self._events: queue.Queue[Event] | None = None
         self._joined = False          # the current session has been in the room
         self._conversation = False    # the chat window has been shown: there is something to go back to
+        # Notices of a first join that came before the chat window (a changed safety code is
+        # found while joining): shown in the conversation once it opens, never lost with the dialog.
+        self._early_notices: deque[Notice] = deque(maxlen=EARLY_NOTICES)
         self._last_error: SecureXError | None = None
         self._retry_at: float | None = None     # when the core retries, for the banner countdown
         self._lost_reason = ""
@@ -214,6 +219,7 @@ class App(EventHandler):
 
     def connect(self, request: ConnectRequest) -> None:
         """Start a session for ``request``; its events arrive through the pump."""
+        self._early_notices.clear()      # a failed attempt's are not this one's
         events: queue.Queue[Event] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         files = {} if self.options.max_file_bytes is None else {"max_file_bytes": self.options.max_file_bytes}
         try:
@@ -460,6 +466,8 @@ class App(EventHandler):
             if warning:   # as the terminal warns at start
                 self.transcript.add_notice(warning + " (Generate in the connect dialog makes one too.)",
                                            at=event.at, severity=Severity.WARNING)
+        while self._early_notices:
+            self.on_notice(self._early_notices.popleft())
         if self.state == AppState.IN_ROOM:
             chat.composer.set_mode(Mode.READY)
             if first:
@@ -469,6 +477,7 @@ class App(EventHandler):
         if not self._conversation:
             if event.severity != Severity.INFO:
                 self.dialog.show_error(event.text)
+            self._early_notices.append(event)
             return
         self.transcript.add_notice(event.text, at=event.at, severity=event.severity)
         if event.severity == Severity.ALERT:   # possibly an attack: loud, and it stays until dismissed
