@@ -15,16 +15,18 @@ room's announcement on the LAN, and signals. The relay itself lives in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
 import threading
 
 from netinfo import detect_lan_addresses
-from securex.announcer import RoomAnnouncement, not_announced
+from securex.announcer import MEMBER_COMMAND, RoomAnnouncement, not_announced
 from securex.discovery import MAX_ROOM_NAME_CHARS, validate_room_name
 from securex.protocol import (DEFAULT_MAX_CLIENTS, DEFAULT_PORT, HANDSHAKE_TIMEOUT, MAX_CLIENTS_LIMIT,
                               SERVER_IDLE_TIMEOUT)
@@ -83,6 +85,17 @@ def default_room_name() -> str:
         return "Secure X room"
 
 
+def say(line: str) -> None:
+    """A line for whoever runs the server. They may have stopped reading: Ctrl+C in
+    ``server.py | tee log`` stops ``tee`` too. The server still shuts down cleanly,
+    telling every member, without them."""
+    try:
+        print(line, flush=True)
+    except OSError:       # BrokenPipeError: from now on, and at exit, write nowhere
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def announce(server: RelayServer, host: str) -> list[str]:
     """Tell the host which address to give out, and the exact client command; returns
     the addresses given out."""
@@ -94,20 +107,18 @@ def announce(server: RelayServer, host: str) -> list[str]:
             print("Warning: no LAN address found; only this machine can connect.", file=sys.stderr)
     else:
         addresses = [host]
-    print(f"Secure X server on {addresses[0]}:{port} (up to {limit} members)")
+    say(f"Secure X server on {addresses[0]}:{port} (up to {limit} members)")
     for other in addresses[1:]:
-        print(f"  also reachable at {other}:{port}")
-    print(f"Members join with: securex --host {addresses[0]} --port {port} (add --cli for the terminal)")
-    print("Press Ctrl+C to stop.", flush=True)
+        say(f"  also reachable at {other}:{port}")
+    say(f"Members join with: {MEMBER_COMMAND} --host {addresses[0]} --port {port} (add --cli for the terminal)")
+    say("Press Ctrl+C to stop.")
     return addresses
 
 
 def announce_room(args: argparse.Namespace, server: RelayServer, addresses: list[str]) -> RoomAnnouncement | None:
     """Announce the room on the LAN from a child process (this one loads no zeroconf,
     which would bring ssl); prints one line saying it is announced, or why not."""
-    def report(line: str) -> None:
-        print(line, flush=True)
-
+    report = say
     if args.no_announce:
         report("Room not announced on the LAN (--no-announce). Members type the address.")
         return None
@@ -126,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.raiseExceptions = False      # a log line nobody can read any more is no error (see say)
     try:
         server = RelayServer(args.host, args.port, max_clients=args.max_clients,
                              max_pending_per_address=args.max_pending_per_address,
@@ -149,13 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     while not stop.wait(1.0):
         if room is not None:
             room.set_taken(server.registry.member_count)
-    print("Shutting down; telling every member.", flush=True)
+    say("Shutting down; telling every member.")
     if room is not None:
         room.withdraw()   # the goodbye on the LAN goes out while the members are told
     server.stop()
     if room is not None:
         room.wait()
-    print("Server stopped.", flush=True)
+    say("Server stopped.")
     return 0
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from securex.discovery import SERVICE_TYPE, ZEROCONF_MISSING, encode_txt, multicast_problem, service_name
 
+# How a member starts Secure X after the README's install (no virtual environment to activate).
+MEMBER_COMMAND = ".venv/bin/securex"
 WITHDRAW_TIMEOUT = 3.0     # the goodbye takes about 0.3 s; a child stuck longer is killed
 TTL_SECONDS = 120          # one TTL for every record: a room that vanished without a goodbye
                            # leaves browsers within two minutes, not the usual 75 for a PTR
@@ -107,7 +109,7 @@ class RoomAnnouncement:
                 state = kind
                 renamed = f' (as "{detail}": another room has its name)' if detail != self._room_name else ""
                 self._report(f'Room "{self._room_name}" announced on the LAN{renamed}; '
-                             "members find it with: securex --discover")
+                             f"members find it with: {MEMBER_COMMAND} --discover")
             elif kind == "unavailable":
                 state = kind
                 self._report(not_announced(detail))

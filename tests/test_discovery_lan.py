@@ -77,7 +77,7 @@ def test_a_room_on_another_host_is_found_updated_and_gone(lan):
     assert found["room"] | {"line": None} == {
         "name": "Design team", "addresses": [SERVER], "port": port, "taken": 0, "capacity": 5, "version": 2,
         "line": None}
-    server.expect(r'^Room "Design team" announced on the LAN; members find it with: securex --discover$')
+    server.expect(r'^Room "Design team" announced on the LAN; members find it with: \.venv/bin/securex --discover$')
 
     # --discover listens for a few seconds; a member joins meanwhile, so it shows either count.
     looking = time.monotonic()

@@ -15,8 +15,11 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import select
 import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -25,8 +28,8 @@ from typing import ClassVar
 
 import pytest
 
-from helpers import (WAIT, CoreClient, Process, RawConnection, cli_client, close_reason, core_clients, running_server,
-                     server_process, wait_until)
+from helpers import (ROOT, WAIT, CoreClient, Process, RawConnection, cli_client, close_reason, core_clients,
+                     python_env, running_server, server_process, wait_until)
 from securex import protocol
 from securex.events import ChatMessage, Closed, ConnectionLost, Joined, MemberLeft, Notice, Reconnecting, Severity
 from securex.protocol import CloseReason, FrameType
@@ -146,6 +149,34 @@ def test_relay_stop_tells_every_client_and_everyone_exits_0(signum):
         assert "0/5 in the room" not in server.output
         assert "Traceback" not in server.output
     print(f"\nstop ({signal.Signals(signum).name}): relay and 3 clients done in {took:.2f} s")
+
+
+def test_ctrl_c_with_nobody_reading_the_output_still_tells_every_member_and_exits_0():
+    """Found by a tester: Ctrl+C in ``server.py | tee log`` stops tee too; the server's
+    "Shutting down" line met a broken pipe, a traceback came out, members were never told
+    (they kept reconnecting) and the server exited 1."""
+    process = subprocess.Popen([sys.executable, "server.py", "--host", "127.0.0.1", "--port", "0", "--no-announce"],
+                               cwd=ROOT, env=python_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        banner = b""
+        deadline = time.monotonic() + WAIT
+        while b"Press Ctrl+C" not in banner:
+            assert time.monotonic() < deadline, banner
+            if select.select([process.stdout], [], [], 0.1)[0]:
+                banner += os.read(process.stdout.fileno(), 4096)
+        port = int(re.search(rb"Secure X server on [\d.]+:(\d+)", banner).group(1))
+        with core_clients(port, "Carol") as (carol,):
+            process.stdout.close()                      # the reader (tee) is gone
+            process.send_signal(signal.SIGINT)
+            closed = carol.wait_for(Closed)
+            assert closed.error is None and closed.reason == "The server shut down."
+        assert process.wait(WAIT) == 0
+        assert b"Traceback" not in process.stderr.read()
+    finally:
+        process.kill()
+        process.wait(WAIT)
+        process.stderr.close()
 
 
 # -- connection churn while a room chats ------------------------------------------------------------

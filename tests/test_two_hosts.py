@@ -68,7 +68,7 @@ def test_clients_on_another_host_reach_the_server_at_its_lan_address_and_verify_
 
     server, port, addresses = start_server(lan)
     assert addresses == [SERVER_ADDRESS]
-    server.expect(rf"^Members join with: securex --host {re.escape(SERVER_ADDRESS)} --port {port} "
+    server.expect(rf"^Members join with: \.venv/bin/securex --host {re.escape(SERVER_ADDRESS)} --port {port} "
                   r"\(add --cli for the terminal\)$")
     assert not any("Warning" in line for line in server.errors)
 
@@ -127,7 +127,8 @@ def test_a_host_with_no_lan_falls_back_to_loopback_and_says_so(lan):
     server, port, addresses = start_server(lan)      # the server host has only lo
     assert addresses == ["127.0.0.1"]
     server.expect(r"^Warning: no LAN address found; only this machine can connect\.$", stderr=True)
-    server.expect(rf"^Members join with: securex --host 127\.0\.0\.1 --port {port} \(add --cli for the terminal\)$")
+    server.expect(rf"^Members join with: \.venv/bin/securex --host 127\.0\.0\.1 --port {port} "
+                  r"\(add --cli for the terminal\)$")
     # And the address it gives out works, from the same host.
     alice = start_client(lan, "Alice", "127.0.0.1", port, host="server")
     joined(alice, "127.0.0.1", port)
