@@ -23,6 +23,7 @@ from securex.environment import take_from_environment
 from securex.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, MissingDependencyError, SecureXError
 from securex.protocol import DEFAULT_PORT
 from securex.storage import is_private
+from securex.text import validate_name
 
 PASSPHRASE_ENV = "SECUREX_PASSPHRASE"
 
@@ -154,9 +155,13 @@ def run_cli(args: argparse.Namespace) -> int:
         if passphrase is None and not sys.stdin.isatty():
             raise SecureXError(f"No passphrase: set {PASSPHRASE_ENV}, use --passphrase-file, "
                                "or run in a terminal to type it.")
-        host, port = host_and_port(args.host or terminal.ask("Server address (HOST or HOST:PORT): ", "--host"),
-                                   args.port)
-        name = args.name or terminal.ask("Your name: ", "--name")
+        def address(typed: str) -> tuple[str, int | None]:
+            return host_and_port(typed, args.port)
+
+        host, port = (address(args.host) if args.host else
+                      terminal.ask("Server address (HOST or HOST:PORT): ", "--host", "the server's address", address))
+        name = (checked_name(args.name) if args.name else
+                terminal.ask("Your name: ", "--name", "your name", validate_name))
         if passphrase is None:
             passphrase = getpass.getpass("Room passphrase: ")
     except SecureXError as error:
@@ -170,6 +175,15 @@ def run_cli(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     args.port = port
     return terminal.run(session_options(args, host, name, passphrase))
+
+
+def checked_name(name: str) -> str:
+    """``--name`` as the session will use it, or SecureXError saying what is wrong: said
+    before the passphrase is asked for, not after."""
+    try:
+        return validate_name(name)
+    except ValueError as error:
+        raise SecureXError(str(error)) from None
 
 
 def host_and_port(address: str, port: int | None) -> tuple[str, int | None]:

@@ -27,8 +27,9 @@ import signal
 import sys
 import threading
 from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from crypto_utils import passphrase_warning
 from securex.commands import Action, help_lines, parse_input, refusal
@@ -41,21 +42,28 @@ from securex.session.files import why_not_sendable
 from securex.session.runner import EVENT_QUEUE_SIZE, ChatSession, SessionOptions
 from securex.text import human_size, one_line
 
+T = TypeVar("T")
+
 INPUT_QUEUE_SIZE = 1000
 POLL_SECONDS = 0.1
 _MARK = {Severity.INFO: "*", Severity.WARNING: "!", Severity.ALERT: "!!"}
 
 
-def ask(prompt: str, flag: str) -> str:
-    """Ask the person at the terminal until the answer is not empty; without a
-    terminal, say which flag to pass."""
+def ask(prompt: str, flag: str, what: str, check: Callable[[str], T]) -> T:
+    """Ask the person at the terminal for ``what`` until ``check`` takes the answer (it
+    returns the value, or raises ValueError or SecureXError saying what is wrong, and
+    the question comes again at once); without a terminal, say which flag to pass."""
     if not sys.stdin.isatty():
-        raise SecureXError(f"No terminal to ask for it: pass {flag}.")
+        raise SecureXError(f"No terminal to ask for {what}: pass {flag}.")
     while True:
         answer = input(prompt).strip()
-        if answer:
-            return answer
-        print("It cannot be empty.", file=sys.stderr)
+        if not answer:
+            print("It cannot be empty.", file=sys.stderr)
+            continue
+        try:
+            return check(answer)
+        except (ValueError, SecureXError) as error:
+            print(f"{error} Try again.", file=sys.stderr)
 
 
 def member_list(members: tuple[Member, ...]) -> str:
@@ -173,7 +181,8 @@ class TerminalFrontEnd(EventHandler):
 
     def show_members(self, at: datetime | None = None) -> None:
         if self.members is None:
-            self.note("Not in the room yet.")
+            if not self.joined:     # once joined, the list is on its way: it is printed when it comes
+                self.note("Not in the room yet: the members are listed once you are in.")
             return
         count = f"{len(self.members.members)}/{self.members.capacity}"
         self.line(f"* In the room ({count}): {member_list(self.members.members)}", at)

@@ -106,3 +106,22 @@ def test_a_message_written_well_before_it_arrived_says_when_beside_the_arrival_t
     front_end.on_chat_message(ChatMessage(Member("Carol", "C", "Carol"), "typed while down", own=False,
                                           sent_at=arrived - timedelta(seconds=90), at=arrived))
     assert out.getvalue() == "[20:42:15] Carol: typed while down (written 20:40)\n"
+
+
+def test_who_typed_just_after_joining_waits_for_the_list_instead_of_saying_not_in_the_room():
+    """Found by a tester: ``printf 'msg\\n/who\\n' | client.py --cli`` printed "Joined the
+    room", then "Not in the room yet", then the list."""
+    from securex.events import Joined, Member, MembersChanged
+    from securex.terminal import TerminalFrontEnd
+
+    out = io.StringIO()
+    front_end = TerminalFrontEnd(None, Console(out, io.StringIO()))   # type: ignore[arg-type]  (prints only)
+    front_end.show_members()
+    assert "Not in the room yet: the members are listed once you are in." in out.getvalue()
+    me = Member("Dan", "DDDD", "Dan", you=True)
+    front_end.on_joined(Joined("127.0.0.1:5050", "AES-256-GCM", me, 0, 0, False))
+    before = out.getvalue()
+    front_end.show_members()                   # /who between the join and the list
+    assert out.getvalue() == before
+    front_end.on_members_changed(MembersChanged((me, Member("Eve", "EEEE", "Eve")), 5))
+    assert out.getvalue().count("In the room (2/5): Dan (you) DDDD, Eve EEEE") == 1

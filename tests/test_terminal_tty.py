@@ -26,12 +26,14 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 class Terminal:
     """``client.py --cli`` on a pseudo-terminal; ``screen`` is everything it wrote."""
 
-    def __init__(self, port: int, name: str) -> None:
+    def __init__(self, port: int, name: str | None) -> None:
+        """``name`` None: it is asked for at the prompt."""
         self.master, slave = pty.openpty()
         os.set_blocking(self.master, False)
         env = python_env(SECUREX_PASSPHRASE=PASSPHRASE, TERM="xterm", COLUMNS="200", LINES="50")
+        name_flag = ["--name", name] if name is not None else []
         self.proc = subprocess.Popen([sys.executable, "client.py", "--cli", "--host", "127.0.0.1", "--port",
-                                      str(port), "--name", name], cwd=ROOT, env=env,
+                                      str(port), *name_flag], cwd=ROOT, env=env,
                                      stdin=slave, stdout=slave, stderr=slave, close_fds=True,
                                      start_new_session=True)
         os.close(slave)
@@ -126,3 +128,20 @@ def test_the_draft_can_be_edited_and_arrow_keys_insert_nothing(room):
     assert bob.wait_message("hello world").text == "hello world"
     alice.type("never sent\x15sent\r")                          # Ctrl+U
     assert bob.wait_message("sent").text == "sent"
+
+
+def test_a_name_refused_at_the_prompt_is_asked_for_again_at_once():
+    """Found by a tester: "*Alice" was taken, the passphrase asked for, and only then the
+    client said the name was not allowed, and exited."""
+    with running_server() as server:
+        terminal = Terminal(server.port, None)
+        try:
+            terminal.read_until(r"Your name: $")
+            terminal.type("*Alice\r")
+            terminal.read_until(r"The name cannot start with '\*'.*Try again\.\r\nYour name: $")
+            terminal.type("Alice\r")
+            terminal.read_until(r"\* Joined the room")
+            terminal.type("/quit\r")
+            assert terminal.proc.wait(WAIT) == 0
+        finally:
+            terminal.close()
