@@ -46,8 +46,10 @@ def offered_card(root, app, sender: CoreClient, path: Path) -> IncomingCard:
 def offered_from_window(root, app, monkeypatch, path: Path, *, members: int) -> OutgoingCard:
     """Once ``members`` are listed, the user offers ``path`` with Send file: the card for it."""
     pump_until(root, lambda: len(member_rows(app)) == members, f"{members} in the list")
-    monkeypatch.setattr(transfers.filedialog, "askopenfilename", lambda **options: str(path))
+    asked: list[dict] = []
+    monkeypatch.setattr(transfers.filedialog, "askopenfilename", lambda **options: asked.append(options) or str(path))
     app.chat.composer.file_button.invoke()
+    assert asked[0]["initialdir"] == str(Path.home())       # not wherever the app was started from
     pump_until(root, lambda: app.transfers.cards.cards, "the offer's card")
     card = next(iter(app.transfers.cards.cards.values()))
     assert isinstance(card, OutgoingCard)
@@ -186,7 +188,7 @@ def test_the_sender_sees_who_has_not_answered_and_the_card_ends_when_all_have(ro
             smith.session.decline_file(offer.file_id)
             pump_until(root, lambda: card.finished, "the card to finish once both have answered")
             assert card.status.cget("text") == "Finished: delivered to 1 of 2."
-            assert "declined" in smith_stats.cget("text")
+            assert smith_stats.cget("text") == "declined notes.txt."     # the row names Smith already
         finally:
             bob.close()
 

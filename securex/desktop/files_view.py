@@ -228,7 +228,9 @@ class OutgoingCard(_Card):
         if event.ok:
             stats.configure(text="\u2713  delivered, verified", style="Card.Ok.TLabel")
         else:
-            stats.configure(text=event.message, style="Card.Muted.TLabel" if event.by_choice else "Card.Warning.TLabel",
+            # The row already names the member: "declined report.pdf.", not "Bob   Bob declined ...".
+            stats.configure(text=event.message.removeprefix(f"{event.peer} "),
+                            style="Card.Muted.TLabel" if event.by_choice else "Card.Warning.TLabel",
                             wraplength=CARD_TEXT_WIDTH - 120)
         if event.ok:
             self.delivered_peers.add(event.peer)

@@ -65,6 +65,7 @@ class Transfers:
         self.actions = Actions(accept=self.accept, decline=self.decline, cancel=self.cancel,
                                open_folder=self.open_folder)
         self._pasted: str | None = None    # the draft whose path is being checked
+        self._browse_from = Path.home()     # where Send file opens: home, then the last file's folder
 
     @property
     def cards(self) -> TransferCards:
@@ -74,8 +75,10 @@ class Transfers:
 
     def choose_file(self) -> None:
         """The Send file button: pick a file, then offer it."""
-        chosen = filedialog.askopenfilename(parent=self.host.root, title="Send a file to the room")
+        chosen = filedialog.askopenfilename(parent=self.host.root, title="Send a file to the room",
+                                            initialdir=str(self._browse_from))
         if chosen:
+            self._browse_from = Path(chosen).parent
             self.offer(Path(chosen))
 
     def offer(self, path: Path) -> None:

@@ -960,8 +960,9 @@ class RoomCore:
                         and name_key(other.name) == key and other.verified.safety_code == previous), None)
         if trusted is not None:
             self._notice(f"A second member is using the name {peer.name}: {peer.member.label}, safety code {code}. "
-                         f"{trusted.member.label}, whose code you trust ({previous}), is here too. One of them may "
-                         "be pretending: compare safety codes out loud before you believe either.", Severity.ALERT)
+                         f"{trusted.member.label}, with the code you know for that name ({previous}), is here too. "
+                         "One of them may be pretending: compare safety codes out loud before you believe either.",
+                         Severity.ALERT)
         else:
             self._notice(f"{peer.member.label}'s safety code has changed: it was {previous}, it is now {code}. "
                          f"If {peer.name} did not reinstall Secure X or switch computers, this may be someone "

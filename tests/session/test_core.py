@@ -973,5 +973,5 @@ def test_lookalike_names_get_suffixes_and_a_changed_code_alert():
     [first, second] = sorted(alice.peers.values(), key=lambda peer: peer.name != "Bob")
     trusted, other = alice.known_codes["bob"], second.verified.safety_code
     assert alert == (f"A second member is using the name BOB: {second.member.label}, safety code {other}. "
-                     f"{first.member.label}, whose code you trust ({trusted}), is here too. One of them may be "
-                     "pretending: compare safety codes out loud before you believe either.")
+                     f"{first.member.label}, with the code you know for that name ({trusted}), is here too. "
+                     "One of them may be pretending: compare safety codes out loud before you believe either.")
