@@ -115,7 +115,7 @@ class TerminalFrontEnd(EventHandler):
         self.line(f"* {event.member.label}{how}", event.at)
 
     def on_chat_message(self, event: ChatMessage) -> None:
-        late = " (late)" if event.late else ""
+        late = " (late)" if event.late else " (sent while you were away)" if event.caught_up else ""
         if event.written_earlier is not None:
             late = f" (written {event.written_earlier:%H:%M})"
         self.line(f"{event.sender.label}: {one_line(event.text)}{late}", event.shown_at)
@@ -129,8 +129,11 @@ class TerminalFrontEnd(EventHandler):
     # -- files ---------------------------------------------------------------------------
 
     def on_file_offered(self, event: FileOffered) -> None:
+        auto_accept = self.session.options.auto_accept if self.session is not None else None
+        answer = (f"accepting it into {auto_accept} (--accept-files)" if auto_accept is not None else
+                  f"/accept {event.file_id} or /decline {event.file_id}")
         self.line(f"* {event.sender.label} offers {event.name} ({human_size(event.size)}), id {event.file_id}: "
-                  f"/accept {event.file_id} or /decline {event.file_id}", event.at)
+                  f"{answer}", event.at)
 
     def on_file_progress(self, event: FileProgress) -> None:
         if event.stage == "offered":

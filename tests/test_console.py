@@ -125,3 +125,19 @@ def test_who_typed_just_after_joining_waits_for_the_list_instead_of_saying_not_i
     assert out.getvalue() == before
     front_end.on_members_changed(MembersChanged((me, Member("Eve", "EEEE", "Eve")), 5))
     assert out.getvalue().count("In the room (2/5): Dan (you) DDDD, Eve EEEE") == 1
+
+
+def test_a_message_caught_up_after_you_were_away_says_so_beside_its_time():
+    """Found by a tester: after "Back in the room" at 22:07:26 came "[22:07:21] Alice: ..."
+    unmarked, as if the clock had gone back."""
+    from datetime import datetime, timedelta
+
+    from securex.events import ChatMessage, Member
+    from securex.terminal import TerminalFrontEnd
+
+    out = io.StringIO()
+    front_end = TerminalFrontEnd(None, Console(out, io.StringIO()))   # type: ignore[arg-type]  (prints only)
+    arrived = datetime(2026, 11, 25, 22, 7, 26)
+    front_end.on_chat_message(ChatMessage(Member("Alice", "A", "Alice"), "typed while down", own=False,
+                                          sent_at=arrived - timedelta(seconds=5), caught_up=True, at=arrived))
+    assert out.getvalue() == "[22:07:21] Alice: typed while down (sent while you were away)\n"

@@ -32,6 +32,8 @@ def test_a_script_receives_every_offer_into_a_folder_and_says_where(server, tmp_
         bob.expect(r"Alice joined")
         alice.send_line(f"/send {source}")
         alice.expect(r"\* Offering report 2026\.pdf \(700\.0 kB\) to Bob, id [0-9a-f]{8}")
+        bob.expect(LINE + r"\* Alice offers report 2026\.pdf \(700\.0 kB\), id [0-9a-f]{8}: accepting it into "
+                   + re.escape(str(inbox)) + r" \(--accept-files\)$")
         saved = inbox / "report 2026.pdf"
         bob.expect(LINE + re.escape(f"* Received report 2026.pdf ({human_size(700_000)}) from Alice, saved to "
                                     f"{saved} (SHA-256 verified)."))
