@@ -59,7 +59,8 @@ file; --accept-files DIR accepts every offer into DIR (for scripts). Offers over
 (default 4G) are refused.
 
 exit statuses: 0 left (or the server shut down), 1 other error, 2 bad arguments or no passphrase,
-3 room full, 4 wrong passphrase, 5 server unreachable or connection lost.
+3 room full, 4 wrong passphrase (when the members present all share another one, --join-anyway
+enters even so), 5 server unreachable or connection lost.
 
 desktop app: --host, --port and --name fill in the connect dialog (with a passphrase too, it
 connects at once); SECUREX_THEME=dark (or light) picks the theme. Settings, identity keys and the
@@ -84,6 +85,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="exit when the connection drops instead of reconnecting")
     parser.add_argument("--downloads", metavar="DIR", type=Path,
                         help="where accepted files are saved (default: ~/Downloads/Secure X)")
+    parser.add_argument("--join-anyway", action="store_true",
+                        help="enter even if the members present all share another passphrase (someone may be "
+                             "holding the room); you wait there for those with yours")
     parser.add_argument("--accept-files", metavar="DIR", type=Path,
                         help="accept every file offered, into DIR (terminal client; for scripts)")
     parser.add_argument("--max-file-size", metavar="SIZE", type=file_size, default=None,
@@ -144,7 +148,7 @@ def session_options(args: argparse.Namespace, host: str, name: str, passphrase: 
     if args.max_file_size is not None:
         files["max_file_bytes"] = args.max_file_size
     return SessionOptions(host, args.port or DEFAULT_PORT, name, passphrase,
-                          auto_reconnect=not args.no_reconnect, **files)
+                          auto_reconnect=not args.no_reconnect, join_anyway=args.join_anyway, **files)
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -215,7 +219,7 @@ def run_desktop(args: argparse.Namespace) -> int:
     options = desktop.AppOptions(host=args.host, port=args.port, name=args.name, passphrase=passphrase,
                                  auto_reconnect=not args.no_reconnect,
                                  downloads=args.downloads.expanduser() if args.downloads else None,
-                                 max_file_bytes=args.max_file_size)
+                                 max_file_bytes=args.max_file_size, join_anyway=args.join_anyway)
     # It ends the process itself once its window is gone (at once, without Python's teardown).
     return desktop.run_and_exit(options)
 

@@ -33,6 +33,12 @@ class RoomFullError(SecureXError):
 class WrongPassphraseError(SecureXError):
     """Wrong passphrase: it does not match the room's. Check it with the host and type it again."""
 
+    def __init__(self, message: str | None = None, *, may_join_anyway: bool = False) -> None:
+        super().__init__(message)
+        # The members present agree on another passphrase: a typo here, or someone else
+        # holding the room. The user may choose to join anyway and wait for the others.
+        self.may_join_anyway = may_join_anyway
+
 
 class ServerUnreachableError(SecureXError):
     """Cannot reach the Secure X server. Check the address and port, and that server.py is running."""

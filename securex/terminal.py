@@ -34,7 +34,8 @@ from typing import TextIO, TypeVar
 from crypto_utils import passphrase_warning
 from securex.commands import Action, help_lines, parse_input, refusal
 from securex.console import CANONICAL_LINE_LIMIT, Console
-from securex.errors import EXIT_USAGE, MessageTooLongError, SecureXError, SendQueueFullError, exit_status
+from securex.errors import (EXIT_USAGE, MessageTooLongError, SecureXError, SendQueueFullError, WrongPassphraseError,
+                            exit_status)
 from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, DeliveryChanged, Event, EventHandler,
                             FileFinished, FileOffered, FileProgress, Joined, Member, MemberJoined, MemberLeft,
                             MembersChanged, Notice, Reconnecting, Severity, dispatch)
@@ -178,6 +179,8 @@ class TerminalFrontEnd(EventHandler):
             self.note(event.reason)      # the last line keeps the contract: time, mark, one line
         else:
             print(f"Error: {event.reason}", file=self.err, flush=True)
+            if isinstance(event.error, WrongPassphraseError) and event.error.may_join_anyway:
+                print("To join anyway, run again with --join-anyway.", file=self.err, flush=True)
         self.exit_status = exit_status(event.error)
 
     # -- what the user typed ----------------------------------------------------------

@@ -8,7 +8,8 @@ import json
 import socket
 
 from crypto_utils import generate_passphrase
-from desktop_helpers import (SLOW, connect_via_dialog, fill, free_port, make_app, pump_until, window_exists)
+from desktop_helpers import (SLOW, connect_via_dialog, fill, free_port, make_app, member_rows, pump_until,
+                             window_exists)
 from helpers import PASSPHRASE, core_clients, running_server
 from securex.desktop import main as desktop_main
 from securex.desktop.app import AppOptions, AppState
@@ -76,7 +77,8 @@ def test_the_card_keeps_its_size_whatever_the_message_under_the_fields(root):
     dialog, card = app.dialog, app.dialog.error_label.master
     heights = set()
     for error in ("", "The port is a number from 1 to 65535 (usually 5050).",
-                  "Wrong passphrase: it does not match the 2 members present. Check it with them and try again.",
+                  "Wrong passphrase: it does not match the 2 members present. Check it with them and try again. "
+                  "If you are sure of it, you can join anyway.",
                   "Secure X is already running as Bob on this computer (another window or terminal). Use that "
                   "one, or join under another name."):
         for passphrase in ("", "x", generate_passphrase()):
@@ -185,10 +187,27 @@ def test_wrong_passphrase_returns_to_the_dialog_to_retype_it(root):
         assert "passphrase" in app.dialog.error_label.cget("text").lower()
         assert root.focus_lastfor() == app.dialog.passphrase_entry
         assert app.dialog.passphrase_entry.selection_present()   # typing replaces it
+        assert app.dialog.join_anyway_button.winfo_ismapped()
         fill(app.dialog.passphrase_entry, PASSPHRASE)
         app.dialog.connect_button.invoke()
+        assert not app.dialog.join_anyway_button.winfo_manager()
         pump_until(root, lambda: app.state == AppState.IN_ROOM, "the second try")
         bob.wait_members("Alice", "Carol", timeout=SLOW)
+
+
+def test_sure_of_a_passphrase_the_members_present_do_not_share_one_joins_anyway(root):
+    """Two members who confirmed each other may be one stranger holding the room: the
+    refused newcomer may insist, and enters alone, told so."""
+    with running_server() as server, core_clients(server.port, "Bob", "Carol") as (bob, _):
+        app = make_app(root)
+        connect_via_dialog(app, server.port, passphrase="our-own-passphrase-for-sure")
+        pump_until(root, lambda: app.state == AppState.DIALOG and not app.dialog.busy, "the refusal")
+        assert app.dialog.error_label.cget("text").endswith("you can join anyway.")
+        app.dialog.join_anyway_button.invoke()
+        pump_until(root, lambda: app.state == AppState.IN_ROOM, "in, alone")
+        pump_until(root, lambda: "You joined anyway" in app.transcript.content(), "the warning")
+        assert [row[0].split()[-1] for row in member_rows(app)] == ["(you)"]
+        assert bob.members_now() == ["Carol"]
 
 
 def test_room_full_and_unreachable_server_are_explained_in_the_dialog(root):

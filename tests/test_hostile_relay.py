@@ -349,6 +349,33 @@ def test_a_stranger_who_joins_an_empty_room_first_cannot_lock_members_out():
         close_all(stranger, alice, bob)
 
 
+def test_two_strangers_who_confirm_each_other_first_cannot_lock_the_room_out():
+    """Found by a reviewer: a stranger with two connections to the empty room confirms
+    itself, and every member arriving with the real passphrase was told, with no way
+    out, that theirs was wrong. Now the first is told it may join anyway; once in, the
+    next with the same passphrase confirms it, and the strangers read nothing."""
+    with running_server() as relay:
+        strangers = [CoreClient(relay.port, f"Stranger{n}", passphrase="not-the-passphrase", scrypt_n=2**4)
+                     for n in (1, 2)]
+        strangers[0].join()
+        strangers[1].join()
+        strangers[0].wait_members("Stranger2")
+        alice = CoreClient(relay.port, "Alice")
+        refused = alice.start().wait_for(Closed)
+        assert refused.error.may_join_anyway and "you can join anyway" in refused.reason
+        alice.close()
+        alice = CoreClient(relay.port, "Alice", join_anyway=True)
+        assert alice.join().verified == 0
+        alice.expect(Notice, lambda e: e.text.startswith("You joined anyway"))
+        bob = CoreClient(relay.port, "Bob")
+        assert bob.join().verified == 1
+        alice.wait_members("Bob")
+        bob.session.send_text("the real room")
+        alice.wait_message("the real room")
+        assert all("the real room" not in stranger.texts_seen() for stranger in strangers)
+        close_all(*strangers, alice, bob)
+
+
 def test_the_relay_never_holds_anything_derived_from_the_passphrase():
     with hostile() as relay:
         alice, bob = join_all(relay.port, "Alice", "Bob")

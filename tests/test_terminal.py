@@ -142,7 +142,15 @@ def test_a_wrong_passphrase_is_refused_with_exit_4_and_reaches_nobody(server):
         with cli_client(server.port, "Mallory", passphrase="not the room passphrase", join=False) as mallory:
             assert mallory.wait() == EXIT_WRONG_PASSPHRASE
             mallory.expect(r"^Error: Wrong passphrase: it does not match the 2 members present", stderr=True)
+            mallory.expect(r"^To join anyway, run again with --join-anyway\.$", stderr=True)
         assert not [e for e in alice.drain() if isinstance(e, MemberJoined) and e.member.name == "Mallory"]
+        assert alice.members_now() == ["Bob"]
+        # Insisting gets it a place alone: Alice and Bob still see nothing of it.
+        with cli_client(server.port, "Mallory", "--join-anyway", passphrase="not the room passphrase") as mallory:
+            mallory.expect(r"! You joined anyway: your passphrase matches none of the 2 members present")
+            mallory.send_line("can anyone read this?")
+            mallory.expect(LINE + r"Mallory: can anyone read this\?$")
+        assert "can anyone read this?" not in alice.texts_seen()
         assert alice.members_now() == ["Bob"]
 
 

@@ -86,6 +86,7 @@ class AppOptions:
     auto_reconnect: bool = True
     downloads: Path | None = None        # --downloads: where accepted files go, for this run
     max_file_bytes: int | None = None    # --max-file-size
+    join_anyway: bool = False            # --join-anyway: enter even if the members share another passphrase
 
 
 class AppState(enum.Enum):
@@ -186,12 +187,14 @@ class App(EventHandler):
         log.debug("state %s -> %s", self.state.name, state.name)
         self.state = state
 
-    def show_dialog(self, error: str = "", *, wrong_passphrase: bool = False) -> None:
+    def show_dialog(self, error: str = "", *, wrong_passphrase: bool = False,
+                    join_anyway: Callable[[], None] | None = None) -> None:
         self._set_state(AppState.DIALOG)
         self.chat.grid_remove()
         self.dialog.grid(row=0, column=0, sticky="nsew")
         self.dialog.set_busy(False)
         self.dialog.set_back(self._back_to_conversation if self._conversation else None)
+        self.dialog.offer_join_anyway(join_anyway)
         self.root.title("Secure X \u2014 Connect")
         if wrong_passphrase:
             self.dialog.show_error(error, self.dialog.passphrase_entry)
@@ -220,12 +223,14 @@ class App(EventHandler):
     def connect(self, request: ConnectRequest) -> None:
         """Start a session for ``request``; its events arrive through the pump."""
         self._early_notices.clear()      # a failed attempt's are not this one's
+        self.dialog.offer_join_anyway(None)
         events: queue.Queue[Event] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         files = {} if self.options.max_file_bytes is None else {"max_file_bytes": self.options.max_file_bytes}
         try:
             session = self.session_factory(
                 SessionOptions(request.host, request.port, request.name, request.passphrase,
-                               auto_reconnect=self.options.auto_reconnect, downloads=self.downloads, **files),
+                               auto_reconnect=self.options.auto_reconnect, downloads=self.downloads,
+                               join_anyway=request.join_anyway or self.options.join_anyway, **files),
                 events)
         except ValueError as error:   # a name the dialog let through but the session refuses
             self.show_dialog(str(error))
@@ -517,7 +522,11 @@ class App(EventHandler):
         if self.state == AppState.LEAVING:
             self.finish(exit_status(event.error))
         elif isinstance(event.error, WrongPassphraseError) or not self._joined:
-            self.show_dialog(event.reason, wrong_passphrase=isinstance(event.error, WrongPassphraseError))
+            wrong = isinstance(event.error, WrongPassphraseError)
+            request = self.request
+            insist = (None if request is None or not (wrong and event.error.may_join_anyway) else
+                      lambda: self.connect(replace(request, join_anyway=True)))
+            self.show_dialog(event.reason, wrong_passphrase=wrong, join_anyway=insist)
         else:   # the session ended by itself (the server shut down, or it gave up): keep it readable
             self._set_state(AppState.ENDED)
             if queued:

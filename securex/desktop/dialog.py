@@ -42,6 +42,7 @@ class ConnectRequest:
     port: int
     name: str
     passphrase: str = field(default="", repr=False)   # never printed by accident
+    join_anyway: bool = False    # enter even if the members present share another passphrase
 
 
 # -- the dialog ---------------------------------------------------------------
@@ -130,8 +131,16 @@ class ConnectDialog(ttk.Frame):
             card.rowconfigure(row, minsize=label.winfo_reqheight() + pad)
             label.configure(text="")
 
+        # Offered only when the members present all share another passphrase (see
+        # securex/session/verdict.py): a typo, most likely, or someone holding the room.
+        self.join_anyway_button = ttk.Button(card, text="Join anyway", style="Small.TButton",
+                                             command=self._join_anyway)
+        self.join_anyway_button.grid(row=12, column=0, columnspan=3, sticky="w", pady=(6, 0))
+        self.join_anyway_button.grid_remove()
+        self.on_join_anyway: Callable[[], None] | None = None
+
         buttons = ttk.Frame(card, style="Card.TFrame")
-        buttons.grid(row=12, column=0, columnspan=3, sticky="ew", pady=(16, 0))
+        buttons.grid(row=13, column=0, columnspan=3, sticky="ew", pady=(16, 0))
         buttons.columnconfigure(1, weight=1)
         self.back_button = ttk.Button(buttons, text="Back to the conversation", command=self._back)
         self.back_button.grid(row=1, column=0, sticky="w")
@@ -251,6 +260,21 @@ class ConnectDialog(ttk.Frame):
             self.hint_label.configure(text=message)
         else:
             self._update_hint()
+
+    def offer_join_anyway(self, on_join_anyway: Callable[[], None] | None) -> None:
+        """Offer (or stop offering) to enter with this passphrase although the members
+        present share another one."""
+        self.on_join_anyway = on_join_anyway
+        if on_join_anyway is None:
+            self.join_anyway_button.grid_remove()
+        else:
+            self.join_anyway_button.grid()
+
+    def _join_anyway(self) -> None:
+        if self.on_join_anyway is not None and not self.busy:
+            on_join_anyway, self.on_join_anyway = self.on_join_anyway, None
+            self.join_anyway_button.grid_remove()
+            on_join_anyway()
 
     def set_back(self, on_back: Callable[[], None] | None) -> None:
         """Offer (or stop offering) a way back to the conversation."""

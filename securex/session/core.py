@@ -115,8 +115,10 @@ class RoomCore:
     def __init__(self, me: LocalIdentity, w: int, *, server: str, known_codes: dict[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
                  randbytes: RandBytes = secrets.token_bytes, downloads: Path | None = None,
-                 auto_accept: Path | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+                 auto_accept: Path | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                 join_anyway: bool = False) -> None:
         self.me = me
+        self.join_anyway = join_anyway       # the user insists on this passphrase (see verdict.py)
         self.server = server
         self.known_codes = known_codes if known_codes is not None else {}
         self.known_codes_changed = False
@@ -529,9 +531,11 @@ class RoomCore:
         refused_for = max(1.0, max(self._retry_at.values(), default=0.0) - now)
         results = {member_id: result or RunResult.SILENT for member_id, result in self._targets.items()}
         verdict = join_verdict(results, {m for m, entry in self.roster.items() if entry.confirmed},
-                               rejected_too_often=self.own_rejections.exhausted(now), refused_for=refused_for)
+                               rejected_too_often=self.own_rejections.exhausted(now), refused_for=refused_for,
+                               join_anyway=self.join_anyway)
         if verdict.outcome == Outcome.WRONG_PASSPHRASE:
-            self._end(LinkEnd.FATAL, verdict.message, WrongPassphraseError(verdict.message))
+            self._end(LinkEnd.FATAL, verdict.message,
+                      WrongPassphraseError(verdict.message, may_join_anyway=verdict.may_join_anyway))
             return
         if verdict.outcome == Outcome.REFUSED:
             self._end(LinkEnd.RETRY, verdict.message, retry_after=refused_for)

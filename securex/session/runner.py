@@ -69,6 +69,7 @@ class SessionOptions:
     downloads: Path = DEFAULT_DOWNLOADS          # where accepted files go
     auto_accept: Path | None = None              # accept every offer into this folder (scripts)
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    join_anyway: bool = False                    # enter even if the members present share another passphrase
 
     @property
     def server(self) -> str:
@@ -205,7 +206,7 @@ class ChatSession:
         core = RoomCore(me, crypto_utils.passphrase_to_w(options.passphrase, n=options.scrypt_n),
                         server=options.server, known_codes=load_known_codes(options.config_dir),
                         downloads=options.downloads, auto_accept=options.auto_accept,
-                        max_file_bytes=options.max_file_bytes)
+                        max_file_bytes=options.max_file_bytes, join_anyway=options.join_anyway)
         self._worker = FileWorker(self._wake)
         try:
             self._serve_session(core)

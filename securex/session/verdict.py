@@ -6,6 +6,11 @@ Only a mismatch with a member the relay lists as *confirmed* (it has verified
 someone) proves our passphrase wrong; against unconfirmed members nobody can tell
 who typed it wrong, so we enter and say so. A refusal is unauthenticated, so it
 never keeps us waiting: we leave and come back once the wait is over.
+
+"Confirmed" proves less than it seems: a stranger with two connections confirms
+itself. So a newcomer the members present all reject is told it is probably a typo,
+and that it may join anyway (``join_anyway``): it then enters alone, and whoever
+comes with its passphrase confirms it, as in an empty room.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Outcome(enum.Enum):
 class Verdict:
     outcome: Outcome
     message: str = ""                                   # why the link ends (not for ENTER)
+    may_join_anyway: bool = False                        # WRONG_PASSPHRASE: the user may insist
     verified: int = 0                                    # members who verified us
     present: int = 0                                     # members present (not counting those who left)
     notices: tuple[tuple[str, Severity], ...] = ()       # to show on entering
@@ -46,11 +52,12 @@ def _plural(n: int, one: str, many: str) -> str:
 
 
 def join_verdict(results: Mapping[bytes, RunResult], confirmed: Collection[bytes], *, rejected_too_often: bool,
-                 refused_for: float) -> Verdict:
+                 refused_for: float, join_anyway: bool = False) -> Verdict:
     """The verdict once every run with a member present has ended (or timed out).
     ``confirmed``: members the relay lists as having verified someone;
     ``rejected_too_often``: our own passphrase was rejected too often lately;
-    ``refused_for``: seconds until a refusing member will answer again."""
+    ``refused_for``: seconds until a refusing member will answer again;
+    ``join_anyway``: the user insists on this passphrase against confirmed members."""
     present = [result for result in results.values() if result != RunResult.GONE]
     verified = present.count(RunResult.VERIFIED)
     mismatched = [member_id for member_id, result in results.items() if result == RunResult.MISMATCH]
@@ -60,16 +67,25 @@ def join_verdict(results: Mapping[bytes, RunResult], confirmed: Collection[bytes
         return Verdict(Outcome.WRONG_PASSPHRASE,
                        "Wrong passphrase: it has been rejected too many times in the last 15 minutes, so this "
                        "client stops trying by itself. Check the passphrase with the others, then join again.")
-    if not verified and any(member_id in confirmed for member_id in mismatched):
+    outvoted = not verified and any(member_id in confirmed for member_id in mismatched)
+    if outvoted and not join_anyway:
         n = len(mismatched)
         return Verdict(Outcome.WRONG_PASSPHRASE,
                        f"Wrong passphrase: it does not match the {n} member{_plural(n, '', 's')} present. "
-                       "Check it with them and try again.")
+                       "Check it with them and try again. If you are sure of it, you can join anyway.",
+                       may_join_anyway=True)
     if not verified and refused:
         return Verdict(Outcome.REFUSED, f"The room is refusing new members for {refused_for:.0f} s after failed "
                                         "passphrase attempts.")
     notices: list[tuple[str, Severity]] = []
-    if not present:
+    if outvoted:
+        n = len(mismatched)
+        notices.append((f"You joined anyway: your passphrase matches none of the {n} member"
+                        f"{_plural(n, '', 's')} present, who share another one (someone else may be holding "
+                        f"the room), and {_plural(n, 'it', 'they')} cannot read what you send. Whoever joins with "
+                        "your passphrase confirms it; if nobody you expect does, check it with them.",
+                        Severity.WARNING))
+    elif not present:
         notices.append(("You are the first here. Nobody can confirm the passphrase until someone else joins; "
                         "you will be told if theirs differs.", Severity.INFO))
     elif not verified and mismatched:

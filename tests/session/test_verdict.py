@@ -12,15 +12,17 @@ from securex.session.verdict import Outcome, RunResult, join_verdict
 results_strategy = st.dictionaries(st.binary(min_size=8, max_size=8), st.sampled_from(RunResult), max_size=4)
 
 
-@given(results_strategy, st.data(), st.booleans())
-def test_the_verdict_follows_the_rules_for_any_mix_of_results(results, data, rejected_too_often):
+@given(results_strategy, st.data(), st.booleans(), st.booleans())
+def test_the_verdict_follows_the_rules_for_any_mix_of_results(results, data, rejected_too_often, join_anyway):
     confirmed = data.draw(st.sets(st.sampled_from(sorted(results)) if results else st.nothing()))
-    verdict = join_verdict(results, confirmed, rejected_too_often=rejected_too_often, refused_for=7.0)
+    verdict = join_verdict(results, confirmed, rejected_too_often=rejected_too_often, refused_for=7.0,
+                           join_anyway=join_anyway)
     values = list(results.values())
     verified = values.count(RunResult.VERIFIED)
-    proven_wrong = not verified and any(r == RunResult.MISMATCH and m in confirmed for m, r in results.items())
-    if rejected_too_often or proven_wrong:
+    outvoted = not verified and any(r == RunResult.MISMATCH and m in confirmed for m, r in results.items())
+    if rejected_too_often or (outvoted and not join_anyway):
         assert verdict.outcome == Outcome.WRONG_PASSPHRASE and verdict.message.startswith("Wrong passphrase")
+        assert verdict.may_join_anyway == (not rejected_too_often)     # never past the guessing limit
     elif not verified and RunResult.REFUSED in values:
         assert verdict.outcome == Outcome.REFUSED and "7 s" in verdict.message
     else:
@@ -29,6 +31,8 @@ def test_the_verdict_follows_the_rules_for_any_mix_of_results(results, data, rej
         assert verdict.present == len(values) - values.count(RunResult.GONE)
         first = [text for text, _ in verdict.notices if text.startswith("You are the first")]
         assert bool(first) == (verdict.present == 0)
+        anyway = [text for text, severity in verdict.notices if text.startswith("You joined anyway")]
+        assert bool(anyway) == outvoted
         assert all(text and severity in Severity for text, severity in verdict.notices)
 
 
@@ -46,7 +50,13 @@ def test_what_a_newcomer_reads():
     wrong = join_verdict({one: RunResult.MISMATCH, two: RunResult.MISMATCH}, {one}, rejected_too_often=False,
                          refused_for=1.0)
     assert wrong.message == ("Wrong passphrase: it does not match the 2 members present. Check it with them and "
-                             "try again.")
+                             "try again. If you are sure of it, you can join anyway.")
+    anyway = join_verdict({one: RunResult.MISMATCH, two: RunResult.MISMATCH}, {one, two}, rejected_too_often=False,
+                          refused_for=1.0, join_anyway=True)
+    assert anyway.outcome == Outcome.ENTER and anyway.notices == ((
+        "You joined anyway: your passphrase matches none of the 2 members present, who share another one "
+        "(someone else may be holding the room), and they cannot read what you send. Whoever joins with your "
+        "passphrase confirms it; if nobody you expect does, check it with them.", Severity.WARNING),)
     mixed = join_verdict({one: RunResult.VERIFIED, two: RunResult.MISMATCH, three: RunResult.SILENT}, {one, two},
                          rejected_too_often=False, refused_for=1.0)
     assert mixed.notices == (
