@@ -22,7 +22,7 @@ from securex.bidi import visual_line
 from securex.desktop import transcript as transcript_module
 from securex.desktop.app import BATCH, MIN_SIZE, AppState
 from securex.desktop.composer import PREVIEW_PREFIX, QUEUED_HINT, READY_HINT, Mode
-from securex.desktop.theme import DARK, LIGHT, contrast_ratio
+from securex.desktop.theme import DARK, LIGHT, ColourAssigner, contrast_ratio
 from securex.desktop.window import geometry
 from securex.events import ChatMessage, Joined, MemberLeft, Notice, Severity
 
@@ -56,7 +56,7 @@ def test_connect_through_the_dialog_then_send_and_receive(root, config_dir):
         # The members panel: each member with their safety code, you marked; your code on its card.
         pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
         (me, my_code, _), (other, bob_code, _) = member_rows(app)
-        assert me.endswith("Alice  (you)") and other.endswith("Bob")
+        assert me.endswith("Alice (you)") and other.endswith("Bob")
         assert bob_code == own_code(bob)
         assert app.chat.sidebar.own_code.cget("text") == my_code
         assert re.fullmatch(CODE, my_code) and re.fullmatch(CODE, bob_code)
@@ -185,6 +185,24 @@ def test_the_side_panel_is_never_narrower_than_its_text(root):
             assert right <= root.winfo_rootx() + root.winfo_width()
             assert sidebar.code_hint.winfo_rootx() + sidebar.code_hint.winfo_reqwidth() <= right
             assert app.transcript.winfo_width() > 300
+
+
+def test_members_keep_their_colours_across_a_reconnect_whatever_the_order():
+    """Found by a tester: after the server restarted, Bob was green and Alice red-brown,
+    the other way round from before."""
+    colours = ColourAssigner(LIGHT)
+    colours.keep_only(["Bob", "Alice", "Carol"])
+    before = {name: colours.colour(name) for name in ("Bob", "Alice", "Carol")}
+    assert len(set(before.values())) == 3
+    colours.keep_only([])                                   # disconnected: nobody listed
+    colours.keep_only(["Carol"])
+    colours.keep_only(["Carol", "Alice", "Bob"])            # back, in another order
+    assert {name: colours.colour(name) for name in before} == before
+    colours.keep_only(["Carol", "Alice"])                   # Bob left; Dave came: Bob's colour stays free
+    assert colours.colour("Dave") not in before.values()
+    many = [f"m{n}" for n in range(len(LIGHT.sender_colours))]
+    colours.keep_only(many)                                 # everyone's colours wanted: distinct again
+    assert len({colours.colour(name) for name in many}) == len(many)
 
 
 def test_every_palette_is_readable():

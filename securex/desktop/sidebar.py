@@ -85,7 +85,7 @@ class Sidebar(ttk.Frame):
             code_label.destroy()
         self.rows = []
         for index, member in enumerate(members):
-            label = f"\u25cf  {drawn(member.label)}" + ("  (you)" if member.you else "")
+            label = f"\u25cf  {drawn(member.label)}" + (" (you)" if member.you else "")
             name = ttk.Label(self.members_panel, text=label,
                              style="Sidebar.Member.TLabel", foreground=self.colour_of(member),
                              wraplength=TEXT_WIDTH)

@@ -96,27 +96,37 @@ def contrast_ratio(foreground: str, background: str) -> float:
 
 
 class ColourAssigner:
-    """A distinct colour for each member present, kept while they stay. (A hash of
-    the name gave two of five members the same colour more often than not.)"""
+    """A distinct colour for each member present, kept while they stay, and kept for
+    them while they are away (a reconnect lists everyone again, in another order) as
+    long as nobody present needs it. (A hash of the name gave two of five members the
+    same colour more often than not.)"""
 
     def __init__(self, palette: Palette) -> None:
         self._palette = palette
-        self._assigned: dict[str, str] = {}
+        self._assigned: dict[str, str] = {}      # oldest first
+        self._present: list[str] = []
 
     def colour(self, key: str) -> str:
+        taken = [self._assigned[other] for other in self._present if other != key and other in self._assigned]
         colour = self._assigned.get(key)
-        if colour is None:
-            in_use = list(self._assigned.values())
-            # The first colour nobody has; with more members than colours, the least used.
-            colour = min(self._palette.sender_colours, key=in_use.count)
-            self._assigned[key] = colour
+        if colour is None or colour in taken:
+            # The first colour nobody present has, and nobody away remembers; with more
+            # members than colours, the least used.
+            away = [c for other, c in self._assigned.items() if other not in self._present and other != key]
+            colour = min(self._palette.sender_colours, key=lambda c: (taken.count(c), away.count(c)))
+            self._assigned.pop(key, None)
+        self._assigned[key] = colour            # the most recently seen last
         return colour
 
     def keep_only(self, keys: list[str]) -> None:
-        """Forget those who left, so their colours are free again; keep everyone else's."""
-        self._assigned = {key: colour for key, colour in self._assigned.items() if key in keys}
+        """Those present now; the others keep their colours until someone needs them (at
+        most as many remembered as there are colours, the longest unseen forgotten first)."""
+        self._present = list(keys)
         for key in keys:
             self.colour(key)
+        away = [key for key in self._assigned if key not in self._present]
+        for key in away[:max(0, len(away) - len(self._palette.sender_colours))]:
+            del self._assigned[key]
 
 
 @dataclass
