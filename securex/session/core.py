@@ -263,6 +263,7 @@ class RoomCore:
         if self.phase == Phase.LEAVING or self.outcome is not None:
             return
         self._send_receipts(flush=True)     # what we received is not reported lost for want of an ACK
+        self.files.leaving()
         goodbye = peer_wire.encode_app(Goodbye(self.next_msg_no))
         for peer in self.peers.values():
             self._send_app(peer, goodbye)

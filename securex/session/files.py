@@ -560,6 +560,23 @@ class FileTransfers:
                                                    "they left."))
                 self._settle(outgoing)
 
+    def leaving(self) -> None:
+        """We are leaving the room: transfers under way stop, and the user is told
+        which (the others hear it from our goodbye)."""
+        for transfer in list(self.incoming.values()):
+            if transfer.stage in (Stage.OPENING, Stage.MOVING):
+                self._stop_incoming(transfer, None, f"Receiving {transfer.name} from {transfer.sender_name} "
+                                                    "stopped: you left; the partial file was deleted.", by_choice=True)
+        for outgoing in list(self.outgoing.values()):
+            if outgoing.stage not in (Stage.PREPARING, Stage.OFFERED):
+                continue
+            waiting = [r.name for r in outgoing.receivers.values() if r.stage in (Stage.OFFERED, Stage.MOVING)]
+            self._close_outgoing(outgoing, Stage.CANCELLED)
+            if waiting:
+                self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
+                                             f"Sending {outgoing.name} stopped: you left before "
+                                             f"{', '.join(waiting)} had it.", by_choice=True))
+
     def resume_sending(self) -> None:
         """After any membership change: send what the windows allow to members present."""
         for outgoing in self.outgoing.values():

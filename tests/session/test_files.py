@@ -162,6 +162,27 @@ def test_cancel_either_way_stops_the_transfer_and_leaves_no_partial_file(tmp_pat
     assert not list((tmp_path / "Bob").iterdir())
 
 
+@pytest.mark.parametrize("who", ["sender", "receiver"])
+def test_leaving_mid_transfer_tells_both_sides_and_leaves_no_partial_file(tmp_path, who):
+    """Found by a tester: the receiver who quit mid-transfer was told nothing of it."""
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 40 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=3)                               # part of the way
+    room.cores["Alice" if who == "sender" else "Bob"].leave()
+    room.pump()
+    [sender_told] = [e for e in room.finished("Alice") if not e.ok]
+    [receiver_told] = [e for e in room.finished("Bob") if not e.ok]
+    if who == "receiver":
+        assert receiver_told.message == ("Receiving big.bin from Alice stopped: you left; the partial file was "
+                                         "deleted.") and receiver_told.by_choice
+        assert sender_told.message == "big.bin was not delivered to Bob: they left."
+    else:
+        assert sender_told.message == "Sending big.bin stopped: you left before Bob had it." and sender_told.by_choice
+        assert receiver_told.message == "Receiving big.bin stopped: Alice left."
+    assert not list((tmp_path / "Bob").iterdir())
+
+
 def test_an_offer_withdrawn_before_an_answer_is_said_to_be_withdrawn(tmp_path):
     """New-user finding: a receiver who never accepted was told the transfer "stopped"."""
     room = Room(tmp_path, "Alice", "Bob")
