@@ -62,8 +62,8 @@ exit statuses: 0 left (or the server shut down), 1 other error, 2 bad arguments 
 3 room full, 4 wrong passphrase (when the members present all share another one, --join-anyway
 enters even so), 5 server unreachable or connection lost.
 
-desktop app: --host, --port and --name fill in the connect dialog (with a passphrase too, it
-connects at once); SECUREX_THEME=dark (or light) picks the theme. Settings, identity keys and the
+desktop app: --host, --port and --name fill in the connect dialog (--host and --name with a
+passphrase: it connects at once); SECUREX_THEME=dark (or light) picks the theme. Settings, identity keys and the
 safety codes you have seen are kept (readable by you only) in $XDG_CONFIG_HOME/securex
 (~/.config/securex), or in $SECUREX_CONFIG_DIR when set."""
 
