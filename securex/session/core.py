@@ -673,12 +673,13 @@ class RoomCore:
             self._check_join_done()
         else:
             if identity.public_key not in self._present_before:
-                self._post(MemberJoined(peer.member))
+                self._post_in_room(MemberJoined(peer.member))   # arrived as we joined: after "Joined"
             elif identity.public_key in self._reported_missing:
                 self._notice(f"{peer.member.label} is back.")
             self._present_before.pop(identity.public_key, None)
             self._reported_missing.discard(identity.public_key)
-            self._post_members()
+            if self.phase != Phase.JOINING:     # joining: the verdict lists everyone, after "Joined"
+                self._post_members()
         self._send_status()
 
     def _on_failed(self, member_id: bytes, run: Run, step: Step) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from helpers import FakeClock, SimRelay, sim_core
 from securex import protocol
 from securex.errors import WrongPassphraseError
-from securex.events import ChatMessage, Joined, MemberJoined, MemberLeft, Notice, Severity
+from securex.events import ChatMessage, Joined, MemberJoined, MemberLeft, MembersChanged, Notice, Severity
 from securex.session import peer_wire
 from securex.session.core import (JOIN_TIMEOUT, KEEPALIVE_SECONDS, PEER_SILENCE, RUN_TIMEOUT, LinkEnd, Phase,
                                   RoomCore)
@@ -975,3 +975,33 @@ def test_lookalike_names_get_suffixes_and_a_changed_code_alert():
     assert alert == (f"A second member is using the name BOB: {second.member.label}, safety code {other}. "
                      f"{first.member.label}, with the code you know for that name ({trusted}), is here too. "
                      "One of them may be pretending: compare safety codes out loud before you believe either.")
+
+
+def test_a_member_who_arrives_while_we_are_joining_is_announced_after_our_own_joined():
+    """Found in a screenshot: two joining at once, "M0 joined" and the members list came
+    before "You joined". Carol's check with Alice is held up; meanwhile Bob arrives and
+    verifies Carol (who answers him as a member would)."""
+    room = Room()
+    room.join("Alice")
+    held: list[tuple[bytes, bytes]] = []
+    holding = True
+
+    def hold_alice_to_carol(sender, to, frame):
+        if holding and sender == room.ids["Alice"] and to == room.ids.get("Carol"):
+            held.append((to, frame))
+            return []
+        return [frame]
+    room.relay.intercept = hold_alice_to_carol
+    for name in ("Carol", "Bob"):
+        core = room.cores[name] = sim_core(name, 424242, clock=room.clock)
+        room.ids[name] = room.relay.connect(core)
+        room.relay.pump()
+    room.collect()
+    holding = False
+    for to, frame in held:
+        room.relay.inject(to, frame)
+    room.relay.pump()
+    room.collect()
+    kinds = [type(e).__name__ for e in room.events["Carol"] if isinstance(e, (Joined, MemberJoined, MembersChanged))]
+    assert kinds[0] == "Joined", kinds
+    assert "MemberJoined" in kinds and sorted(room.members("Carol")) == ["Alice", "Bob"]
