@@ -675,6 +675,31 @@ def test_at_the_minimum_size_nothing_is_clipped(root):
     assert app.transcript.winfo_height() > 60   # some of the conversation is still visible
 
 
+def test_in_the_smallest_window_a_full_rooms_panel_scrolls_to_the_downloads_folder(root):
+    """Found by a tester: at the minimum size the panel ended at "Your safety code", and
+    the downloads folder and its Change button could not be reached."""
+    with running_server() as server, core_clients(server.port, "Bob", "Hank", "Gina", "Dave"):
+        app = joined_app(root, server.port)
+        pump_until(root, lambda: len(member_rows(app)) == 5, "all five in the list")
+        root.geometry(f"{MIN_SIZE[0]}x{MIN_SIZE[1]}")
+        sidebar = app.chat.sidebar
+        pump_until(root, lambda: sidebar.scrollbar.winfo_ismapped(), "a scroll bar on the panel")
+        button = sidebar.downloads_button
+
+        def button_in_view() -> bool:
+            root.update()
+            return button.winfo_rooty() + button.winfo_height() <= sidebar.winfo_rooty() + sidebar.winfo_height()
+
+        assert not button_in_view()
+        for _ in range(40):            # the wheel, over a member's name
+            if button_in_view():
+                break
+            sidebar.rows[0][0].event_generate("<Button-5>", x=2, y=2)
+        assert button_in_view()
+        root.geometry("960x760")
+        pump_until(root, lambda: not sidebar.scrollbar.winfo_ismapped(), "no scroll bar once it all fits")
+
+
 def test_session_events_never_come_from_an_abandoned_attempt(root):
     """Cancel while connecting to a live room: whatever that session still does, the app
     stays in the dialog."""
