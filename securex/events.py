@@ -133,7 +133,7 @@ class FileProgress(Event):
     done: int
     total: int
     rate: float          # bytes a second so far
-    stage: str           # offered, sending, receiving or checking
+    stage: str           # offered, sending, receiving, checking, or paused (the other's connection dropped)
     # "offered" only: each member offered it, by label (``peer`` joins them for a line of text,
     # and a name may itself hold a comma).
     recipients: tuple[str, ...] = ()

@@ -148,6 +148,10 @@ class TerminalFrontEnd(EventHandler):
         if not started:     # a start line; on a terminal, then a status line updated in place
             self.line(f"* {verb} {event.name} ({human_size(event.total)}) {preposition} {event.peer}", event.at)
         percent = 100 * event.done // event.total if event.total else 100
+        if event.stage == "paused":
+            self.console.status(f"  {verb} {event.name} {preposition} {event.peer}: paused at {percent}% until "
+                                "their connection is back")
+            return
         left = f", {(event.total - event.done) / event.rate:.0f} s left" if event.rate else ""
         self.console.status(f"  {verb} {event.name} {preposition} {event.peer}: {percent}%, "
                             f"{human_size(int(event.rate))}/s{left}")

@@ -16,7 +16,7 @@ from desktop_helpers import (SLOW, cuttable_link, joined_app, make_app, member_r
 from helpers import CoreClient, core_clients, running_server
 from securex.desktop import paths, settings, transfers
 from securex.desktop.app import AppOptions
-from securex.desktop.files_view import IncomingCard, OutgoingCard
+from securex.desktop.files_view import IncomingCard, OutgoingCard, progress_text
 from securex.events import FileFinished, FileOffered, FileProgress
 
 pytest_plugins = ("desktop_helpers",)   # the display, config_dir and root fixtures
@@ -318,3 +318,8 @@ def test_cards_trimmed_from_a_long_conversation_are_gone_for_good(root, monkeypa
         app.conversation.on_file_finished(FileFinished("0123abcd", "old.txt", "in", "Bob", False, None,
                                                        "Receiving old.txt stopped: Bob left."))
     assert "Receiving old.txt stopped: Bob left." in transcript(app)
+
+
+def test_a_paused_transfer_says_so_on_its_card():
+    event = FileProgress("3f2a9c1b", "big.bin", "out", "Bob", 5_000_000, 10_000_000, 0.0, "paused")
+    assert progress_text(event) == "50% \u00b7 5.0 MB of 10.0 MB \u00b7 paused until their connection is back"

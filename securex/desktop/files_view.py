@@ -51,6 +51,12 @@ def progress_line(done: int, total: int, rate: float) -> str:
     return line
 
 
+def progress_text(event: FileProgress) -> str:
+    """A card's progress line for ``event``: paused while the other's connection is down."""
+    line = progress_line(event.done, event.total, event.rate)
+    return line + " \u00b7 paused until their connection is back" if event.stage == "paused" else line
+
+
 @dataclass(frozen=True)
 class Actions:
     """What the buttons on the cards do (each gets the transfer's id)."""
@@ -142,7 +148,7 @@ class IncomingCard(_Card):
         if event.stage == "checking":
             self.status.configure(text="All there; checking its SHA-256\u2026")
         else:
-            self.status.configure(text=progress_line(event.done, event.total, event.rate))
+            self.status.configure(text=progress_text(event))
 
     def finish(self, event: FileFinished) -> None:
         self.finished = True
@@ -215,7 +221,7 @@ class OutgoingCard(_Card):
         _, bar, stats = self._row(event.peer)
         bar.grid()
         bar.configure(value=1000 * event.done // event.total if event.total else 1000)
-        stats.configure(text=progress_line(event.done, event.total, event.rate))
+        stats.configure(text=progress_text(event))
         self._show_state()
 
     def finish(self, event: FileFinished) -> None:

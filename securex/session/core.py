@@ -762,6 +762,7 @@ class RoomCore:
             self.files.member_left(peer.verified.identity.public_key)
         else:
             self.outbox.member_dropped(peer.verified.identity.public_key, self._clock())
+            self.files.member_away(peer.verified.identity.public_key)
         self._post(MemberLeft(peer.member, dropped=not peer.goodbye))
         self._relabel()
         self._send_status()

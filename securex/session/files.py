@@ -560,6 +560,20 @@ class FileTransfers:
                                                    "they left."))
                 self._settle(outgoing)
 
+    def member_away(self, key: bytes) -> None:
+        """Its connection dropped: transfers with it wait for it to come back (and go on
+        from where they were); the progress shown says so instead of a frozen figure."""
+        for transfer in self.incoming.values():
+            if transfer.sender == key and transfer.stage == Stage.MOVING:
+                done = min(transfer.offer.size, transfer.written * transfer.offer.chunk_size)
+                self._port.post(FileProgress(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name,
+                                             done, transfer.offer.size, 0.0, "paused"))
+        for receiver, outgoing in self._sending_to(key):
+            if receiver.stage == Stage.MOVING:
+                done = min(outgoing.size, receiver.written * outgoing.chunk_size)
+                self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, done,
+                                             outgoing.size, 0.0, "paused"))
+
     def leaving(self) -> None:
         """We are leaving the room: transfers under way stop, and the user is told
         which (the others hear it from our goodbye)."""

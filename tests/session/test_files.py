@@ -183,6 +183,23 @@ def test_leaving_mid_transfer_tells_both_sides_and_leaves_no_partial_file(tmp_pa
     assert not list((tmp_path / "Bob").iterdir())
 
 
+@pytest.mark.parametrize("who", ["receiver", "sender"])
+def test_a_transfer_whose_other_end_dropped_shows_as_paused(tmp_path, who):
+    """Found by a tester: while the receiver was gone, the sender's progress line kept
+    saying "55%, 59.3 MB/s, 3 s left"."""
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 40 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=3)                               # part of the way
+    gone, stays, direction = ("Bob", "Alice", "out") if who == "receiver" else ("Alice", "Bob", "in")
+    room.relay.drop(room.ids[gone])
+    room.pump()
+    paused = [e for e in room.events[stays] if isinstance(e, FileProgress) and e.stage == "paused"]
+    assert [(e.direction, e.peer, e.rate) for e in paused] == [(direction, gone, 0.0)]
+    room.join(gone)                                   # back: it goes on, and ends well
+    assert any(e.ok for e in room.finished("Bob"))
+
+
 def test_an_offer_withdrawn_before_an_answer_is_said_to_be_withdrawn(tmp_path):
     """New-user finding: a receiver who never accepted was told the transfer "stopped"."""
     room = Room(tmp_path, "Alice", "Bob")
