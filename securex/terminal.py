@@ -146,7 +146,8 @@ class TerminalFrontEnd(EventHandler):
         self._transfers.add(key)
         verb, preposition = ("Receiving", "from") if event.direction == "in" else ("Sending", "to")
         if not started:     # a start line; on a terminal, then a status line updated in place
-            self.line(f"* {verb} {event.name} ({human_size(event.total)}) {preposition} {event.peer}", event.at)
+            self.line(f"* {verb} {event.name} ({human_size(event.total)}) {preposition} {event.peer}, "
+                      f"id {event.file_id}", event.at)
         percent = 100 * event.done // event.total if event.total else 100
         if event.stage == "paused":
             self.console.status(f"  {verb} {event.name} {preposition} {event.peer}: paused at {percent}% until "

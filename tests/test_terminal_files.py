@@ -38,6 +38,9 @@ def test_a_script_receives_every_offer_into_a_folder_and_says_where(server, tmp_
         bob.expect(LINE + re.escape(f"* Received report 2026.pdf ({human_size(700_000)}) from Alice, saved to "
                                     f"{saved} (SHA-256 verified)."))
         alice.expect(LINE + r"\* Delivered report 2026\.pdf to Bob")
+        # Two transfers of one name are told apart by their id (a tester's finding).
+        bob.expect(LINE + r"\* Receiving report 2026\.pdf \(700\.0 kB\) from Alice, id [0-9a-f]{8}$")
+        alice.expect(LINE + r"\* Sending report 2026\.pdf \(700\.0 kB\) to Bob, id [0-9a-f]{8}$")
         assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(source.read_bytes()).digest()
         # Not a terminal: one start line and the end line, no progress redrawn in place.
         receiving = [line for line in bob.lines if "report 2026.pdf" in line]
