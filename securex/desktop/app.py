@@ -482,7 +482,8 @@ class App(EventHandler):
         if not self._conversation:
             if event.severity != Severity.INFO:
                 self.dialog.show_error(event.text)
-            self._early_notices.append(event)
+            if all(kept.text != event.text for kept in self._early_notices):   # many alike push out none
+                self._early_notices.append(event)
             return
         self.transcript.add_notice(event.text, at=event.at, severity=event.severity)
         if event.severity == Severity.ALERT:   # possibly an attack: loud, and it stays until dismissed

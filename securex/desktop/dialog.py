@@ -217,7 +217,10 @@ class ConnectDialog(ttk.Frame):
         return ConnectRequest(self.host.get().strip(), port, validate_name(self.name.get()), self.passphrase.get())
 
     def _recheck(self, entry: ttk.Entry) -> None:
-        """A field changed: once it is fixed, its red border and its message go."""
+        """A field changed: once it is fixed, its red border and its message go. "Join
+        anyway" was for what was refused: after an edit, Connect tries what is typed."""
+        if self.on_join_anyway is not None:
+            self.offer_join_anyway(None)
         if entry.instate(["invalid"]) and self.problem(entry) is None:
             entry.state(["!invalid"])
             if self._error_field is entry:

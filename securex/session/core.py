@@ -596,8 +596,8 @@ class RoomCore:
         runs in flight): each answer lets the newcomer check one guess against it."""
         attempt = payload[:crypto_utils.SESSION_NONCE_BYTES]
         if attempt == self._attempt:      # evidence of a hostile relay, wherever it claims it came from
-            self._notice("The server sent this client's own join message back to it; ignored "
-                         "(a reflection attack, or a broken server).", Severity.ALERT)
+            self._limited_notice("reflection", "The server sent this client's own join message back to it; "
+                                 "ignored (a reflection attack, or a broken server).", Severity.ALERT)
             return
         if member_id == self.my_id or member_id not in self.roster or member_id in self.peers:
             return
@@ -1042,7 +1042,7 @@ class RoomCore:
     def _notice(self, text: str, severity: Severity = Severity.INFO) -> None:
         self._post(Notice(text, severity))
 
-    def _limited_notice(self, kind: str, text: str) -> None:
+    def _limited_notice(self, kind: str, text: str, severity: Severity = Severity.WARNING) -> None:
         """A warning about something anyone can send many of: shown at most every
         NOTICE_REPEAT_SECONDS per kind, with a count of those not shown."""
         now = self._clock()
@@ -1054,7 +1054,7 @@ class RoomCore:
             self._notice_times.clear()
         self._notice_times[kind] = (now, 0)
         more = f" ({suppressed} more like it since the last notice.)" if suppressed else ""
-        self._notice(text + more, Severity.WARNING)
+        self._notice(text + more, severity)
 
     def _end(self, end: LinkEnd, message: str, error: SecureXError | None = None, *,
              retry_after: float = 0.0) -> None:

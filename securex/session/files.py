@@ -345,7 +345,10 @@ class FileTransfers:
                 self._stop_incoming(incoming, None, f"{incoming.sender_name} withdrew the offer of {incoming.name}.",
                                     by_choice=True)
                 return
-            why = "the sender cancelled" if chosen else "the sender could no longer read the file"
+            why = {CancelReason.BY_USER: "the sender cancelled",
+                   CancelReason.STALLED: f"the sender gave up: nothing more reached you for "
+                                         f"{SENDER_STALLED_SECONDS / 60:g} minutes"}.get(
+                message.reason, "the sender could no longer read the file")
             self._stop_incoming(incoming, None, f"Receiving {incoming.name} from {incoming.sender_name} stopped: "
                                                 f"{why}.", by_choice=chosen)
 
