@@ -167,6 +167,7 @@ class RoomCore:
         self._runs: dict[bytes, Run] = {}
         self.peers: dict[bytes, Peer] = {}
         self._targets: dict[bytes, RunResult | None] = {}
+        self._to_try: list[bytes] = []          # members present not asked yet (see _start_runs)
         # A connection that took over from another of the same identity -> the one it replaced.
         self._replaced: dict[bytes, Peer] = {}
         self._retry_at: dict[bytes, float] = {}
@@ -513,9 +514,27 @@ class RoomCore:
         self.phase = Phase.JOINING
         self._join_deadline = self._clock() + JOIN_TIMEOUT
         self._targets = {member_id: None for member_id in present}
-        for member_id in present:
-            self._start_run(member_id)
+        self._to_try = list(present)
+        self._start_runs()
         self._check_join_done()
+
+    def _start_runs(self) -> None:
+        """Start runs with the members still to try, as far as our rejections left go:
+        each run may end in one (a guess at our passphrase tested), so no more may be
+        open than could still be rejected, however many members the relay lists."""
+        open_runs = sum(1 for run in self._runs.values()
+                        if run.handshake.role == crypto_utils.ROLE_A and not run.handshake.confirmed)
+        room = self.own_rejections.remaining(self._clock()) - open_runs
+        while self._to_try and room > 0:
+            member_id = self._to_try.pop(0)
+            if self._targets.get(member_id, RunResult.GONE) is None:
+                self._start_run(member_id)
+                room -= 1
+        if self._to_try and not open_runs and room <= 0:     # none left, nothing open to free any
+            for member_id in self._to_try:
+                if self._targets.get(member_id, RunResult.GONE) is None:
+                    self._targets[member_id] = RunResult.UNTRIED
+            self._to_try = []
 
     def _start_run(self, member_id: bytes) -> None:
         handshake, body = PairHandshake.as_newcomer(self._w, self.me, self._message_state, self._attempt,
@@ -532,7 +551,7 @@ class RoomCore:
         refused_for = max(1.0, max(self._retry_at.values(), default=0.0) - now)
         results = {member_id: result or RunResult.SILENT for member_id, result in self._targets.items()}
         verdict = join_verdict(results, {m for m, entry in self.roster.items() if entry.confirmed},
-                               rejected_too_often=self.own_rejections.exhausted(now), refused_for=refused_for,
+                               rejected_too_often=RunResult.UNTRIED in results.values(), refused_for=refused_for,
                                join_anyway=self.join_anyway)
         if verdict.outcome == Outcome.WRONG_PASSPHRASE:
             self._end(LinkEnd.FATAL, verdict.message,
@@ -632,6 +651,9 @@ class RoomCore:
         elif step.failure is not None:
             del self._runs[member_id]
             self._on_failed(member_id, run, step)
+        if run.handshake.role == crypto_utils.ROLE_A and self.phase == Phase.JOINING and self._to_try:
+            self._start_runs()          # a run ended, or can no longer end in a rejection
+            self._check_join_done()
 
     def _on_verified(self, member_id: bytes, step: Step) -> None:
         assert step.verified is not None

@@ -21,8 +21,11 @@ price of a shared passphrase with no accounts, and it is said in the README.
 
 ``OwnRejections`` is the newcomer's side: each time a member (or something
 posing as one) rejects our passphrase, whoever sent that answer learnt whether
-its guess at our passphrase was right. Past a few, the client stops joining on
-its own, so a hostile relay cannot farm guesses by cutting and re-admitting us.
+its guess at our passphrase was right. A newcomer never has more runs open that
+could still end in a rejection than it has rejections left, so however many
+members a relay invents, at most OWN_REJECTIONS_ALLOWED guesses are tested in 15
+minutes; with none left it stops joining on its own, so a hostile relay cannot
+farm guesses by cutting and re-admitting us either.
 """
 
 from __future__ import annotations
@@ -128,5 +131,9 @@ class OwnRejections:
     def record(self, now: float) -> None:
         self._times = [t for t in self._times if now - t <= WINDOW_SECONDS] + [now]
 
+    def remaining(self, now: float) -> int:
+        """Rejections still allowed in the window."""
+        return max(0, self.allowed - len([t for t in self._times if now - t <= WINDOW_SECONDS]))
+
     def exhausted(self, now: float) -> bool:
-        return len([t for t in self._times if now - t <= WINDOW_SECONDS]) > self.allowed
+        return self.remaining(now) == 0

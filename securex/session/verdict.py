@@ -28,6 +28,7 @@ class RunResult(enum.Enum):
     REFUSED = "refusing new members for now"
     SILENT = "did not answer"
     GONE = "left"
+    UNTRIED = "not tried: our passphrase was rejected too often lately"
 
 
 class Outcome(enum.Enum):
@@ -53,9 +54,10 @@ def _plural(n: int, one: str, many: str) -> str:
 
 def join_verdict(results: Mapping[bytes, RunResult], confirmed: Collection[bytes], *, rejected_too_often: bool,
                  refused_for: float, join_anyway: bool = False) -> Verdict:
-    """The verdict once every run with a member present has ended (or timed out).
+    """The verdict once every run with a member present has ended (or timed out), or
+    was never tried (UNTRIED: no rejections were left to risk on it).
     ``confirmed``: members the relay lists as having verified someone;
-    ``rejected_too_often``: our own passphrase was rejected too often lately;
+    ``rejected_too_often``: no rejections of our passphrase are left for now;
     ``refused_for``: seconds until a refusing member will answer again;
     ``join_anyway``: the user insists on this passphrase against confirmed members."""
     present = [result for result in results.values() if result != RunResult.GONE]
@@ -63,10 +65,12 @@ def join_verdict(results: Mapping[bytes, RunResult], confirmed: Collection[bytes
     mismatched = [member_id for member_id, result in results.items() if result == RunResult.MISMATCH]
     silent = present.count(RunResult.SILENT)
     refused = present.count(RunResult.REFUSED)
-    if rejected_too_often:
+    untried = present.count(RunResult.UNTRIED)
+    if rejected_too_often and not verified:
         return Verdict(Outcome.WRONG_PASSPHRASE,
                        "Wrong passphrase: it has been rejected too many times in the last 15 minutes, so this "
-                       "client stops trying by itself. Check the passphrase with the others, then join again.")
+                       "client stops trying by itself (each rejection tests a guess at it). Check the passphrase "
+                       "with the others, then join again.")
     outvoted = not verified and any(member_id in confirmed for member_id in mismatched)
     if outvoted and not join_anyway:
         n = len(mismatched)
@@ -103,6 +107,12 @@ def join_verdict(results: Mapping[bytes, RunResult], confirmed: Collection[bytes
         notices.append((f"{refused} member{_plural(refused, '', 's')} present {_plural(refused, 'is', 'are')} "
                         "refusing new members for a while after failed passphrase attempts; this client will "
                         "try them again then.", Severity.WARNING))
+    if untried:
+        notices.append((f"{untried} member{_plural(untried, '', 's')} present {_plural(untried, 'was', 'were')} "
+                        "not asked to check your passphrase: it was rejected too many times in the last 15 minutes "
+                        f"(each rejection tests a guess at it), and {_plural(untried, 'it', 'they')} cannot see your "
+                        "messages. If you did not expect rejections, the server may be testing guesses at your "
+                        "passphrase.", Severity.WARNING))
     if silent:
         notices.append((f"{silent} member{_plural(silent, '', 's')} present did not answer "
                         f"{_plural(silent, 'its', 'their')} passphrase check; {_plural(silent, 'it', 'they')} "

@@ -16,6 +16,7 @@ from securex import protocol
 from securex.errors import WrongPassphraseError
 from securex.events import ChatMessage, Joined, MemberJoined, MemberLeft, MembersChanged, Notice, Severity
 from securex.session import peer_wire
+from securex.session.guard import OWN_REJECTIONS_ALLOWED
 from securex.session.core import (JOIN_TIMEOUT, KEEPALIVE_SECONDS, PEER_SILENCE, RUN_TIMEOUT, LinkEnd, Phase,
                                   RoomCore)
 
@@ -1006,3 +1007,18 @@ def test_a_member_who_arrives_while_we_are_joining_is_announced_after_our_own_jo
     kinds = [type(e).__name__ for e in room.events["Carol"] if isinstance(e, (Joined, MemberJoined, MembersChanged))]
     assert kinds[0] == "Joined", kinds
     assert "MemberJoined" in kinds and sorted(room.members("Carol")) == ["Alice", "Bob"]
+
+
+def test_however_many_members_a_relay_invents_a_newcomer_risks_no_more_than_its_rejections_left():
+    """Found by a reviewer: listing 13 made-up "confirmed" members that each answer with
+    the relay's own guess tested 13 guesses at a newcomer's passphrase in one join (the
+    client allows 8 rejections in 15 minutes). Runs that could end in a rejection are
+    now started only as far as rejections are left; the rest are not asked, and said so."""
+    room = Room(capacity=16)
+    for n in range(12):
+        room.join(f"Fake{n}", w=999)       # they confirm each other, all with the relay's guess
+    bob = room.join("Bob")
+    asked = {to for sender, to, frame in room.relay.routed if sender == room.ids["Bob"]}
+    assert len(asked) == OWN_REJECTIONS_ALLOWED < 12
+    assert bob.own_rejections.remaining(room.clock()) == 0
+    assert bob.outcome is not None and "rejected too many times" in bob.outcome.message

@@ -20,7 +20,7 @@ def test_the_verdict_follows_the_rules_for_any_mix_of_results(results, data, rej
     values = list(results.values())
     verified = values.count(RunResult.VERIFIED)
     outvoted = not verified and any(r == RunResult.MISMATCH and m in confirmed for m, r in results.items())
-    if rejected_too_often or (outvoted and not join_anyway):
+    if (rejected_too_often and not verified) or (outvoted and not join_anyway):
         assert verdict.outcome == Outcome.WRONG_PASSPHRASE and verdict.message.startswith("Wrong passphrase")
         assert verdict.may_join_anyway == (not rejected_too_often)     # never past the guessing limit
     elif not verified and RunResult.REFUSED in values:
@@ -66,3 +66,17 @@ def test_what_a_newcomer_reads():
     assert (mixed.verified, mixed.present) == (1, 3)
     refused = join_verdict({one: RunResult.REFUSED}, set(), rejected_too_often=False, refused_for=42.4)
     assert refused.message == "The room is refusing new members for 42 s after failed passphrase attempts."
+
+
+def test_members_who_verified_us_outweigh_rejections_used_up_on_others():
+    """A relay that invents members to test guesses uses up our rejections; the real
+    members who verified us still let us in, and we are told who was not asked."""
+    real, fake, unasked = b"r" * 8, b"f" * 8, b"u" * 8
+    verdict = join_verdict({real: RunResult.VERIFIED, fake: RunResult.MISMATCH, unasked: RunResult.UNTRIED},
+                           {real, fake, unasked}, rejected_too_often=True, refused_for=1.0)
+    assert verdict.outcome == Outcome.ENTER and verdict.verified == 1
+    assert any(text.startswith("1 member present was not asked to check your passphrase") and
+               "the server may be testing guesses" in text for text, _ in verdict.notices)
+    alone = join_verdict({fake: RunResult.MISMATCH, unasked: RunResult.UNTRIED}, {fake, unasked},
+                         rejected_too_often=True, refused_for=1.0)
+    assert alone.outcome == Outcome.WRONG_PASSPHRASE and not alone.may_join_anyway
