@@ -168,6 +168,7 @@ class RoomCore:
         self.peers: dict[bytes, Peer] = {}
         self._targets: dict[bytes, RunResult | None] = {}
         self._to_try: list[bytes] = []          # members present not asked yet (see _start_runs)
+        self._retrying: set[bytes] = set()      # of those, members asked again after a refusal
         # A connection that took over from another of the same identity -> the one it replaced.
         self._replaced: dict[bytes, Peer] = {}
         self._retry_at: dict[bytes, float] = {}
@@ -292,10 +293,10 @@ class RoomCore:
             if now - run.started_at > RUN_TIMEOUT:
                 self._on_step(member_id, run, run.handshake.abandon())
         for member_id, retry_at in list(self._retry_at.items()):
-            if now >= retry_at:
+            if now >= retry_at:       # it refused for a while: ask again, within our rejections left
                 del self._retry_at[member_id]
-                if member_id in self.roster and member_id not in self.peers and member_id not in self._runs:
-                    self._start_run(member_id)
+                self._retrying.add(member_id)
+                self._to_try.append(member_id)
         if self.phase == Phase.JOINING and now >= self._join_deadline:
             for member_id, result in self._targets.items():
                 if result is None:
@@ -519,22 +520,29 @@ class RoomCore:
         self._check_join_done()
 
     def _start_runs(self) -> None:
-        """Start runs with the members still to try, as far as our rejections left go:
-        each run may end in one (a guess at our passphrase tested), so no more may be
-        open than could still be rejected, however many members the relay lists."""
+        """Start runs with the members still to try (those present as we join, and those
+        to ask again after a refusal), as far as our rejections left go: each run may end
+        in one (a guess at our passphrase tested), so no more may be open than could still
+        be rejected, however many members the relay lists. The rest wait for an open run
+        to end; with none open and none left, they are not asked."""
         open_runs = sum(1 for run in self._runs.values()
                         if run.handshake.role == crypto_utils.ROLE_A and not run.handshake.confirmed)
         room = self.own_rejections.remaining(self._clock()) - open_runs
         while self._to_try and room > 0:
             member_id = self._to_try.pop(0)
-            if self._targets.get(member_id, RunResult.GONE) is None:
+            retry = member_id in self._retrying
+            self._retrying.discard(member_id)
+            if (member_id in self.roster and member_id not in self.peers and member_id not in self._runs
+                    and (retry or self._targets.get(member_id, RunResult.GONE) is None)):
                 self._start_run(member_id)
                 room -= 1
-        if self._to_try and not open_runs and room <= 0:     # none left, nothing open to free any
+                open_runs += 1
+        if self._to_try and not open_runs:      # none left, and no open run can free any
             for member_id in self._to_try:
                 if self._targets.get(member_id, RunResult.GONE) is None:
                     self._targets[member_id] = RunResult.UNTRIED
             self._to_try = []
+            self._retrying.clear()
 
     def _start_run(self, member_id: bytes) -> None:
         handshake, body = PairHandshake.as_newcomer(self._w, self.me, self._message_state, self._attempt,
@@ -625,6 +633,7 @@ class RoomCore:
             if existing.handshake.role == crypto_utils.ROLE_B or self.my_id < member_id:
                 return   # a duplicate, or both sides started: the lower id's run goes on
             del self._runs[member_id]   # ours gives way; no guess was spent on it
+            self._start_runs()          # a place for the next member to ask
         self._seen_attempts[attempt] = None
         while len(self._seen_attempts) > MAX_SEEN_ATTEMPTS:
             del self._seen_attempts[next(iter(self._seen_attempts))]
@@ -651,7 +660,7 @@ class RoomCore:
         elif step.failure is not None:
             del self._runs[member_id]
             self._on_failed(member_id, run, step)
-        if run.handshake.role == crypto_utils.ROLE_A and self.phase == Phase.JOINING and self._to_try:
+        if self._to_try:
             self._start_runs()          # a run ended, or can no longer end in a rejection
             self._check_join_done()
 
