@@ -297,6 +297,11 @@ class RoomCore:
                 del self._retry_at[member_id]
                 self._retrying.add(member_id)
                 self._to_try.append(member_id)
+        if self._to_try:
+            self._start_runs()
+            self._check_join_done()
+            if self.outcome is not None:
+                return
         if self.phase == Phase.JOINING and now >= self._join_deadline:
             for member_id, result in self._targets.items():
                 if result is None:
@@ -628,6 +633,10 @@ class RoomCore:
             return
         if member_id == self.my_id or member_id not in self.roster or member_id in self.peers:
             return
+        if self.phase == Phase.JOINING and self.roster[member_id].confirmed:
+            # A member in the room answers newcomers; it never starts a run with one. This
+            # is the relay posing as one, to have us answer (each answer tests a guess).
+            return
         existing = self._runs.get(member_id)
         if existing is not None:
             if existing.handshake.role == crypto_utils.ROLE_B or self.my_id < member_id:
@@ -660,7 +669,7 @@ class RoomCore:
         elif step.failure is not None:
             del self._runs[member_id]
             self._on_failed(member_id, run, step)
-        if self._to_try:
+        if self._to_try and self.outcome is None:
             self._start_runs()          # a run ended, or can no longer end in a rejection
             self._check_join_done()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from helpers import FakeClock, sim_core
 from securex import protocol
-from securex.events import Joined
+from securex.events import Joined, Severity
 from securex.protocol import FrameType, RosterEntry
 from securex.session import peer_wire
 from securex.session.guard import OWN_REJECTIONS_ALLOWED
@@ -31,6 +31,7 @@ class InventingRelay:
         self.policy = policy
         self.seen: dict[bytes, int] = {}
         self.guesses = 0
+        self.sent: list[tuple[bytes, BodyKind]] = []     # (to, kind) of everything the newcomer routed
         self.decoder = protocol.FrameDecoder()
         me = (1000).to_bytes(protocol.ID_BYTES, "big")
         self.core.connection_made()
@@ -47,6 +48,7 @@ class InventingRelay:
 
     def answer(self, fake: bytes, body: bytes) -> None:
         kind, payload = peer_wire.split_body(body)
+        self.sent.append((fake, kind))
         if kind != BodyKind.PAKE_A:
             return
         self.seen[fake] = self.seen.get(fake, 0) + 1
@@ -102,3 +104,39 @@ def test_members_who_stay_silent_are_never_called_a_wrong_passphrase():
     for _ in range(60):
         relay.tick(1.0)
     assert relay.core.outcome is None or "Wrong passphrase" not in relay.core.outcome.message
+
+
+def test_a_joining_newcomer_does_not_answer_runs_started_by_members_in_the_room():
+    """A review finding: the relay had invented, confirmed members start runs with the
+    newcomer, whose answers (each a guess tested) came from a second budget. A member in
+    the room answers newcomers and never starts a run with one."""
+    relay = InventingRelay(7, lambda fake, seen: "silent")
+    for fake in relay.fakes:
+        _, pake_a = PairHandshake.as_newcomer(1000, LocalIdentity.from_seed("fake", fake * 4),
+                                              lambda: (b"r" * 8, 0), fake * 2)
+        relay.core.receive_data(protocol.encode_frame(FrameType.ROUTED, fake + pake_a))
+    relay.pump()
+    assert not [kind for _, kind in relay.sent if kind == BodyKind.PAKE_B]
+
+
+def test_a_member_that_refused_is_asked_again_once_its_wait_is_over():
+    """A review finding: the retry waited in a queue for an unrelated run to end."""
+    refuser = (100).to_bytes(protocol.ID_BYTES, "big")
+    relay = InventingRelay(2, lambda fake, seen: "refuse" if fake == refuser and seen == 1 else "silent")
+    relay.tick(1.1)
+    assert relay.seen[refuser] == 2
+
+
+def test_a_member_that_refused_is_asked_again_once_we_are_in_a_quiet_room():
+    room = Room()
+    for name in ("Alice", "Bob", "Carol"):
+        room.join(name)
+    for n in range(8):                         # Alice alone saw failures: she refuses for a while
+        room.cores["Alice"].guard.record(bytes([n]) * 16, b"x" * 16, room.clock.now)
+    room.join("Dave")
+    assert any("refusing new members" in text for text in room.notices("Dave", Severity.WARNING))
+    for _ in range(120):                       # two quiet minutes
+        room.tick(1.0)
+        if "Alice" in room.members("Dave"):
+            break
+    assert "Alice" in room.members("Dave") and "Dave" in room.members("Alice")
