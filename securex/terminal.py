@@ -21,6 +21,8 @@ for the main thread (an input queue); neither touches the socket.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import queue
 import signal
@@ -56,6 +58,8 @@ def ask(prompt: str, flag: str, what: str, check: Callable[[str], T]) -> T:
     the question comes again at once); without a terminal, say which flag to pass."""
     if not sys.stdin.isatty():
         raise SecureXError(f"No terminal to ask for {what}: pass {flag}.")
+    with contextlib.suppress(ImportError):    # arrow keys edit the answer instead of typing escapes
+        import readline  # noqa: F401
     while True:
         answer = input(prompt).strip()
         if not answer:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import crypto_utils
 from helpers import PASSPHRASE, CoreClient, running_server, wait_until
 from securex import protocol
+from securex.errors import RefusedError
 from securex.events import ChatMessage, Closed, Joined, MemberJoined, MemberLeft, Notice, Severity
 from securex.protocol import FrameType, RosterEntry
 from securex.relay.engine import RelayServer
@@ -325,6 +326,11 @@ def test_a_passphrase_guessing_loop_is_throttled_and_announced_to_members():
             if held_back:
                 break
         assert held_back and verdicts == 4     # two members, 8 free guesses: four attempts
+        # With --no-reconnect a refusal ends the session at once (a tester's run hung 600 s).
+        late = CoreClient(relay.port, "Late", auto_reconnect=False)
+        closed = late.start().wait_for(Closed, timeout=20)
+        assert isinstance(closed.error, RefusedError) and "refusing new members" in closed.reason
+        late.close()
         alice.wait_for(Notice, lambda e: "failed attempts to join with a wrong passphrase" in e.text
                        and "refuses new joins" in e.text, timeout=20)
         close_all(alice, bob)

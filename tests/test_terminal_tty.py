@@ -139,8 +139,9 @@ def test_a_name_refused_at_the_prompt_is_asked_for_again_at_once():
             terminal.read_until(r"Your name: $")
             terminal.type("*Alice\r")
             terminal.read_until(r"The name cannot start with '\*'.*Try again\.\r\nYour name: $")
-            terminal.type("Alice\r")
+            terminal.type("Alce\x1b[D\x1b[Di\r")          # ←← then "i": the arrows edit (a tester's finding)
             terminal.read_until(r"\* Joined the room")
+            terminal.read_until(r"In the room \(1/5\): Alice \(you\)")
             terminal.type("/quit\r")
             assert terminal.proc.wait(WAIT) == 0
         finally:

@@ -730,8 +730,8 @@ class RoomCore:
                 self._retry_at[member_id] = self._clock() + wait
                 if not self._refusal_noted:
                     self._refusal_noted = True
-                    self._notice(f"The room is refusing new members for {wait:.0f} s after failed passphrase "
-                                 "attempts; trying again then.", Severity.WARNING)
+                    self._notice(f"A member present is refusing new members for {wait:.0f} s after failed "
+                                 "passphrase attempts; it will be asked again then.", Severity.WARNING)
             elif failure == Failure.MISMATCH:
                 # Whoever answered learnt whether its guess at our passphrase was right.
                 self.own_rejections.record(self._clock())

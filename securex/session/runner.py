@@ -33,7 +33,7 @@ from pathlib import Path
 import crypto_utils
 from securex.session.file_worker import FileWorker
 from securex.session.files import DEFAULT_MAX_FILE_BYTES
-from securex.errors import (MessageTooLongError, RoomFullError, SecureXError, SendQueueFullError,
+from securex.errors import (MessageTooLongError, RefusedError, RoomFullError, SecureXError, SendQueueFullError,
                             describe_connect_error, describe_reconnect_error)
 from securex.events import Closed, ConnectionLost, Event, Reconnecting
 from securex.session.core import LinkEnd, LinkOutcome, RoomCore
@@ -227,11 +227,12 @@ class ChatSession:
                 self._post(Closed(outcome.message, None, unsent))
                 return
             joined = core.joined_before
-            retry = (outcome.end == LinkEnd.RETRY
-                     or (options.auto_reconnect and joined and (
-                         outcome.end == LinkEnd.LOST or isinstance(outcome.error, RoomFullError))))
+            retry = options.auto_reconnect and (outcome.end == LinkEnd.RETRY or (joined and (
+                outcome.end == LinkEnd.LOST or isinstance(outcome.error, RoomFullError))))
             if not retry:
-                self._post(Closed(outcome.message, outcome.error, unsent))
+                # --no-reconnect: a room that says "later" (busy, refusing newcomers) is an error too.
+                error = outcome.error or (RefusedError(outcome.message) if outcome.end == LinkEnd.RETRY else None)
+                self._post(Closed(outcome.message, error, unsent))
                 return
             attempt = 0 if reached_room else attempt
             delay = max(outcome.retry_after, min(MAX_BACKOFF, 0.5 * 2 ** attempt))
