@@ -10,7 +10,7 @@ import socket
 from crypto_utils import generate_passphrase
 from desktop_helpers import (SLOW, connect_via_dialog, fill, free_port, make_app, member_rows, pump_until,
                              window_exists)
-from helpers import PASSPHRASE, core_clients, running_server
+from helpers import PASSPHRASE, CoreClient, core_clients, running_server
 from securex.desktop import main as desktop_main
 from securex.desktop.app import AppOptions, AppState
 from securex.desktop.dialog import HIDDEN_CHAR
@@ -210,6 +210,15 @@ def test_sure_of_a_passphrase_the_members_present_do_not_share_one_joins_anyway(
         pump_until(root, lambda: "You joined anyway" in app.transcript.content(), "the warning")
         assert [row[0].split()[-1] for row in member_rows(app)] == ["(you)"]
         assert bob.members_now() == ["Carol"]
+        # The status bar says so too, not a plain "Connected" (a tester's finding).
+        assert "nobody here shares your passphrase" in app.chat.status_text
+        dana = CoreClient(server.port, "Dana", passphrase="our-own-passphrase-for-sure")
+        try:
+            dana.join()
+            pump_until(root, lambda: "nobody here" not in app.chat.status_text, "Dana confirming it")
+            assert app.chat.status_text.startswith("\u25cf Connected")
+        finally:
+            dana.close()
 
 
 def test_room_full_and_unreachable_server_are_explained_in_the_dialog(root):

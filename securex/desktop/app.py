@@ -461,7 +461,8 @@ class App(EventHandler):
             self.transfers.save_settings()
         self._show_chat()
         chat = self.chat
-        chat.show_in_room(event.server, event.cipher, event.you.safety_code)
+        chat.show_in_room(event.server, event.cipher, event.you.safety_code,
+                          unconfirmed=event.present > 0 and event.verified == 0)
         if event.reconnected:
             self.transcript.add_notice("Back in the room.", at=event.at)
         else:

@@ -67,6 +67,7 @@ class ChatWindow(ttk.Frame):
         status = ttk.Frame(self, style="Status.TFrame", padding=(12, 4))
         status.grid(row=5, column=0, sticky="ew")
         self.status_bar = status
+        self._unconfirmed = False     # in the room, but nobody present shares our passphrase
         self.status_state = ttk.Label(status, style="Status.TLabel")
         self.status_state.grid(row=0, column=0, sticky="w")
         self.status_details = [ttk.Label(status, style="Status.Muted.TLabel") for _ in range(2)]
@@ -89,12 +90,24 @@ class ChatWindow(ttk.Frame):
 
     # -- the connection's state, as the window shows it ------------------------------------
 
-    def show_in_room(self, server: str, cipher: str, own_code: str) -> None:
+    def show_in_room(self, server: str, cipher: str, own_code: str, *, unconfirmed: bool = False) -> None:
+        """``unconfirmed``: members are present but none shares our passphrase (we joined
+        anyway, or the one here disagrees): said in the status bar until someone does."""
         self.banner.hide()
-        self.set_status("Connected")
+        self._unconfirmed = unconfirmed
+        if unconfirmed:
+            self.set_status("Connected \u00b7 nobody here shares your passphrase yet", "warning")
+        else:
+            self.set_status("Connected")
         for label, text in zip(self.status_details, (server, f"End-to-end {cipher}"), strict=True):
             label.configure(text=text)
         self.sidebar.set_own_code(own_code)
+
+    def someone_shares_the_passphrase(self) -> None:
+        """A member verified us: the room is no longer ours alone."""
+        if self._unconfirmed:
+            self._unconfirmed = False
+            self.set_status("Connected")
 
     def show_lost(self, reason: str, retry_in: int, reconnect_now: Callable[[], None]) -> None:
         """Lost, waiting ``retry_in`` seconds to retry (called again as the seconds go by)."""

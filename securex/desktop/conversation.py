@@ -46,6 +46,8 @@ class Conversation(EventHandler):
 
     def on_members_changed(self, event: MembersChanged) -> None:
         self.chat.sidebar.set_members(event.members, event.capacity)
+        if len(event.members) > 1:
+            self.chat.someone_shares_the_passphrase()
         if not self.members_listed:   # as the terminal: who is here, once, on joining
             self.members_listed = True
             self.transcript.add_info(self.chat.sidebar.summary())
