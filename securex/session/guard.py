@@ -135,5 +135,3 @@ class OwnRejections:
         """Rejections still allowed in the window."""
         return max(0, self.allowed - len([t for t in self._times if now - t <= WINDOW_SECONDS]))
 
-    def exhausted(self, now: float) -> bool:
-        return self.remaining(now) == 0
