@@ -138,7 +138,7 @@ class TerminalFrontEnd(EventHandler):
         answer = (f"accepting it into {auto_accept} (--accept-files)" if auto_accept is not None else
                   f"/accept {event.file_id} or /decline {event.file_id}")
         self.line(f"* {event.sender.label} offers {event.name} ({human_size(event.size)}), id {event.file_id}: "
-                  f"{answer}", event.at)
+                  + answer, event.at)
 
     def on_file_progress(self, event: FileProgress) -> None:
         if event.stage == "offered":

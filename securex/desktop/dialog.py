@@ -275,8 +275,8 @@ class ConnectDialog(ttk.Frame):
 
     def _join_anyway(self) -> None:
         if self.on_join_anyway is not None and not self.busy:
-            on_join_anyway, self.on_join_anyway = self.on_join_anyway, None
-            self.join_anyway_button.grid_remove()
+            on_join_anyway = self.on_join_anyway
+            self.offer_join_anyway(None)       # once: the next refusal offers it again
             on_join_anyway()
 
     def set_back(self, on_back: Callable[[], None] | None) -> None:
