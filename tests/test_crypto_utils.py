@@ -17,7 +17,8 @@ from crypto_utils import (
     channel_keys, decode_point, generate_passphrase, hkdf_sha256, identity_public_key, nonce_for,
     open_chunk_into, open_into, open_sealed, passphrase_to_w, safety_code, scrypt_key, seal, seal_chunk,
     seal_chunk_into, seal_into, sign, spake2_finish,
-    spake2_key_schedule, spake2_share, spake2_shared_point, spake2_transcript, verify_signature)
+    spake2_key_schedule, spake2_share, spake2_shared_point, spake2_transcript, tree_leaf_hash, tree_root,
+    verify_signature)
 from securex.errors import DecryptionError
 
 h = bytes.fromhex
@@ -308,6 +309,52 @@ def test_every_tampering_is_one_opaque_decryption_error(key, counter, aad, seale
     assert str(refused.value) == OPAQUE
 
 
+# -- RFC 6962 Merkle tree hash (the file digest) -------------------------------------------
+
+TREE_VECTORS = Path(__file__).parent / "vectors" / "rfc6962-merkle-tree-sha256.txt"
+
+
+def _tree_vectors() -> tuple[list[bytes], list[bytes]]:
+    leaves, roots = [], []
+    for line in TREE_VECTORS.read_text().splitlines():
+        if line.startswith(("leaf ", "root ")):
+            kind, _, value = line.partition("=")
+            (leaves if kind.startswith("leaf") else roots).append(h(value.strip()))
+    return leaves, roots
+
+
+def test_the_file_digest_reproduces_the_published_rfc6962_roots_for_every_size():
+    leaves, roots = _tree_vectors()
+    assert len(leaves) == 8 and len(roots) == 9
+    for size, root in enumerate(roots):
+        assert tree_root([tree_leaf_hash(leaf) for leaf in leaves[:size]]) == root
+
+
+def _rfc6962_mth(leaves: list[bytes]) -> bytes:
+    """The RFC's own recursive definition, written out as it reads."""
+    import hashlib
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)       # the largest power of two below n
+    return hashlib.sha256(b"\x01" + _rfc6962_mth(leaves[:k]) + _rfc6962_mth(leaves[k:])).digest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=70))
+def test_the_file_digest_is_the_rfc6962_tree_for_any_number_of_chunks(leaves):
+    assert tree_root([tree_leaf_hash(leaf) for leaf in leaves]) == _rfc6962_mth(leaves)
+
+
+def test_a_file_digest_tells_a_leaf_from_a_node_and_chunks_from_their_order():
+    a, b = b"a" * 32, b"b" * 32
+    two = tree_root([tree_leaf_hash(a), tree_leaf_hash(b)])
+    assert two != tree_leaf_hash(a + b) and two != tree_root([tree_leaf_hash(b), tree_leaf_hash(a)])
+    # A chunk crafted to be the two leaf hashes is a leaf, not that node.
+    assert tree_root([tree_leaf_hash(tree_leaf_hash(a) + tree_leaf_hash(b))]) != two
+
+
 def test_file_chunks_are_bound_to_their_file_place_finality_and_nonce():
     sealed = seal_chunk(KEY, b"f" * 16, 3, False, b"chunk", seal_no=7)
     assert bytes(open_chunk_into(KEY, b"f" * 16, 3, False, sealed, 7, memoryview(bytearray(64)))) == b"chunk"
@@ -332,7 +379,7 @@ def test_a_chunk_sealed_again_never_reuses_a_nonce_even_if_the_file_changed(tmp_
     source.write_bytes(b"A" * 100)
     worker = FileWorker(lambda: None, threaded=False)
     file_id = b"f" * 16
-    worker.submit(HashSource(file_id, source))
+    worker.submit(HashSource(file_id, source, 4096))
     worker.submit(ReadChunk(file_id, 0, True, 4096, KEY))
     source.write_bytes(b"B" * 100)                 # changed behind the sender's back
     worker.submit(ReadChunk(file_id, 0, True, 4096, KEY))

@@ -6,12 +6,14 @@ Tk thread ever waits on a disk. Jobs come in order on a bounded queue (the
 transfer windows bound how many are ever outstanding), results go back on a
 queue the runner drains after ``wake()``.
 
-Sending: the source is hashed once (SHA-256, for the offer), kept open, and read
-chunk by chunk at its offset, each chunk sealed under the file's key.
+Sending: the source is hashed once for the offer (its digest: RFC 6962's Merkle
+tree hash with a leaf per chunk, the leaves hashed on up to HASH_THREADS cores at
+once), kept open, and read chunk by chunk at its offset, each chunk sealed under
+the file's key; never past the size that was hashed.
 Receiving: a hidden partial file is created exclusively in the download folder
 (and partial files left there by a Secure X that was killed are cleared once surely dead);
-each chunk is opened (a failed tag is a failed verification), appended and fed to
-the running hash; at the end the size and the hash must match the offer before
+each chunk is opened (a failed tag is a failed verification), appended, and its
+leaf hash kept; at the end the size and the digest must match the offer before
 the file takes its final name, a numbered one if the name is taken (an existing
 file is never overwritten). Any failure deletes the partial file.
 
@@ -26,8 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import logging
+import math
 import os
 import queue
 import secrets
@@ -35,7 +37,8 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,7 +47,8 @@ try:
 except ImportError:      # Windows: partial files are not locked; their age alone tells the dead ones
     fcntl = None
 
-from crypto_utils import TAG_BYTES, constant_time_equal, open_chunk_into, seal_chunk_into
+from crypto_utils import (TAG_BYTES, constant_time_equal, open_chunk_into, seal_chunk_into, tree_leaf_hash,
+                          tree_root)
 from securex.errors import DecryptionError
 from securex.session import peer_wire
 from securex.session.files import (STALLED_SECONDS, ChunkRead, Discard, Failed, FinishTarget, Hashed, HashSource,
@@ -55,7 +59,7 @@ from securex.text import human_size, shortened_file_name
 log = logging.getLogger(__name__)
 
 JOB_QUEUE_SIZE = 1024
-HASH_BLOCK = 1024 * 1024
+HASH_THREADS = min(4, os.cpu_count() or 1)     # a file's leaves are hashed on this many cores at once
 EARLY_WRITEBACK_BYTES = 16 * 1024 * 1024
 PARTIAL_PREFIX = ".securex-"
 STALE_PARTIAL_SECONDS = 2 * STALLED_SECONDS
@@ -67,7 +71,7 @@ class _Target:
     partial: Path
     directory: Path
     name: str
-    hasher: hashlib._Hash
+    leaves: list[bytes] = field(default_factory=list)     # each chunk's leaf hash, in order
     written: int = 0
     flushed: int = 0          # bytes handed to the kernel's write-back so far
 
@@ -108,6 +112,18 @@ def _remove_if_dead(path: Path, cutoff: float) -> None:
         os.close(fd)
 
 
+def _read_at(handle: BinaryIO, into: memoryview, offset: int) -> int:
+    """Read up to ``len(into)`` bytes at ``offset``: a positioned read where there is one
+    (threads may share the file), else seek and read (one thread only)."""
+    if hasattr(os, "preadv"):
+        total = 0
+        while total < len(into) and (got := os.preadv(handle.fileno(), [into[total:]], offset + total)):
+            total += got
+        return total
+    handle.seek(offset)
+    return handle.readinto(into) or 0
+
+
 def _why(error: OSError) -> str:
     return "the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else (error.strerror or str(error))
 
@@ -133,6 +149,7 @@ class FileWorker:
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=JOB_QUEUE_SIZE)
         self._results: queue.Queue[Result] = queue.Queue()
         self._sources: dict[bytes, BinaryIO] = {}
+        self._sizes: dict[bytes, int] = {}             # per file sent: the size that was hashed and offered
         self._seal_numbers: dict[bytes, int] = {}     # per file sent: the next chunk nonce counter
         self._targets: dict[bytes, _Target] = {}
         # One job at a time uses it: a chunk read from disk, or one just opened. Reused
@@ -220,30 +237,55 @@ class FileWorker:
             return Failed(job.file_id, CancelReason.READ_FAILED,
                           f"Cannot send {job.path}: {error.strerror or error}.")
         try:
-            if not os.path.isfile(job.path):
+            found = os.fstat(handle.fileno())
+            if not stat.S_ISREG(found.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "not a regular file")
-            hasher, size, block = hashlib.sha256(), 0, self._scratch_for(HASH_BLOCK)
-            while got := handle.readinto(block):
-                hasher.update(block[:got])
-                size += got
+            digest = self._digest(handle, found.st_size, job.chunk_size)
         except OSError as error:
             handle.close()
             return Failed(job.file_id, CancelReason.READ_FAILED,
                           f"Cannot send {job.path}: {error.strerror or error}.")
         self._sources[job.file_id] = handle
-        return Hashed(job.file_id, size, hasher.digest())
+        self._sizes[job.file_id] = found.st_size
+        return Hashed(job.file_id, found.st_size, digest)
+
+    def _digest(self, handle: BinaryIO, size: int, chunk_size: int) -> bytes:
+        """The file's digest: its chunks' leaves hashed in contiguous runs, one per thread
+        (positioned reads share no offset; hashlib and the reads let go of the GIL)."""
+        chunks = max(1, math.ceil(size / chunk_size))
+        leaves: list[bytes] = [b""] * chunks
+
+        def hash_run(first: int, end: int) -> None:
+            block = memoryview(bytearray(chunk_size))
+            for index in range(first, end):
+                expected = min(chunk_size, size - index * chunk_size)
+                if _read_at(handle, block[:expected], index * chunk_size) != expected:
+                    raise OSError(errno.EIO, "it got shorter while it was being read")
+                leaves[index] = tree_leaf_hash(block[:expected])
+
+        threads = min(HASH_THREADS, chunks) if hasattr(os, "preadv") else 1
+        per_thread = math.ceil(chunks / threads)
+        runs = [(first, min(chunks, first + per_thread)) for first in range(0, chunks, per_thread)]
+        if len(runs) == 1:
+            hash_run(*runs[0])
+        else:
+            with ThreadPoolExecutor(len(runs), thread_name_prefix="securex hash") as pool:
+                for done in [pool.submit(hash_run, first, end) for first, end in runs]:
+                    done.result()          # an OSError in any run is the whole hash's
+        return tree_root(leaves)
 
     def _read(self, job: ReadChunk) -> Result:
         handle = self._sources.get(job.file_id)
         if handle is None:
             return Failed(job.file_id, CancelReason.READ_FAILED, "The file to send is no longer open.")
+        offset = job.index * job.chunk_size
+        # Exactly what the offer implies: never past the size hashed, should the file have grown since.
+        data = self._scratch_for(max(0, min(job.chunk_size, self._sizes[job.file_id] - offset)))
         try:
-            handle.seek(job.index * job.chunk_size)
-            data = self._scratch_for(job.chunk_size)
-            data = data[:handle.readinto(data)]
+            got = _read_at(handle, data, offset)
         except OSError as error:
             return Failed(job.file_id, CancelReason.READ_FAILED, f"Reading the file failed: {error.strerror}.")
-        if not data and not (job.index == 0 and job.final):
+        if got != len(data):
             return Failed(job.file_id, CancelReason.READ_FAILED,
                           "The file got shorter while it was being sent; sending stopped.")
         seal_no = self._seal_numbers.get(job.file_id, 0)
@@ -274,7 +316,7 @@ class FileWorker:
         except OSError as error:
             return Failed(job.file_id, CancelReason.WRITE_FAILED,
                           f"Cannot save {job.name} in {job.directory}: {_why(error)}.")
-        self._targets[job.file_id] = _Target(handle, partial, job.directory, job.name, hashlib.sha256())
+        self._targets[job.file_id] = _Target(handle, partial, job.directory, job.name)
         return Opened(job.file_id, partial)
 
     def _write(self, job: WriteChunk) -> Result:
@@ -299,7 +341,7 @@ class FileWorker:
             return Failed(job.file_id, CancelReason.WRITE_FAILED,
                           f"Could not save {target.name} in {target.directory}: {_why(error)}; the partial file "
                           "was deleted.")
-        target.hasher.update(data)
+        target.leaves.append(tree_leaf_hash(data))
         target.written += len(data)
         return Written(job.file_id, chunk.index)
 
@@ -328,11 +370,11 @@ class FileWorker:
             return Failed(job.file_id, CancelReason.WRITE_FAILED,
                           f"Could not save {target.name} in {target.directory}: {_why(error)}; the partial file "
                           "was deleted.")
-        if target.written != job.size or not constant_time_equal(target.hasher.digest(), job.sha256):
+        if target.written != job.size or not constant_time_equal(tree_root(target.leaves), job.digest):
             self._forget(job.file_id, delete=True)
             return Failed(job.file_id, CancelReason.VERIFICATION,
                           f"Receiving {target.name} failed verification: {human_size(target.written)} arrived and "
-                          "its SHA-256 does not match the offer; the partial file was deleted.")
+                          "its SHA-256 digest does not match the offer; the partial file was deleted.")
         try:
             final = self._place(target)
         except OSError as error:
@@ -384,6 +426,7 @@ class FileWorker:
 
     def _forget(self, file_id: bytes, *, delete: bool) -> None:
         source = self._sources.pop(file_id, None)
+        self._sizes.pop(file_id, None)
         if source is not None:
             source.close()
         # The seal numbers stay: a file is only ever sealed by this worker, and a number

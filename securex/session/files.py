@@ -3,11 +3,12 @@ flow control and resume. Sans-IO.
 
 A file is sealed once, chunk by chunk, with a fresh random key, and fanned out by
 the relay to every member that accepted it (BULK bodies, one FANOUT per chunk).
-The key, the size, the chunk size and the file's SHA-256 travel in the offer over
-each member's own channel, so the relay reads nothing and a member cannot alter a
-chunk unseen: each chunk is authenticated under the key (its index, its file and
+The key, the size, the chunk size and the file's digest (RFC 6962's Merkle tree
+hash over its chunks, SHA-256) travel in the offer over each member's own
+channel, so the relay reads nothing and a member cannot alter a chunk unseen:
+each chunk is authenticated under the key (its index, its file and
 whether it is the last are bound in), only chunks from the offering member are
-taken, and the receiver checks the whole file's hash before the file gets its
+taken, and the receiver checks the whole file's digest before the file gets its
 final name. Anything wrong: the partial file is deleted and both sides are told.
 
 This module decides; ``file_worker.py`` does the disk and chunk-crypto work on
@@ -81,6 +82,7 @@ def short_id(file_id: bytes) -> str:
 class HashSource:
     file_id: bytes
     path: Path
+    chunk_size: int          # the digest has a leaf per chunk
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class WriteChunk:
 @dataclass(frozen=True)
 class FinishTarget:
     file_id: bytes
-    sha256: bytes
+    digest: bytes
     size: int
 
 
@@ -127,7 +129,7 @@ Job = HashSource | ReadChunk | OpenTarget | WriteChunk | FinishTarget | Discard
 class Hashed:
     file_id: bytes
     size: int
-    sha256: bytes
+    digest: bytes
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ class Outgoing:
     path: Path
     key: bytes = field(repr=False)
     size: int = 0
-    sha256: bytes = b""
+    digest: bytes = b""
     chunk_size: int = CHUNK_BYTES
     stage: Stage = Stage.PREPARING
     receivers: dict[bytes, Receiver] = field(default_factory=dict)
@@ -284,7 +286,7 @@ class FileTransfers:
             member = self._port.member(key)
             transfer.receivers[key] = Receiver(key, member.label if member else "a member")
         self.outgoing[file_id] = transfer
-        self._jobs.append(HashSource(file_id, path))
+        self._jobs.append(HashSource(file_id, path, transfer.chunk_size))
         return short_id(file_id)
 
     def accept(self, short: str, directory: Path | None = None) -> str | None:
@@ -636,7 +638,7 @@ class FileTransfers:
             self._report_in(incoming, force=final)
             if final:
                 incoming.stage = Stage.CHECKING
-                self._jobs.append(FinishTarget(file_id, incoming.offer.sha256, incoming.offer.size))
+                self._jobs.append(FinishTarget(file_id, incoming.offer.digest, incoming.offer.size))
         elif isinstance(result, Saved):
             incoming = self.incoming.get(file_id)
             if incoming is not None:
@@ -658,7 +660,7 @@ class FileTransfers:
                                          f"Not sent: {outgoing.name} is {human_size(result.size)}, over the limit "
                                          f"of {human_size(self.max_file_bytes)}."))
             return
-        outgoing.size, outgoing.sha256, outgoing.stage = result.size, result.sha256, Stage.OFFERED
+        outgoing.size, outgoing.digest, outgoing.stage = result.size, result.digest, Stage.OFFERED
         offer = self._offer(outgoing)
         offered = [r.name for r in outgoing.receivers.values() if self._send(r.key, offer)]
         self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", ", ".join(offered) or "nobody",
@@ -666,7 +668,7 @@ class FileTransfers:
 
     @staticmethod
     def _offer(outgoing: Outgoing) -> FileOffer:
-        return FileOffer(outgoing.file_id, outgoing.size, outgoing.chunk_size, outgoing.sha256, outgoing.key,
+        return FileOffer(outgoing.file_id, outgoing.size, outgoing.chunk_size, outgoing.digest, outgoing.key,
                          outgoing.name)
 
     def _on_failed(self, result: Failed) -> None:

@@ -34,7 +34,7 @@ App messages (the plaintext of a RECORD), by type byte::
                                            and a room nobody talks in still has its views compared
     FAILED_JOIN 0x05  attempt:16 | run:16    a member saw a wrong guess (newcomer's nonce, its own)
     CAUGHT_UP   0x06  resent:u32               the backlog for you is all sent again
-    FILE_OFFER  0x10  file_id:16 | size:u64 | chunk_size:u32 | sha256:32 | key:32 | name_len:u8 | name:utf-8
+    FILE_OFFER  0x10  file_id:16 | size:u64 | chunk_size:u32 | digest:32 | key:32 | name_len:u8 | name:utf-8
     FILE_ACCEPT 0x11  file_id:16 | next_chunk:u64     accept, or resume from that chunk
     FILE_DECLINE 0x12 file_id:16
     FILE_CANCEL 0x13  file_id:16 | reason:u8          either side stops the transfer
@@ -43,8 +43,8 @@ App messages (the plaintext of a RECORD), by type byte::
 
 A file travels once, sealed with its own key (``crypto_utils.seal_chunk``), in BULK
 bodies the relay fans out to every member that accepted it; the key, the size, the
-chunk size and the SHA-256 of the whole file travel only inside the offer, sealed
-for each member over its channel.
+chunk size and the file's digest (RFC 6962 Merkle tree hash, SHA-256, a leaf per
+chunk) travel only inside the offer, sealed for each member over its channel.
 
 ``view`` is the sender's room as it verified it (each member's tag, itself
 included); ``view_age_ms`` how long that view has been unchanged.
@@ -316,7 +316,7 @@ class FileOffer:
     file_id: bytes
     size: int
     chunk_size: int
-    sha256: bytes = field(repr=False)
+    digest: bytes = field(repr=False)
     key: bytes = field(repr=False)
     name: str
 
@@ -381,7 +381,7 @@ def encode_app(message: AppMessage) -> bytes:
     if isinstance(message, FileOffer):
         name = message.name.encode("utf-8")[:255]
         return (bytes([AppType.FILE_OFFER]) + _FILE_OFFER.pack(message.file_id, message.size, message.chunk_size,
-                                                                message.sha256, message.key, len(name)) + name)
+                                                                message.digest, message.key, len(name)) + name)
     if isinstance(message, (FileAccept, FileProgress)):
         kind = AppType.FILE_ACCEPT if isinstance(message, FileAccept) else AppType.FILE_PROGRESS
         return bytes([kind]) + _FILE_POSITION.pack(message.file_id, message.next_chunk)
@@ -437,10 +437,10 @@ def parse_app(plaintext: bytes) -> AppMessage:
                 raise ValueError
             return CaughtUp(struct.unpack(">I", rest)[0])
         if kind == AppType.FILE_OFFER:
-            file_id, size, chunk_size, sha256, key, name_len = _FILE_OFFER.unpack_from(rest)
+            file_id, size, chunk_size, digest, key, name_len = _FILE_OFFER.unpack_from(rest)
             if len(rest) != _FILE_OFFER.size + name_len:
                 raise ValueError
-            return FileOffer(file_id, size, chunk_size, sha256, key,
+            return FileOffer(file_id, size, chunk_size, digest, key,
                              rest[_FILE_OFFER.size:].decode("utf-8", "replace"))
         if kind in (AppType.FILE_ACCEPT, AppType.FILE_PROGRESS):
             if len(rest) != _FILE_POSITION.size:

@@ -369,6 +369,39 @@ def test_a_file_that_shrinks_while_sent_is_stopped_and_nothing_is_saved(tmp_path
     assert not list((tmp_path / "Bob").iterdir())
 
 
+def test_a_file_that_grows_after_it_was_offered_arrives_as_offered(tmp_path):
+    """A log still being written: what was hashed is what is sent, not a longer last
+    chunk the receiver would have to refuse."""
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "app.log", 2 * CHUNK_BYTES + 100)
+    offered = source.read_bytes()
+    file_id = room.offer("Alice", source)
+    with source.open("ab") as log:
+        log.write(os.urandom(3000))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    [done] = room.finished("Bob")
+    assert done.ok and Path(done.path).read_bytes() == offered
+
+
+@settings(max_examples=25, deadline=None)
+@given(size=st.integers(0, 9 * 4096 + 7), chunk_size=st.sampled_from([4096, 5000, 8192]))
+def test_the_digest_hashed_on_several_threads_is_the_tree_of_the_chunks_in_order(tmp_path_factory, size, chunk_size):
+    from crypto_utils import tree_leaf_hash, tree_root
+    from securex.session.files import Hashed, HashSource
+
+    source = tmp_path_factory.mktemp("digest") / "f.bin"
+    data = os.urandom(size)
+    source.write_bytes(data)
+    worker = FileWorker(lambda: None, threaded=False)
+    worker.submit(HashSource(b"f" * 16, source, chunk_size))
+    [hashed] = worker.take_results()
+    chunks = [data[i:i + chunk_size] for i in range(0, size, chunk_size)] or [b""]
+    assert isinstance(hashed, Hashed) and hashed.size == size
+    assert hashed.digest == tree_root([tree_leaf_hash(chunk) for chunk in chunks])
+    worker.stop()
+
+
 @pytest.mark.parametrize("name, saved_as", [
     ("../../.bashrc", "bashrc"), ("/etc/passwd", "passwd"), ("C:\\Windows\\evil.exe", "evil.exe"),
     ("..", "file"), ("\x1b]0;pwned\x07report.txt", "_]0;pwned_report.txt"), ("CON.txt", "file CON.txt"),
