@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import enum
 import struct
+import threading
 from dataclasses import dataclass
 
 from securex.errors import ProtocolError
@@ -60,6 +61,9 @@ CLIENT_IDLE_TIMEOUT = 15.0
 HANDSHAKE_TIMEOUT = 20.0         # from connecting to STATUS ready
 
 HEADER = struct.Struct(">IB")
+READ_BYTES = 256 * 1024          # read from the socket at once, at most
+LARGE_FRAME_BYTES = 64 * 1024    # a ROUTED payload this large is received in place
+POOLED_BYTES = 8 * 1024 * 1024   # large frame buffers kept for reuse, at most
 _LENGTH = struct.Struct(">I")
 
 
@@ -100,7 +104,7 @@ _FRAME_TYPES = {frame_type.value: frame_type for frame_type in FrameType}
 @dataclass(frozen=True)
 class Frame:
     type: FrameType
-    payload: bytes
+    payload: bytes        # a bytearray for a large ROUTED frame received in place (FrameDecoder)
 
 
 def encode_frame(frame_type: FrameType, payload: bytes = b"") -> bytes:
@@ -110,6 +114,35 @@ def encode_frame(frame_type: FrameType, payload: bytes = b"") -> bytes:
     return HEADER.pack(len(payload) + 1, frame_type) + payload
 
 
+class FramePool:
+    """Buffers of large frames handed back once their payload is used up (a file
+    chunk, once opened), so the next large frame is received into memory already
+    in use: a fresh half megabyte costs more in page faults than the AES on it.
+    Thread-safe: the network thread takes, the file worker gives back. Holds at
+    most ``limit_bytes``; a buffer of another size than asked for is not used."""
+
+    def __init__(self, limit_bytes: int = POOLED_BYTES) -> None:
+        self._free: list[bytearray] = []
+        self._limit = limit_bytes
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bytearray:
+        """A buffer of ``size`` bytes, its contents whatever they were."""
+        with self._lock:
+            if self._free and len(self._free[-1]) == size:
+                return self._free.pop()
+        return bytearray(size)
+
+    def give_back(self, payload: bytes | bytearray | memoryview) -> None:
+        """``payload`` (or a view into it) will not be read again by anyone."""
+        buffer = payload.obj if isinstance(payload, memoryview) else payload
+        if not isinstance(buffer, bytearray):
+            return
+        with self._lock:
+            if len(buffer) * (len(self._free) + 1) <= self._limit:
+                self._free.append(buffer)
+
+
 class FrameDecoder:
     """Feed it bytes as they arrive; it returns whole frames.
 
@@ -117,15 +150,56 @@ class FrameDecoder:
     ProtocolError for a length of zero, a length over the limit (as soon as the
     four length bytes are in, before buffering the body) or an unknown type;
     after that the stream is unusable and the connection must be closed.
+
+    Or let the socket write straight into it (asyncio's ``BufferedProtocol`` way):
+    ``recv_into(get_buffer())``, then ``buffer_updated(count)``. A large ROUTED
+    frame (a file chunk) is then received in place, into a buffer of its own that
+    becomes its payload: no half-megabyte copies, no fresh memory per read. Its
+    payload is a bytearray; ``routed_view`` hands out its member id as bytes.
     """
 
-    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES, large_frame_bytes: int = LARGE_FRAME_BYTES,
+                 pool: FramePool | None = None) -> None:
         self._buffer = bytearray()
         self._max = max_frame_bytes
+        self._large_from = large_frame_bytes
+        self.pool = pool or FramePool()
+        self._read_into = bytearray(READ_BYTES)
+        self._large: bytearray | None = None    # the payload of the large frame being received in place
+        self._large_filled = 0
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def get_buffer(self) -> memoryview:
+        """Where the next bytes from the socket should go."""
+        if self._large is not None:
+            return memoryview(self._large)[self._large_filled:]
+        return memoryview(self._read_into)
+
+    def buffer_updated(self, count: int) -> list[Frame]:
+        """``count`` bytes were written at the start of the last ``get_buffer()``."""
+        if self._large is not None:
+            self._large_filled += count
+            return self._take_large()
+        return self.feed(memoryview(self._read_into)[:count])
+
+    def _take_large(self) -> list[Frame]:
+        if self._large is None or self._large_filled < len(self._large):
+            return []
+        frame, self._large = Frame(FrameType.ROUTED, self._large), None
+        return [frame]
+
+    def feed(self, data: bytes | memoryview) -> list[Frame]:
+        data = memoryview(data)
+        frames: list[Frame] = []
+        if self._large is not None:
+            taken = min(len(data), len(self._large) - self._large_filled)
+            self._large[self._large_filled:self._large_filled + taken] = data[:taken]
+            self._large_filled += taken
+            data = data[taken:]
+            frames += self._take_large()
+            if self._large is not None:
+                return frames
         self._buffer += data
-        buffer, offset, frames = self._buffer, 0, []
+        buffer, offset = self._buffer, 0
         view = memoryview(buffer)      # payloads copied once, not sliced then copied
         try:
             while len(buffer) - offset >= _LENGTH.size:
@@ -134,6 +208,7 @@ class FrameDecoder:
                     raise ProtocolError(f"frame length {length} is outside 1..{self._max}")
                 end = offset + _LENGTH.size + length
                 if len(buffer) < end:
+                    offset = self._start_large(view, offset, length)
                     break
                 type_byte = buffer[offset + _LENGTH.size]
                 frame_type = _FRAME_TYPES.get(type_byte)   # a dict lookup, not an Enum call
@@ -146,10 +221,22 @@ class FrameDecoder:
             del buffer[:offset]
         return frames
 
+    def _start_large(self, view: memoryview, offset: int, length: int) -> int:
+        """A large ROUTED frame only begun: move what came of it into a buffer of its own,
+        to be received into from now on. Returns how much of the buffer was used."""
+        if length - 1 < self._large_from or len(view) - offset < HEADER.size \
+                or view[offset + _LENGTH.size] != FrameType.ROUTED:
+            return offset
+        payload = self.pool.take(length - 1)
+        self._large_filled = len(view) - offset - HEADER.size
+        payload[:self._large_filled] = view[offset + HEADER.size:]
+        self._large = payload
+        return len(view)
+
     @property
     def pending_bytes(self) -> int:
         """Bytes of an unfinished frame still buffered."""
-        return len(self._buffer)
+        return len(self._buffer) + (self._large_filled if self._large is not None else 0)
 
 
 def _expect_length(frame: Frame, size: int) -> None:
@@ -305,7 +392,7 @@ def routed_view(frame: Frame) -> Routed:
     """``parse_routed`` with the body a view into the frame: a file chunk is not copied."""
     if len(frame.payload) <= ID_BYTES:
         raise ProtocolError(f"{frame.type.name} frame too short")
-    return Routed(frame.payload[:ID_BYTES], memoryview(frame.payload)[ID_BYTES:])
+    return Routed(bytes(frame.payload[:ID_BYTES]), memoryview(frame.payload)[ID_BYTES:])
 
 
 def routed_from_route(sender: bytes, payload: bytes) -> bytes:

@@ -5,6 +5,7 @@ refusing malformed input with a ProtocolError and nothing else."""
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -71,6 +72,77 @@ def test_any_chunking_gives_the_same_frames(frames, cuts):
         got += decoder.feed(stream[start:end])
     assert got == [Frame(t, p) for t, p in frames]
     assert decoder.pending_bytes == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames=st.lists(st.tuples(st.sampled_from([FrameType.ROUTED, FrameType.ROUTED, FrameType.ROSTER]),
+                                 st.binary(max_size=120)), max_size=8),
+       reads=st.lists(st.tuples(st.booleans(), st.integers(min_value=1, max_value=200)), max_size=60))
+def test_reading_in_place_gives_the_same_frames_as_feeding(frames, reads):
+    """The socket writing into the decoder's buffers (a large ROUTED frame straight
+    into its own), in reads of any size, mixed with plain feeding."""
+    stream = b"".join(encode_frame(t, p) for t, p in frames)
+    decoder, got, at = FrameDecoder(large_frame_bytes=20), [], 0
+    for in_place, size in [*reads, (False, len(stream))]:
+        piece = stream[at:at + size]
+        if in_place:
+            into = decoder.get_buffer()
+            piece = piece[:len(into)]
+            into[:len(piece)] = piece
+            got += decoder.buffer_updated(len(piece))
+        else:
+            got += decoder.feed(piece)
+        at += len(piece)
+    assert got == [Frame(t, p) for t, p in frames]
+    assert decoder.pending_bytes == 0
+
+
+def test_a_large_routed_frame_is_received_into_its_own_buffer_which_becomes_its_payload():
+    body = os.urandom(100_000)
+    stream = protocol.routed_from_route(ALICE, protocol.encode_route(BOB, body)[5:])
+    decoder = FrameDecoder()
+    decoder.get_buffer()[:1000] = stream[:1000]
+    assert decoder.buffer_updated(1000) == []
+    into = decoder.get_buffer()
+    assert len(into) == len(stream) - 1000          # the rest of this frame, and nothing after it
+    into[:] = stream[1000:]
+    [frame] = decoder.buffer_updated(len(into))
+    assert frame.payload is into.obj and frame == Frame(FrameType.ROUTED, stream[5:])
+    routed = protocol.routed_view(frame)
+    assert routed.member_id == ALICE and isinstance(routed.member_id, bytes) and routed.body == body
+
+
+def _receive_in_place(decoder: FrameDecoder, stream: bytes, read: int) -> list[Frame]:
+    frames, at = [], 0
+    while at < len(stream):
+        into = decoder.get_buffer()
+        piece = stream[at:at + min(read, len(into))]
+        into[:len(piece)] = piece
+        frames += decoder.buffer_updated(len(piece))
+        at += len(piece)
+    return frames
+
+
+def test_a_large_frame_given_back_is_received_into_again_and_holds_only_the_new_frame():
+    first, second = (protocol.routed_from_route(ALICE, protocol.encode_route(BOB, os.urandom(80_000))[5:])
+                     for _ in range(2))
+    decoder = FrameDecoder()
+    [one] = _receive_in_place(decoder, first, 7000)
+    decoder.pool.give_back(protocol.routed_view(one).body)        # a view into it, as a file chunk is
+    [two] = _receive_in_place(decoder, second, 7000)
+    assert two.payload is one.payload and two == Frame(FrameType.ROUTED, second[5:])
+
+
+def test_the_frame_pool_keeps_only_what_it_may_and_only_gives_the_size_asked():
+    pool = protocol.FramePool(limit_bytes=3 * 1000)
+    kept = [bytearray(1000) for _ in range(4)]
+    for buffer in kept:
+        pool.give_back(memoryview(buffer)[10:])
+    pool.give_back(b"immutable bytes are never handed out for writing")
+    other = pool.take(999)                                     # another size: a fresh buffer
+    assert len(other) == 999 and all(other is not k for k in kept)
+    taken = [pool.take(1000) for _ in range(4)]
+    assert [any(t is k for k in kept) for t in taken] == [True, True, True, False]
 
 
 def test_zero_length_is_refused():

@@ -117,6 +117,8 @@ class RoomCore:
                  randbytes: RandBytes = secrets.token_bytes, downloads: Path | None = None,
                  auto_accept: Path | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
                  join_anyway: bool = False) -> None:
+        # File chunks are received into these buffers, which the file worker hands back.
+        self.frame_pool = protocol.FramePool()
         self.me = me
         self.join_anyway = join_anyway       # the user insists on this passphrase (see verdict.py)
         self.server = server
@@ -160,7 +162,7 @@ class RoomCore:
         # File chunks, sent after everything else: each a FANOUT header and the sealed
         # chunk, kept apart so the chunk is never copied into a frame of its own.
         self._bulk_out: deque[tuple[bytes, Bytes]] = deque()
-        self._decoder = protocol.FrameDecoder()
+        self._decoder = protocol.FrameDecoder(pool=self.frame_pool)
         self.my_id = b""
         self.capacity = 0
         self.roster: dict[bytes, protocol.RosterEntry] = {}
@@ -208,9 +210,21 @@ class RoomCore:
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the relay, as they arrived."""
+        self._receive(lambda: self._decoder.feed(data))
+
+    def receive_buffer(self) -> memoryview:
+        """Where the next bytes from the relay may be read into (``recv_into``), then
+        ``received(count)``: a file chunk lands in place, with no copy."""
+        return self._decoder.get_buffer()
+
+    def received(self, count: int) -> None:
+        """``count`` bytes from the relay were read into the last ``receive_buffer()``."""
+        self._receive(lambda: self._decoder.buffer_updated(count))
+
+    def _receive(self, decode: Callable[[], list[protocol.Frame]]) -> None:
         self._heard_at = self._clock()
         try:
-            frames = self._decoder.feed(data)
+            frames = decode()
         except ProtocolError as error:
             self._end(LinkEnd.LOST, f"The server sent data that is not Secure X protocol ({error}).")
             return

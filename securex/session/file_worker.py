@@ -47,7 +47,7 @@ try:
 except ImportError:      # Windows: partial files are not locked; their age alone tells the dead ones
     fcntl = None
 
-from crypto_utils import (TAG_BYTES, constant_time_equal, open_chunk_into, seal_chunk_into, tree_leaf_hash,
+from crypto_utils import (TAG_BYTES, Bytes, constant_time_equal, open_chunk_into, seal_chunk_into, tree_leaf_hash,
                           tree_root)
 from securex.errors import DecryptionError
 from securex.session import peer_wire
@@ -136,13 +136,16 @@ class FileWorker:
     ``open_partial`` creates the partial file (tests inject a disk that fills up),
     ``link`` gives it its final name (tests inject a file system with short names);
     ``writeback_every`` is how much of a file received is written before the kernel
-    is asked to start putting it on disk."""
+    is asked to start putting it on disk; ``recycle`` takes each sealed chunk back
+    once it is opened (its buffer is then reused for another)."""
 
     def __init__(self, wake: Callable[[], None], *, threaded: bool = True,
                  open_partial: Callable[[Path], BinaryIO] = open_exclusive,
                  link: Callable[[Path, Path], None] = os.link,
-                 writeback_every: int = EARLY_WRITEBACK_BYTES) -> None:
+                 writeback_every: int = EARLY_WRITEBACK_BYTES,
+                 recycle: Callable[[Bytes], None] = lambda sealed: None) -> None:
         self._wake = wake
+        self._recycle = recycle
         self._open_partial = open_partial
         self._link = link
         self._writeback_every = writeback_every
@@ -332,6 +335,8 @@ class FileWorker:
             return Failed(job.file_id, CancelReason.VERIFICATION,
                           f"Receiving {target.name} failed verification (a chunk was altered or forged); "
                           "the partial file was deleted.")
+        finally:
+            self._recycle(chunk.sealed)       # opened (into the scratch buffer) or not, never read again
         try:
             target.handle.write(data)
             if target.written + len(data) - target.flushed >= self._writeback_every:

@@ -51,7 +51,6 @@ MAX_POLL_SECONDS = 1.0
 SEND_STALL = 15.0             # queued bytes that make no progress for this long: the link is dead
 LEAVE_TIMEOUT = 2.0           # a goodbye that cannot be sent within this is given up
 MAX_BACKOFF = 30.0
-READ_CHUNK = 256 * 1024
 BULK_AHEAD = 256 * 1024       # file data queued in the socket buffer ahead of chat, at most
 DEFAULT_DOWNLOADS = Path.home() / "Downloads" / "Secure X"
 
@@ -207,7 +206,7 @@ class ChatSession:
                         server=options.server, known_codes=load_known_codes(options.config_dir),
                         downloads=options.downloads, auto_accept=options.auto_accept,
                         max_file_bytes=options.max_file_bytes, join_anyway=options.join_anyway)
-        self._worker = FileWorker(self._wake)
+        self._worker = FileWorker(self._wake, recycle=core.frame_pool.give_back)
         try:
             self._serve_session(core)
         finally:
@@ -316,15 +315,15 @@ class ChatSession:
                 break
             if sock in readable:
                 try:
-                    data = sock.recv(READ_CHUNK)
+                    count = sock.recv_into(core.receive_buffer())
                 except BlockingIOError:
-                    data = None
+                    count = None
                 except OSError:
-                    data = b""
-                if data == b"":
+                    count = 0
+                if count == 0:
                     break   # the relay closed the connection
-                if data:
-                    core.receive_data(data)
+                if count:
+                    core.received(count)
                     self._post_all(core.take_events())    # what arrived, before its receipts are sealed
             if sock in writable and outgoing:
                 sent = outgoing.send_some(sock)
