@@ -101,6 +101,14 @@ STATUS_READY = 0x01
 _FRAME_TYPES = {frame_type.value: frame_type for frame_type in FrameType}
 
 
+# What a relay queues for a member: encoded frames, whole or as pieces sent in turn.
+OutFrame = bytes | tuple[bytes | memoryview, ...]
+
+
+def out_frame_bytes(frame: OutFrame) -> int:
+    return len(frame) if isinstance(frame, bytes) else sum(len(piece) for piece in frame)
+
+
 @dataclass(frozen=True)
 class Frame:
     type: FrameType
@@ -152,17 +160,19 @@ class FrameDecoder:
     after that the stream is unusable and the connection must be closed.
 
     Or let the socket write straight into it (asyncio's ``BufferedProtocol`` way):
-    ``recv_into(get_buffer())``, then ``buffer_updated(count)``. A large ROUTED
-    frame (a file chunk) is then received in place, into a buffer of its own that
-    becomes its payload: no half-megabyte copies, no fresh memory per read. Its
-    payload is a bytearray; ``routed_view`` hands out its member id as bytes.
+    ``recv_into(get_buffer())``, then ``buffer_updated(count)``. A large frame of
+    the ``in_place`` type (a file chunk: ROUTED to a client, FANOUT to the relay)
+    is then received in place, into a buffer of its own that becomes its payload:
+    no half-megabyte copies, no fresh memory per read. Its payload is a bytearray;
+    ``routed_view`` and ``parse_fanout`` hand out member ids as bytes.
     """
 
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES, large_frame_bytes: int = LARGE_FRAME_BYTES,
-                 pool: FramePool | None = None) -> None:
+                 pool: FramePool | None = None, in_place: FrameType = FrameType.ROUTED) -> None:
         self._buffer = bytearray()
         self._max = max_frame_bytes
         self._large_from = large_frame_bytes
+        self._in_place = in_place      # the type received in place: ROUTED at a client, FANOUT at the relay
         self.pool = pool or FramePool()
         self._read_into = bytearray(READ_BYTES)
         self._large: bytearray | None = None    # the payload of the large frame being received in place
@@ -184,7 +194,7 @@ class FrameDecoder:
     def _take_large(self) -> list[Frame]:
         if self._large is None or self._large_filled < len(self._large):
             return []
-        frame, self._large = Frame(FrameType.ROUTED, self._large), None
+        frame, self._large = Frame(self._in_place, self._large), None
         return [frame]
 
     def feed(self, data: bytes | memoryview) -> list[Frame]:
@@ -222,10 +232,10 @@ class FrameDecoder:
         return frames
 
     def _start_large(self, view: memoryview, offset: int, length: int) -> int:
-        """A large ROUTED frame only begun: move what came of it into a buffer of its own,
+        """A large frame of the in-place type only begun: move what came of it into a buffer of its own,
         to be received into from now on. Returns how much of the buffer was used."""
         if length - 1 < self._large_from or len(view) - offset < HEADER.size \
-                or view[offset + _LENGTH.size] != FrameType.ROUTED:
+                or view[offset + _LENGTH.size] != self._in_place:
             return offset
         payload = self.pool.take(length - 1)
         self._large_filled = len(view) - offset - HEADER.size
@@ -247,7 +257,7 @@ def _expect_length(frame: Frame, size: int) -> None:
 def _ids(payload: bytes, count: int, what: str) -> list[bytes]:
     if len(payload) != count * ID_BYTES:
         raise ProtocolError(f"{what} does not hold {count} ids")
-    return [payload[i:i + ID_BYTES] for i in range(0, len(payload), ID_BYTES)]
+    return [bytes(payload[i:i + ID_BYTES]) for i in range(0, len(payload), ID_BYTES)]
 
 
 # -- joining -------------------------------------------------------------------
@@ -403,7 +413,7 @@ def routed_from_route(sender: bytes, payload: bytes) -> bytes:
 @dataclass(frozen=True)
 class Fanout:
     recipients: list[bytes]
-    body: bytes
+    body: bytes | memoryview      # a view into the frame: a file chunk is not copied
 
 
 def parse_fanout(frame: Frame) -> Fanout:
@@ -416,4 +426,12 @@ def parse_fanout(frame: Frame) -> Fanout:
     recipients = _ids(p[1:end], p[0], "FANOUT")
     if len(set(recipients)) != len(recipients):
         raise ProtocolError("FANOUT names a recipient twice")
-    return Fanout(recipients, p[end:])
+    return Fanout(recipients, memoryview(p)[end:])
+
+
+def routed_pieces(sender: bytes, body: bytes | memoryview) -> tuple[bytes, bytes | memoryview]:
+    """A ROUTED frame as its header and its body, for a relay that sends the body as
+    it is (a file chunk, to each member it is fanned out to) rather than copy it."""
+    if len(body) + 1 + ID_BYTES > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {len(body) + 1 + ID_BYTES} bytes is over the {MAX_FRAME_BYTES}-byte limit")
+    return HEADER.pack(len(body) + 1 + ID_BYTES, FrameType.ROUTED) + sender, body

@@ -145,6 +145,13 @@ def test_the_frame_pool_keeps_only_what_it_may_and_only_gives_the_size_asked():
     assert [any(t is k for k in kept) for t in taken] == [True, True, True, False]
 
 
+def test_a_fanout_received_in_place_names_its_recipients_as_bytes_and_keeps_its_body_a_view():
+    frame = Frame(FrameType.FANOUT, bytearray(protocol.encode_fanout([ALICE, BOB], b"chunk")[5:]))
+    fanout = protocol.parse_fanout(frame)
+    assert fanout.recipients == [ALICE, BOB] and all(type(r) is bytes for r in fanout.recipients)
+    assert fanout.body == b"chunk" and fanout.body.obj is frame.payload
+
+
 def test_zero_length_is_refused():
     with pytest.raises(ProtocolError, match="length 0"):
         FrameDecoder().feed(b"\x00\x00\x00\x00")

@@ -36,7 +36,8 @@ from collections.abc import Iterator
 from securex import protocol
 from securex.errors import ProtocolError
 from securex.protocol import (DEFAULT_MAX_CLIENTS, DEFAULT_PORT, HANDSHAKE_TIMEOUT, ID_BYTES, MAX_CLIENTS_LIMIT,
-                              PING_SECONDS, PROTOCOL_VERSION, SERVER_IDLE_TIMEOUT, CloseReason, FrameType)
+                              PING_SECONDS, PROTOCOL_VERSION, SERVER_IDLE_TIMEOUT, CloseReason, FrameType, OutFrame,
+                              out_frame_bytes)
 from securex.relay.registry import RoomRegistry
 
 log = logging.getLogger("securex.server")
@@ -47,6 +48,7 @@ SLOW_LINGER = 30.0         # a frozen member gets this long to wake and read why
 DEFAULT_HIGH_WATER = 8 * 1024 * 1024     # above a file transfer's window (4 MiB), so files never hold a sender back
 DEFAULT_STALL_TIMEOUT = 10.0
 MAX_BATCH_BYTES = 256 * 1024   # one send's worth: what a dropped member still gets before its CLOSE
+LARGE_PIECE_BYTES = 16 * 1024  # a piece this large is sent as it is, not copied to join the small ones
 
 # What the relay tells a connection it closes. Clients show their own wording for
 # each reason; these are for anything else that connects (and for logs).
@@ -62,6 +64,16 @@ _CLOSE_DETAIL = {
 }
 
 
+def _drop_sent(pieces: deque[memoryview], sent: int) -> None:
+    """Take the first ``sent`` bytes off the front of ``pieces``."""
+    while sent and pieces:
+        if sent >= len(pieces[0]):
+            sent -= len(pieces.popleft())
+        else:
+            pieces[0] = pieces[0][sent:]
+            sent = 0
+
+
 class Connection:
     """One client socket: the ``registry.Member`` the room talks to."""
 
@@ -75,7 +87,7 @@ class Connection:
         self._low_water = high_water // 2
         self._stall_timeout = stall_timeout
         self._cond = threading.Condition()
-        self._outbox: deque[bytes] = deque()
+        self._outbox: deque[OutFrame] = deque()
         self._queued_roster: bytes | None = None   # a ROSTER still waiting at the end of the outbox
         self._unsent = 0              # queued plus in-flight bytes
         self._closing = False
@@ -87,12 +99,12 @@ class Connection:
 
     # -- Member interface (any thread; never blocks) -------------------------------
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: OutFrame) -> None:
         with self._cond:
             if self._closing:
                 return
             self._outbox.append(frame)
-            self._unsent += len(frame)
+            self._unsent += out_frame_bytes(frame)
             if len(self._outbox) == 1:
                 # The writer waits only on an empty outbox: wake it for the first
                 # frame; later ones join the same batch without another notify.
@@ -104,7 +116,7 @@ class Connection:
                 return
             if self._outbox and self._outbox[-1] is self._queued_roster:
                 # Nothing was queued after it, so nothing can be reordered by replacing it.
-                self._unsent -= len(self._outbox.pop())
+                self._unsent -= out_frame_bytes(self._outbox.pop())
             self._outbox.append(frame)
             self._queued_roster = frame
             self._unsent += len(frame)
@@ -121,7 +133,7 @@ class Connection:
             self._give_up_at = time.monotonic() + linger
             if reason == CloseReason.TOO_SLOW:
                 # Drop what it has not started receiving, so the reason is next in line.
-                self._unsent -= sum(map(len, self._outbox))
+                self._unsent -= sum(map(out_frame_bytes, self._outbox))
                 self._outbox.clear()
             self._outbox.append(protocol.encode_close(reason, detail))
             self._cond.notify_all()
@@ -193,21 +205,29 @@ class Connection:
             self._closing = True
             self._cond.notify_all()   # release every sender waiting on us
 
-    def _take_batch_locked(self) -> bytes:
-        """Whole frames from the front of the outbox, up to about MAX_BATCH_BYTES."""
-        frames, size = [], 0
-        while self._outbox and (not frames or size + len(self._outbox[0]) <= MAX_BATCH_BYTES):
+    def _take_batch_locked(self) -> list[bytes | memoryview]:
+        """Whole frames from the front of the outbox, up to about MAX_BATCH_BYTES, as
+        pieces for one sendmsg: small frames joined, a large piece (a file chunk) as it is."""
+        pieces: list[bytes | memoryview] = []
+        small: list[bytes | memoryview] = []
+        size = 0
+        while self._outbox and (not size or size + out_frame_bytes(self._outbox[0]) <= MAX_BATCH_BYTES):
             frame = self._outbox.popleft()
-            frames.append(frame)
-            size += len(frame)
-        return b"".join(frames)
+            size += out_frame_bytes(frame)
+            for piece in (frame,) if isinstance(frame, bytes) else frame:
+                if len(piece) >= LARGE_PIECE_BYTES:
+                    pieces += [b"".join(small), piece] if small else [piece]
+                    small = []
+                else:
+                    small.append(piece)
+        return [*pieces, b"".join(small)] if small else pieces
 
-    def _send_all(self, batch: bytes) -> bool:
-        view = memoryview(batch)
+    def _send_all(self, batch: list[bytes | memoryview]) -> bool:
+        pieces = deque(memoryview(piece) for piece in batch if piece)
         last_progress = time.monotonic()
-        while view:
+        while pieces:
             try:
-                sent = self.sock.send(view)
+                sent = self.sock.sendmsg(pieces)
             except TimeoutError:
                 now = time.monotonic()
                 with self._cond:
@@ -224,7 +244,7 @@ class Connection:
                 continue
             except OSError:
                 return False
-            view = view[sent:]
+            _drop_sent(pieces, sent)
             last_progress = time.monotonic()
             with self._cond:
                 self._unsent -= sent
@@ -295,7 +315,9 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         """Yield the whole frames each read brings, until EOF, an error, a closing
         connection, silence or the joining deadline. Garbage, oversized frames and
         silence are answered with a CLOSE."""
-        decoder = protocol.FrameDecoder()
+        # A file chunk (FANOUT) is read straight into a buffer of its own and fanned out
+        # as a view of it: the relay copies none of it.
+        decoder = protocol.FrameDecoder(in_place=FrameType.FANOUT)
         registry = self.server.registry
         last_heard = time.monotonic()
         while not conn.closing:
@@ -306,7 +328,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 self._close(conn, CloseReason.HANDSHAKE_TIMEOUT)
                 return
             try:
-                data = conn.sock.recv(65536)
+                count = conn.sock.recv_into(decoder.get_buffer())
             except TimeoutError:
                 if time.monotonic() - last_heard > self.server.idle_timeout:
                     self._close(conn, CloseReason.IDLE)
@@ -314,11 +336,11 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 continue
             except OSError:
                 return
-            if not data:
+            if not count:
                 return
             last_heard = time.monotonic()
             try:
-                frames = decoder.feed(data)
+                frames = decoder.buffer_updated(count)
             except ProtocolError as error:
                 self._protocol_error(conn, error)
                 return

@@ -27,16 +27,18 @@ from collections.abc import Callable
 from typing import Protocol
 
 from securex import protocol
-from securex.protocol import CloseReason, RosterEntry
+from securex.protocol import CloseReason, OutFrame, RosterEntry
 
 
 class Member(Protocol):
     member_id: bytes
     address: str
 
-    def send(self, frame: bytes) -> None:
-        """Queue encoded frames without blocking. (The engine holds senders back,
-        outside the lock, when a member's queue is long: see ``engine.py``.)"""
+    def send(self, frame: OutFrame) -> None:
+        """Queue encoded frames without blocking, whole or in pieces (a file chunk's
+        header, then the chunk itself, shared by every member it goes to). (The
+        engine holds senders back, outside the lock, when a member's queue is long:
+        see ``engine.py``.)"""
 
     def send_roster(self, frame: bytes) -> None:
         """Queue a ROSTER; one still waiting at the end of the queue is replaced, not
@@ -156,7 +158,7 @@ class RoomRegistry:
         with self._lock:
             if self._members.get(sender.member_id) is not sender:
                 return []
-            frame = protocol.encode_frame(protocol.FrameType.ROUTED, sender.member_id + fanout.body)
+            frame = protocol.routed_pieces(sender.member_id, fanout.body)
             targets = [self._members[to] for to in fanout.recipients
                        if to in self._members and to != sender.member_id and not self._members[to].backlogged]
             for target in targets:

@@ -24,9 +24,9 @@ class FakeMember:
         self.backlogged = False
         self._decoder = FrameDecoder()
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: protocol.OutFrame) -> None:
         self.chunks += 1
-        self.frames.extend(self._decoder.feed(frame))
+        self.frames.extend(self._decoder.feed(frame if isinstance(frame, bytes) else b"".join(frame)))
 
     def send_roster(self, frame: bytes) -> None:
         self.send(frame)
