@@ -442,18 +442,40 @@ def tree_leaf_hash(chunk: Bytes) -> bytes:
     return hasher.digest()
 
 
+class TreeHash:
+    """RFC 6962's Merkle Tree Hash fed one leaf at a time, in O(log n) memory: the
+    roots of the perfect subtrees so far, largest first, two of a size joined at
+    once. The root folds them from the right, which is the RFC's split at the
+    largest power of two below n, at every level."""
+
+    def __init__(self) -> None:
+        self._subtrees: list[tuple[int, bytes]] = []     # (leaves under it, its hash)
+        self.leaves = 0
+
+    def add_leaf_hash(self, leaf_hash: bytes) -> None:
+        size, node = 1, leaf_hash
+        while self._subtrees and self._subtrees[-1][0] == size:
+            left_size, left = self._subtrees.pop()
+            size, node = left_size + size, hashlib.sha256(_TREE_NODE + left + node).digest()
+        self._subtrees.append((size, node))
+        self.leaves += 1
+
+    def root(self) -> bytes:
+        """Of no leaves, SHA-256 of nothing."""
+        if not self._subtrees:
+            return hashlib.sha256(b"").digest()
+        node = self._subtrees[-1][1]
+        for _, left in reversed(self._subtrees[:-1]):
+            node = hashlib.sha256(_TREE_NODE + left + node).digest()
+        return node
+
+
 def tree_root(leaf_hashes: list[bytes]) -> bytes:
-    """The Merkle Tree Hash of leaves given by their hashes (RFC 6962 §2.1); of no
-    leaves, SHA-256 of nothing. The RFC splits n leaves at the largest power of two
-    below n; pairing neighbours level by level, an odd last node moving up as it is,
-    builds that same tree without recursion."""
-    if not leaf_hashes:
-        return hashlib.sha256(b"").digest()
-    level = list(leaf_hashes)
-    while len(level) > 1:
-        paired = [hashlib.sha256(_TREE_NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        level = paired + level[-1:] if len(level) % 2 else paired
-    return level[0]
+    """The Merkle Tree Hash of leaves given by their hashes (RFC 6962 §2.1)."""
+    tree = TreeHash()
+    for leaf_hash in leaf_hashes:
+        tree.add_leaf_hash(leaf_hash)
+    return tree.root()
 
 
 # -- passphrases ---------------------------------------------------------------------------------------

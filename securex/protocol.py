@@ -40,6 +40,7 @@ from __future__ import annotations
 import enum
 import struct
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 from securex.errors import ProtocolError
@@ -127,28 +128,36 @@ class FramePool:
     chunk, once opened), so the next large frame is received into memory already
     in use: a fresh half megabyte costs more in page faults than the AES on it.
     Thread-safe: the network thread takes, the file worker gives back. Holds at
-    most ``limit_bytes``; a buffer of another size than asked for is not used."""
+    most ``limit_bytes``, the oldest given back going first (a file's odd-sized
+    last chunk ages out instead of blocking the others)."""
 
     def __init__(self, limit_bytes: int = POOLED_BYTES) -> None:
-        self._free: list[bytearray] = []
+        self._free: deque[bytearray] = deque()     # oldest first
+        self._held = 0
         self._limit = limit_bytes
         self._lock = threading.Lock()
 
     def take(self, size: int) -> bytearray:
         """A buffer of ``size`` bytes, its contents whatever they were."""
         with self._lock:
-            if self._free and len(self._free[-1]) == size:
-                return self._free.pop()
+            for at in range(len(self._free) - 1, -1, -1):     # a handful at most, newest first
+                if len(self._free[at]) == size:
+                    found = self._free[at]
+                    del self._free[at]        # by place: remove() would take any equal bytearray
+                    self._held -= size
+                    return found
         return bytearray(size)
 
     def give_back(self, payload: bytes | bytearray | memoryview) -> None:
         """``payload`` (or a view into it) will not be read again by anyone."""
         buffer = payload.obj if isinstance(payload, memoryview) else payload
-        if not isinstance(buffer, bytearray):
+        if not isinstance(buffer, bytearray) or len(buffer) > self._limit:
             return
         with self._lock:
-            if len(buffer) * (len(self._free) + 1) <= self._limit:
-                self._free.append(buffer)
+            self._free.append(buffer)
+            self._held += len(buffer)
+            while self._held > self._limit:
+                self._held -= len(self._free.popleft())
 
 
 class FrameDecoder:
@@ -234,7 +243,9 @@ class FrameDecoder:
     def _start_large(self, view: memoryview, offset: int, length: int) -> int:
         """A large frame of the in-place type only begun: move what came of it into a buffer of its own,
         to be received into from now on. Returns how much of the buffer was used."""
-        if length - 1 < self._large_from or len(view) - offset < HEADER.size \
+        # Only once that much of it has come: a peer announcing a large frame costs it
+        # at least a sixteenth of the memory it makes us set aside.
+        if length - 1 < self._large_from or len(view) - offset < HEADER.size + self._large_from \
                 or view[offset + _LENGTH.size] != self._in_place:
             return offset
         payload = self.pool.take(length - 1)

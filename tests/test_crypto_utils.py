@@ -347,6 +347,19 @@ def test_the_file_digest_is_the_rfc6962_tree_for_any_number_of_chunks(leaves):
     assert tree_root([tree_leaf_hash(leaf) for leaf in leaves]) == _rfc6962_mth(leaves)
 
 
+def test_the_receivers_tree_keeps_a_handful_of_hashes_however_many_chunks_come():
+    """A hostile member may offer 4 GB in 4 KiB chunks: a million leaves."""
+    import tracemalloc
+
+    tree, leaf = cu.TreeHash(), tree_leaf_hash(b"chunk")
+    tracemalloc.start()
+    for _ in range(100_000):
+        tree.add_leaf_hash(leaf)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert tree.leaves == 100_000 and held < 20_000
+
+
 def test_a_file_digest_tells_a_leaf_from_a_node_and_chunks_from_their_order():
     a, b = b"a" * 32, b"b" * 32
     two = tree_root([tree_leaf_hash(a), tree_leaf_hash(b)])

@@ -100,12 +100,12 @@ def test_reading_in_place_gives_the_same_frames_as_feeding(frames, reads):
 def test_a_large_routed_frame_is_received_into_its_own_buffer_which_becomes_its_payload():
     body = os.urandom(100_000)
     stream = protocol.routed_from_route(ALICE, protocol.encode_route(BOB, body)[5:])
-    decoder = FrameDecoder()
-    decoder.get_buffer()[:1000] = stream[:1000]
-    assert decoder.buffer_updated(1000) == []
+    decoder, first = FrameDecoder(), protocol.LARGE_FRAME_BYTES + 1000
+    decoder.get_buffer()[:first] = stream[:first]
+    assert decoder.buffer_updated(first) == []
     into = decoder.get_buffer()
-    assert len(into) == len(stream) - 1000          # the rest of this frame, and nothing after it
-    into[:] = stream[1000:]
+    assert len(into) == len(stream) - first          # the rest of this frame, and nothing after it
+    into[:] = stream[first:]
     [frame] = decoder.buffer_updated(len(into))
     assert frame.payload is into.obj and frame == Frame(FrameType.ROUTED, stream[5:])
     routed = protocol.routed_view(frame)
@@ -135,14 +135,27 @@ def test_a_large_frame_given_back_is_received_into_again_and_holds_only_the_new_
 
 def test_the_frame_pool_keeps_only_what_it_may_and_only_gives_the_size_asked():
     pool = protocol.FramePool(limit_bytes=3 * 1000)
-    kept = [bytearray(1000) for _ in range(4)]
+    kept = [bytearray(1000) for _ in range(4)]          # equal contents: told apart only by identity
     for buffer in kept:
         pool.give_back(memoryview(buffer)[10:])
     pool.give_back(b"immutable bytes are never handed out for writing")
     other = pool.take(999)                                     # another size: a fresh buffer
     assert len(other) == 999 and all(other is not k for k in kept)
     taken = [pool.take(1000) for _ in range(4)]
-    assert [any(t is k for k in kept) for t in taken] == [True, True, True, False]
+    assert [t is k for t, k in zip(taken, reversed(kept), strict=True)] == [True, True, True, False]
+    assert len({id(t) for t in taken}) == 4                     # never the same buffer twice
+
+
+def test_odd_sized_last_chunks_age_out_of_the_pool_instead_of_clogging_it():
+    pool, chunk, last = protocol.FramePool(limit_bytes=8 * 1000), 1000, 700
+    for _ in range(20):                                        # twenty files of eight chunks
+        sizes = [chunk] * 7 + [last]
+        buffers = [pool.take(size) for size in sizes]
+        reused = sum(1 for b in buffers if b[:1] == b"x")
+        for buffer in buffers:
+            buffer[:1] = b"x"                                  # marks it as having been used
+            pool.give_back(buffer)
+    assert reused >= 7
 
 
 def test_a_fanout_received_in_place_names_its_recipients_as_bytes_and_keeps_its_body_a_view():
@@ -150,6 +163,17 @@ def test_a_fanout_received_in_place_names_its_recipients_as_bytes_and_keeps_its_
     fanout = protocol.parse_fanout(frame)
     assert fanout.recipients == [ALICE, BOB] and all(type(r) is bytes for r in fanout.recipients)
     assert fanout.body == b"chunk" and fanout.body.obj is frame.payload
+
+
+def test_a_large_frame_only_announced_is_not_given_its_memory_before_its_bytes_come():
+    """Six bytes announcing a megabyte must not make the reader set a megabyte aside."""
+    decoder = FrameDecoder()
+    header = protocol.HEADER.pack(MAX_FRAME_BYTES, FrameType.ROUTED)
+    decoder.get_buffer()[:len(header) + 1] = header + b"x"
+    assert decoder.buffer_updated(len(header) + 1) == []
+    assert len(decoder.get_buffer()) == protocol.READ_BYTES          # still the shared read buffer
+    assert decoder.feed(bytes(protocol.LARGE_FRAME_BYTES)) == []
+    assert len(decoder.get_buffer()) == MAX_FRAME_BYTES - 1 - 1 - protocol.LARGE_FRAME_BYTES   # now in place
 
 
 def test_zero_length_is_refused():

@@ -49,6 +49,7 @@ DEFAULT_HIGH_WATER = 8 * 1024 * 1024     # above a file transfer's window (4 MiB
 DEFAULT_STALL_TIMEOUT = 10.0
 MAX_BATCH_BYTES = 256 * 1024   # one send's worth: what a dropped member still gets before its CLOSE
 LARGE_PIECE_BYTES = 16 * 1024  # a piece this large is sent as it is, not copied to join the small ones
+_GATHER = hasattr(socket.socket, "sendmsg")   # not on Windows: there, one piece per send
 
 # What the relay tells a connection it closes. Clients show their own wording for
 # each reason; these are for anything else that connects (and for logs).
@@ -181,6 +182,23 @@ class Connection:
 
     def _write_loop(self) -> None:
         flushed = False
+        try:
+            flushed = self._write_until_done()
+        except Exception as error:   # never a dead writer with senders still waiting on it
+            log.warning("dropping %s: sending to it failed (%s)", self.peer, error)
+        finally:
+            # Flushed: FIN after the CLOSE; the reader stops by itself (it is closing) and
+            # the handler drains the peer's input (see drain). Gave up (or failed): make
+            # the reader's recv() return so the handler ends.
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR if flushed else socket.SHUT_RDWR)
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()   # release every sender waiting on us
+
+    def _write_until_done(self) -> bool:
+        """Send the outbox as it fills; True once everything up to the CLOSE is sent,
+        False when the connection failed or gave up first."""
         while True:
             with self._cond:
                 idle = not self._outbox and not self._closing
@@ -190,20 +208,11 @@ class Connection:
                     self._unsent += len(ping)
                 if not self._outbox:
                     if self._closing:
-                        flushed = True
-                        break
+                        return True
                     continue
                 batch = self._take_batch_locked()
             if not self._send_all(batch):
-                break
-        # Flushed: FIN after the CLOSE; the reader stops by itself (it is closing) and
-        # the handler drains the peer's input (see drain). Gave up: make the reader's
-        # recv() return so the handler ends.
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR if flushed else socket.SHUT_RDWR)
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()   # release every sender waiting on us
+                return False
 
     def _take_batch_locked(self) -> list[bytes | memoryview]:
         """Whole frames from the front of the outbox, up to about MAX_BATCH_BYTES, as
@@ -227,7 +236,7 @@ class Connection:
         last_progress = time.monotonic()
         while pieces:
             try:
-                sent = self.sock.sendmsg(pieces)
+                sent = self.sock.sendmsg(pieces) if _GATHER else self.sock.send(pieces[0])
             except TimeoutError:
                 now = time.monotonic()
                 with self._cond:

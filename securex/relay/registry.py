@@ -158,7 +158,11 @@ class RoomRegistry:
         with self._lock:
             if self._members.get(sender.member_id) is not sender:
                 return []
-            frame = protocol.routed_pieces(sender.member_id, fanout.body)
+            # A file chunk goes to each member as a view of what was read, beside a header of
+            # its own; anything small as one frame, since a view costs more to queue than a copy.
+            body = fanout.body
+            frame = (protocol.routed_pieces(sender.member_id, body) if len(body) >= protocol.LARGE_FRAME_BYTES
+                     else protocol.encode_frame(protocol.FrameType.ROUTED, sender.member_id + bytes(body)))
             targets = [self._members[to] for to in fanout.recipients
                        if to in self._members and to != sender.member_id and not self._members[to].backlogged]
             for target in targets:

@@ -13,7 +13,8 @@ the file's key; never past the size that was hashed.
 Receiving: a hidden partial file is created exclusively in the download folder
 (and partial files left there by a Secure X that was killed are cleared once surely dead);
 each chunk is opened (a failed tag is a failed verification), appended, and its
-leaf hash kept; at the end the size and the digest must match the offer before
+leaf added to the tree; at the end the size, the number of chunks and the digest
+must match the offer before
 the file takes its final name, a numbered one if the name is taken (an existing
 file is never overwritten). Any failure deletes the partial file.
 
@@ -47,8 +48,8 @@ try:
 except ImportError:      # Windows: partial files are not locked; their age alone tells the dead ones
     fcntl = None
 
-from crypto_utils import (TAG_BYTES, Bytes, constant_time_equal, open_chunk_into, seal_chunk_into, tree_leaf_hash,
-                          tree_root)
+from crypto_utils import (TAG_BYTES, Bytes, TreeHash, constant_time_equal, open_chunk_into, seal_chunk_into,
+                          tree_leaf_hash, tree_root)
 from securex.errors import DecryptionError
 from securex.session import peer_wire
 from securex.session.files import (STALLED_SECONDS, ChunkRead, Discard, Failed, FinishTarget, Hashed, HashSource,
@@ -71,7 +72,7 @@ class _Target:
     partial: Path
     directory: Path
     name: str
-    leaves: list[bytes] = field(default_factory=list)     # each chunk's leaf hash, in order
+    tree: TreeHash = field(default_factory=TreeHash)      # the chunks' leaves so far, in order
     written: int = 0
     flushed: int = 0          # bytes handed to the kernel's write-back so far
 
@@ -346,7 +347,7 @@ class FileWorker:
             return Failed(job.file_id, CancelReason.WRITE_FAILED,
                           f"Could not save {target.name} in {target.directory}: {_why(error)}; the partial file "
                           "was deleted.")
-        target.leaves.append(tree_leaf_hash(data))
+        target.tree.add_leaf_hash(tree_leaf_hash(data))
         target.written += len(data)
         return Written(job.file_id, chunk.index)
 
@@ -375,7 +376,8 @@ class FileWorker:
             return Failed(job.file_id, CancelReason.WRITE_FAILED,
                           f"Could not save {target.name} in {target.directory}: {_why(error)}; the partial file "
                           "was deleted.")
-        if target.written != job.size or not constant_time_equal(tree_root(target.leaves), job.digest):
+        if (target.written != job.size or target.tree.leaves != job.chunks
+                or not constant_time_equal(target.tree.root(), job.digest)):
             self._forget(job.file_id, delete=True)
             return Failed(job.file_id, CancelReason.VERIFICATION,
                           f"Receiving {target.name} failed verification: {human_size(target.written)} arrived and "

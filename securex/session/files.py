@@ -113,6 +113,7 @@ class FinishTarget:
     file_id: bytes
     digest: bytes
     size: int
+    chunks: int
 
 
 @dataclass(frozen=True)
@@ -478,7 +479,8 @@ class FileTransfers:
                 self._ask_to_resume(transfer)
             return
         expected = min(transfer.offer.chunk_size, transfer.offer.size - chunk.index * transfer.offer.chunk_size)
-        if chunk.final != (chunk.index == transfer.chunks - 1) or len(chunk.sealed) != max(0, expected) + TAG_BYTES:
+        if (chunk.index >= transfer.chunks or chunk.final != (chunk.index == transfer.chunks - 1)
+                or len(chunk.sealed) != max(0, expected) + TAG_BYTES):
             self._stop_incoming(transfer, CancelReason.VERIFICATION,
                                 f"Receiving {transfer.name} from {transfer.sender_name} failed verification "
                                 "(a chunk out of place or of the wrong size); the partial file was deleted.")
@@ -638,7 +640,7 @@ class FileTransfers:
             self._report_in(incoming, force=final)
             if final:
                 incoming.stage = Stage.CHECKING
-                self._jobs.append(FinishTarget(file_id, incoming.offer.digest, incoming.offer.size))
+                self._jobs.append(FinishTarget(file_id, incoming.offer.digest, incoming.offer.size, incoming.chunks))
         elif isinstance(result, Saved):
             incoming = self.incoming.get(file_id)
             if incoming is not None:

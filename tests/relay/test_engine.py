@@ -15,11 +15,13 @@ import time
 
 from helpers import (WAIT, CoreClient, Process, RawConnection, close_reason, python_env, running_server,
                      wait_until)
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from securex import protocol
 from securex.protocol import CloseReason, FrameType
+from securex.relay import engine
 from securex.relay.engine import _drop_sent
 
 
@@ -134,26 +136,35 @@ def test_a_member_sending_garbage_is_dropped_and_the_others_carry_on():
 def test_file_chunks_fanned_out_arrive_whole_and_in_order_however_the_sender_trickles_them():
     """The relay reads a large FANOUT in place and sends each member the same body as a
     view of it, beside a header of its own: nothing may be lost, mixed up or reordered,
-    whether the chunk comes in one read or a thousand."""
+    whether the chunk comes in one read or a hundred."""
     with running_server() as server:
         sender, bob, carol = (joined_raw(server.port) for _ in range(3))
         sender_id, bob_id, carol_id = (raw.welcome.your_id for raw in (sender, bob, carol))
-        chunks = [os.urandom(300_000), os.urandom(200_000), os.urandom(300_000)]
+        chunks = [os.urandom(100_000), os.urandom(70_000), os.urandom(100_000)]
+        expected = {bob: [chunks[0], b"between", chunks[1], chunks[2]], carol: chunks}
+        got: dict[RawConnection, list] = {bob: [], carol: []}
+
+        def read(raw: RawConnection) -> None:     # both read all along, as members do
+            while len(got[raw]) < len(expected[raw]):
+                frame = raw.read_frame()
+                if frame.type == FrameType.CLOSE:
+                    got[raw].append(protocol.parse_close(frame))
+                    return
+                if frame.type == FrameType.ROUTED:
+                    routed = protocol.parse_routed(frame)
+                    got[raw].append(routed.body if routed.member_id == sender_id else routed.member_id)
+
+        readers = [threading.Thread(target=read, args=(raw,), daemon=True) for raw in (bob, carol)]
+        for reader in readers:
+            reader.start()
         stream = (protocol.encode_fanout([bob_id, carol_id], chunks[0]) + protocol.encode_route(bob_id, b"between")
                   + protocol.encode_fanout([bob_id, carol_id], chunks[1])
                   + protocol.encode_fanout([carol_id, bob_id], chunks[2]))
         for start in range(0, len(stream), 997):
             sender.send(stream[start:start + 997])
-        expected = {bob: [chunks[0], b"between", chunks[1], chunks[2]], carol: chunks}
-        for raw, bodies in expected.items():
-            got = []
-            while len(got) < len(bodies):
-                frame = raw.read_frame()
-                if frame.type == FrameType.ROUTED:
-                    routed = protocol.parse_routed(frame)
-                    assert routed.member_id == sender_id
-                    got.append(routed.body)
-            assert got == bodies
+        for reader in readers:
+            reader.join(WAIT)
+        assert got == expected
 
 
 @settings(max_examples=300, deadline=None)
@@ -166,6 +177,63 @@ def test_what_is_left_after_a_partial_send_is_exactly_what_was_not_sent(pieces, 
         _drop_sent(queue, sent)
         left = left[sent:]
         assert b"".join(queue) == left and all(queue)
+
+
+def _reading(sock: socket.socket, count: int) -> bytes:
+    got = b""
+    sock.settimeout(WAIT)
+    while len(got) < count:
+        more = sock.recv(65536)
+        assert more, "closed early"
+        got += more
+    return got
+
+
+@pytest.mark.parametrize("gather", [True, False], ids=["sendmsg", "no-sendmsg"])
+def test_a_writer_sends_frames_in_pieces_whole_and_in_order_with_or_without_sendmsg(monkeypatch, gather):
+    """Windows has no sendmsg: there a writer sends one piece at a time."""
+    monkeypatch.setattr(engine, "_GATHER", gather)
+    ours, theirs = socket.socketpair()
+    conn = engine.Connection(ours, "local", "local", b"m" * 8, high_water=1 << 30, stall_timeout=WAIT)
+    body = os.urandom(300_000)
+    frames = [protocol.encode_frame(FrameType.PING), protocol.routed_pieces(b"s" * 8, memoryview(body)),
+              protocol.encode_frame(FrameType.PING)]
+    for frame in frames:
+        conn.send(frame)
+    expected = b"".join(f if isinstance(f, bytes) else b"".join(f) for f in frames)
+    assert _reading(theirs, len(expected))[:len(expected)] == expected
+    conn.close(CloseReason.SHUTDOWN, "bye")
+    conn.wait_closed(WAIT)
+    theirs.close()
+
+
+class _BrokenSocket:
+    """A socket whose sending fails in a way no socket should (not an OSError)."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+
+    def sendmsg(self, *args):
+        raise ValueError("broken")
+
+    send = sendmsg
+
+    def shutdown(self, how: int) -> None:
+        self.real.shutdown(how)
+
+
+def test_a_writer_that_fails_unexpectedly_still_closes_and_releases_whoever_waits_on_it():
+    ours, theirs = socket.socketpair()
+    conn = engine.Connection(_BrokenSocket(ours), "local", "local", b"m" * 8, high_water=10, stall_timeout=WAIT)
+    conn.send(protocol.encode_frame(FrameType.ROUTED, b"s" * 8 + bytes(100)))   # over its high-water mark
+    conn.wait_closed(WAIT)
+    assert conn.closing
+    waited = threading.Thread(target=conn.wait_until_caught_up, daemon=True)
+    waited.start()
+    waited.join(WAIT)
+    assert not waited.is_alive()
+    ours.close()
+    theirs.close()
 
 
 # -- flow control -------------------------------------------------------------------------

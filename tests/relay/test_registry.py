@@ -21,10 +21,12 @@ class FakeMember:
         self.frames: list[protocol.Frame] = []
         self.closed: CloseReason | None = None
         self.chunks = 0                # how many times something was queued
+        self.queued: list[protocol.OutFrame] = []     # as queued: bytes, or pieces
         self.backlogged = False
         self._decoder = FrameDecoder()
 
     def send(self, frame: protocol.OutFrame) -> None:
+        self.queued.append(frame)
         self.chunks += 1
         self.frames.extend(self._decoder.feed(frame if isinstance(frame, bytes) else b"".join(frame)))
 
@@ -203,3 +205,17 @@ def test_concurrent_routes_keep_each_senders_order_at_the_receiver():
     for sender in senders:
         numbers = [int.from_bytes(r.body, "big") for r in receiver.routed() if r.member_id == sender.member_id]
         assert numbers == list(range(300))
+
+
+def test_a_file_chunk_is_queued_as_a_view_of_what_was_read_and_anything_small_as_one_frame():
+    """A view costs a few hundred bytes to queue: fine beside half a megabyte, but a
+    flood of one-byte FANOUTs queued as views would cost the relay seven times the
+    memory its byte count allows for."""
+    room = registry()
+    alice, bob = arrive(room), arrive(room)
+    big = memoryview(bytearray(protocol.LARGE_FRAME_BYTES))
+    room.fan_out(alice, protocol.Fanout([bob.member_id], big))
+    room.fan_out(alice, protocol.Fanout([bob.member_id], memoryview(b"x")))
+    chunk, small = bob.queued[-2:]
+    assert isinstance(chunk, tuple) and chunk[1] is big
+    assert isinstance(small, bytes) and bob.routed()[-1].body == b"x"

@@ -672,6 +672,37 @@ def sealed_chunk(incoming, index: int, data: bytes, final: bool = False) -> peer
                                                                                  index))
 
 
+def test_a_chunk_past_the_last_one_is_refused_and_nothing_is_saved(tmp_path):
+    """A member who knows the key (or a relay with its help) sends the file whole and
+    then one more, empty, chunk right behind it: never an extra leaf in the tree."""
+    room = Room(tmp_path, "Bob", "Mallory")
+    incoming = hostile_offer(room, tmp_path, 2 * 4096, chunk_size=4096)
+    data = (tmp_path / "offered.bin").read_bytes()
+    for chunk in (sealed_chunk(incoming, 0, data[:4096]), sealed_chunk(incoming, 1, data[4096:], final=True),
+                  sealed_chunk(incoming, 2, b"")):
+        room.relay.inject(room.ids["Bob"], protocol.encode_frame(
+            protocol.FrameType.ROUTED, room.ids["Mallory"] + peer_wire.encode_bulk(chunk)))
+    room.pump()
+    [stopped] = room.finished("Bob")
+    assert not stopped.ok and "out of place" in stopped.message
+    assert not list((tmp_path / "Bob").iterdir())
+
+
+def test_a_file_with_fewer_chunks_than_its_offer_counts_is_never_saved(tmp_path):
+    """The worker's last check: the size, the digest and the number of leaves."""
+    import crypto_utils
+    from securex.session.files import FinishTarget, OpenTarget, WriteChunk
+
+    worker, file_id, key = FileWorker(lambda: None, threaded=False), b"f" * 16, b"k" * 32
+    worker.submit(OpenTarget(file_id, tmp_path, "f.bin"))
+    sealed = crypto_utils.seal_chunk(key, file_id, 0, True, b"data", 0)
+    worker.submit(WriteChunk(file_id, peer_wire.Bulk(file_id, 0, True, 0, sealed), key))
+    digest = crypto_utils.tree_root([crypto_utils.tree_leaf_hash(b"data")])
+    worker.submit(FinishTarget(file_id, digest, 4, chunks=2))
+    assert "failed verification" in worker.take_results()[-1].message
+    assert not list(tmp_path.iterdir())
+
+
 class SlowDisk(FileWorker):
     """A worker whose disk has not finished a single write yet (opening works)."""
 
