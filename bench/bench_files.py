@@ -3,7 +3,8 @@
 Secure X: three real ``ChatSession`` members, each in a process of its own. The
 sender offers the file (hashing it first), both receivers accept at once
 (``auto_accept``), and the relay fans each sealed chunk out to both; each
-receiver checks size and SHA-256 before the file takes its name. The time per
+receiver checks size and digest before the file takes its name (and the
+benchmark checks the saved file's SHA-256 against the source's). The time per
 recipient runs from the sender's ``send_file`` to that receiver's "saved"
 event, so it includes hashing at both ends. Meanwhile the sender sends a chat
 message every 100 ms carrying its send time; each receiver records how long
