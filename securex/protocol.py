@@ -63,7 +63,7 @@ HANDSHAKE_TIMEOUT = 20.0         # from connecting to STATUS ready
 
 HEADER = struct.Struct(">IB")
 READ_BYTES = 256 * 1024          # read from the socket at once, at most
-LARGE_FRAME_BYTES = 64 * 1024    # a ROUTED payload this large is received in place
+LARGE_FRAME_BYTES = 64 * 1024    # a file chunk's frame this large is received in place (see FrameDecoder)
 POOLED_BYTES = 8 * 1024 * 1024   # large frame buffers kept for reuse, at most
 _LENGTH = struct.Struct(">I")
 
@@ -113,7 +113,7 @@ def out_frame_bytes(frame: OutFrame) -> int:
 @dataclass(frozen=True)
 class Frame:
     type: FrameType
-    payload: bytes        # a bytearray for a large ROUTED frame received in place (FrameDecoder)
+    payload: bytes        # a bytearray for a large frame received in place (FrameDecoder)
 
 
 def encode_frame(frame_type: FrameType, payload: bytes = b"") -> bytes:
