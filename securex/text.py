@@ -160,4 +160,4 @@ def human_size(size: int) -> str:
     for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
+    return f"{size} byte" if size == 1 else f"{size} bytes"

@@ -4,6 +4,7 @@ point validation, the key schedule's separation, and tamper cases named after th
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from pathlib import Path
 
@@ -392,9 +393,11 @@ def test_a_chunk_sealed_again_never_reuses_a_nonce_even_if_the_file_changed(tmp_
     source.write_bytes(b"A" * 100)
     worker = FileWorker(lambda: None, threaded=False)
     file_id = b"f" * 16
-    worker.submit(HashSource(file_id, source, 4096))
+    worker.submit(HashSource(file_id, source, 4096, 10**9))
     worker.submit(ReadChunk(file_id, 0, True, 4096, KEY))
-    source.write_bytes(b"B" * 100)                 # changed behind the sender's back
+    was = source.stat()
+    source.write_bytes(b"B" * 100)                 # changed behind the sender's back (and its time put back)
+    os.utime(source, ns=(was.st_atime_ns, was.st_mtime_ns))
     worker.submit(ReadChunk(file_id, 0, True, 4096, KEY))
     first, second = (parse_bulk(split_body(r.body)[1]) for r in worker.take_results()[1:])
     assert first.index == second.index == 0 and first.seal_no != second.seal_no

@@ -135,3 +135,10 @@ def test_an_address_may_carry_its_port_as_discovery_prints_it(text, expected):
 def test_a_bad_port_in_an_address_is_explained(text):
     with pytest.raises(ValueError, match="not a port"):
         split_host_port(text)
+
+
+@pytest.mark.parametrize("size, shown", [(0, "0 bytes"), (1, "1 byte"), (999, "999 bytes"), (1000, "1.0 kB"),
+                                         (21_000_000, "21.0 MB"), (5_400_000_000, "5.4 GB")])
+def test_sizes_read_as_people_say_them(size, shown):
+    from securex.text import human_size
+    assert human_size(size) == shown

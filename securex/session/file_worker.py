@@ -153,7 +153,7 @@ class FileWorker:
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=JOB_QUEUE_SIZE)
         self._results: queue.Queue[Result] = queue.Queue()
         self._sources: dict[bytes, BinaryIO] = {}
-        self._sizes: dict[bytes, int] = {}             # per file sent: the size that was hashed and offered
+        self._hashed: dict[bytes, os.stat_result] = {}     # per file sent: as it was when hashed and offered
         self._seal_numbers: dict[bytes, int] = {}     # per file sent: the next chunk nonce counter
         self._targets: dict[bytes, _Target] = {}
         # One job at a time uses it: a chunk read from disk, or one just opened. Reused
@@ -244,13 +244,16 @@ class FileWorker:
             found = os.fstat(handle.fileno())
             if not stat.S_ISREG(found.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "not a regular file")
+            if found.st_size > job.max_size:
+                handle.close()
+                return Hashed(job.file_id, found.st_size, b"")     # refused for its size: no need to read it
             digest = self._digest(handle, found.st_size, job.chunk_size)
         except OSError as error:
             handle.close()
             return Failed(job.file_id, CancelReason.READ_FAILED,
                           f"Cannot send {job.path}: {error.strerror or error}.")
         self._sources[job.file_id] = handle
-        self._sizes[job.file_id] = found.st_size
+        self._hashed[job.file_id] = found
         return Hashed(job.file_id, found.st_size, digest)
 
     def _digest(self, handle: BinaryIO, size: int, chunk_size: int) -> bytes:
@@ -284,14 +287,23 @@ class FileWorker:
             return Failed(job.file_id, CancelReason.READ_FAILED, "The file to send is no longer open.")
         offset = job.index * job.chunk_size
         # Exactly what the offer implies: never past the size hashed, should the file have grown since.
-        data = self._scratch_for(max(0, min(job.chunk_size, self._sizes[job.file_id] - offset)))
+        hashed = self._hashed[job.file_id]
+        data = self._scratch_for(max(0, min(job.chunk_size, hashed.st_size - offset)))
+        name = os.path.basename(handle.name)
         try:
             got = _read_at(handle, data, offset)
+            now = os.fstat(handle.fileno())
         except OSError as error:
-            return Failed(job.file_id, CancelReason.READ_FAILED, f"Reading the file failed: {error.strerror}.")
+            return Failed(job.file_id, CancelReason.READ_FAILED, f"Reading {name} failed: {error.strerror}.")
         if got != len(data):
             return Failed(job.file_id, CancelReason.READ_FAILED,
-                          "The file got shorter while it was being sent; sending stopped.")
+                          f"{name} got shorter while it was being sent; sending stopped.")
+        if now.st_size == hashed.st_size and now.st_mtime_ns != hashed.st_mtime_ns:
+            # Written over in place: the receivers would take it all, then find it does not
+            # match. (A file that grew is taken to be appended to: what was offered is sent.)
+            return Failed(job.file_id, CancelReason.READ_FAILED,
+                          f"{name} was changed while it was being sent; sending stopped. Send it again once "
+                          "it is saved.")
         seal_no = self._seal_numbers.get(job.file_id, 0)
         self._seal_numbers[job.file_id] = seal_no + 1
         # The BULK body in one buffer: its header, then the chunk sealed straight into it.
@@ -433,7 +445,7 @@ class FileWorker:
 
     def _forget(self, file_id: bytes, *, delete: bool) -> None:
         source = self._sources.pop(file_id, None)
-        self._sizes.pop(file_id, None)
+        self._hashed.pop(file_id, None)
         if source is not None:
             source.close()
         # The seal numbers stay: a file is only ever sealed by this worker, and a number

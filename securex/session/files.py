@@ -83,6 +83,7 @@ class HashSource:
     file_id: bytes
     path: Path
     chunk_size: int          # the digest has a leaf per chunk
+    max_size: int            # larger: not hashed (it will be refused), its size answered at once
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ class FileTransfers:
             member = self._port.member(key)
             transfer.receivers[key] = Receiver(key, member.label if member else "a member")
         self.outgoing[file_id] = transfer
-        self._jobs.append(HashSource(file_id, path, transfer.chunk_size))
+        self._jobs.append(HashSource(file_id, path, transfer.chunk_size, self.max_file_bytes))
         return short_id(file_id)
 
     def accept(self, short: str, directory: Path | None = None) -> str | None:
@@ -424,7 +425,7 @@ class FileTransfers:
         elif isinstance(message, FileCancel):
             receiver.stage = Stage.CANCELLED
             why = {CancelReason.BY_USER: "they cancelled", CancelReason.VERIFICATION: "it failed verification there",
-                   CancelReason.WRITE_FAILED: "they could not save it (disk full?)",
+                   CancelReason.WRITE_FAILED: "they could not save it",
                    CancelReason.TOO_LARGE: "it is over their size limit",
                    CancelReason.TOO_MANY: "they have too many offers open",
                    CancelReason.STALLED: f"nothing reached them for {STALLED_SECONDS / 60:g} minutes"
@@ -675,6 +676,8 @@ class FileTransfers:
 
     def _on_failed(self, result: Failed) -> None:
         outgoing = self.outgoing.get(result.file_id)
+        if outgoing is not None and outgoing.stage not in _OPEN:
+            return     # already over: chunks still being read when it stopped fail too, said once
         if outgoing is not None:
             for receiver in outgoing.receivers.values():
                 if receiver.stage in (Stage.OFFERED, Stage.MOVING):

@@ -350,12 +350,31 @@ def test_a_sender_whose_file_does_not_match_its_offer_gets_nothing_saved(tmp_pat
     room = Room(tmp_path, "Alice", "Bob")
     source = random_file(tmp_path / "f.bin", 2 * CHUNK_BYTES)
     file_id = room.offer("Alice", source)
-    source.write_bytes(os.urandom(2 * CHUNK_BYTES))      # same size, other content
+    was = source.stat()
+    source.write_bytes(os.urandom(2 * CHUNK_BYTES))      # same size, other content,
+    os.utime(source, ns=(was.st_atime_ns, was.st_mtime_ns))   # and the time it had: nothing tells the sender
     room.cores["Bob"].accept_file(file_id)
     room.pump()
     [failed] = room.finished("Bob")
     assert not failed.ok and "does not match the offer" in failed.message
     assert not list((tmp_path / "Bob").iterdir())
+
+
+def test_a_file_written_over_while_sent_is_stopped_by_the_sender_with_the_reason(tmp_path):
+    """A new-user test: all 1.6 GB moved, then the sender heard only that it "failed
+    verification there", which reads like an attack."""
+    room = Room(tmp_path, "Alice", "Bob")
+    source = random_file(tmp_path / "f.bin", 4 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    was = source.stat()
+    with source.open("r+b") as edited:
+        edited.write(b"edited")
+    os.utime(source, ns=(was.st_atime_ns, was.st_mtime_ns + 1_000_000))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    assert [e.message for e in room.finished("Alice")] == [
+        "f.bin was changed while it was being sent; sending stopped. Send it again once it is saved."]
+    assert not room.finished("Bob")[-1].ok and not list((tmp_path / "Bob").iterdir())
 
 
 def test_a_file_that_shrinks_while_sent_is_stopped_and_nothing_is_saved(tmp_path):
@@ -367,6 +386,20 @@ def test_a_file_that_shrinks_while_sent_is_stopped_and_nothing_is_saved(tmp_path
     room.pump()
     assert not room.finished("Bob")[-1].ok
     assert not list((tmp_path / "Bob").iterdir())
+    # Every chunk already being read fails too: the sender is told once (a new-user test saw four).
+    told = [e.message for e in room.finished("Alice")]
+    assert told == ["f.bin got shorter while it was being sent; sending stopped."]
+
+
+def test_a_file_over_the_limit_is_refused_without_being_read_for_its_digest(tmp_path):
+    """A 5 GB file was hashed for 9 s only to be refused for its size."""
+    from securex.session.files import Hashed, HashSource
+
+    source = random_file(tmp_path / "big.bin", 3000)
+    worker = FileWorker(lambda: None, threaded=False)
+    worker.submit(HashSource(b"f" * 16, source, 4096, max_size=2000))
+    assert worker.take_results() == [Hashed(b"f" * 16, 3000, b"")]
+    worker.stop()
 
 
 def test_a_file_that_grows_after_it_was_offered_arrives_as_offered(tmp_path):
@@ -394,7 +427,7 @@ def test_the_digest_hashed_on_several_threads_is_the_tree_of_the_chunks_in_order
     data = os.urandom(size)
     source.write_bytes(data)
     worker = FileWorker(lambda: None, threaded=False)
-    worker.submit(HashSource(b"f" * 16, source, chunk_size))
+    worker.submit(HashSource(b"f" * 16, source, chunk_size, 10**9))
     [hashed] = worker.take_results()
     chunks = [data[i:i + chunk_size] for i in range(0, size, chunk_size)] or [b""]
     assert isinstance(hashed, Hashed) and hashed.size == size
@@ -563,7 +596,7 @@ def test_a_full_disk_is_reported_to_both_sides_and_the_partial_file_removed(tmp_
     [failed] = room.finished("Bob")
     assert not failed.ok and "the disk is full" in failed.message and "partial file was deleted" in failed.message
     [told] = room.finished("Alice")
-    assert not told.ok and "could not save it (disk full?)" in told.message
+    assert not told.ok and "could not save it" in told.message
     assert not list((tmp_path / "Bob").iterdir())
 
 
