@@ -138,6 +138,20 @@ def test_an_offer_can_be_declined(root, tmp_path):
         assert not (tmp_path / "downloads" / "notes.txt").exists()
 
 
+def test_a_right_to_left_name_reads_the_same_in_a_cards_title_and_its_status(root, tmp_path):
+    """New-user finding: the title was laid out right to left, the status lines were not."""
+    from securex.bidi import drawn
+
+    original = make_file(tmp_path / "bob", "\u05d3\u05d5\u05d7 \u05e9\u05e0\u05ea\u05d9.txt", 1000)
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app = joined_app(root, server.port, downloads=tmp_path / "downloads")
+        card = offered_card(root, app, bob, original)
+        card.decline_button.invoke()
+        pump_until(root, lambda: card.finished, "the card to say so")
+        assert card.status.cget("text") == drawn(f"Declined {original.name} from Bob.")
+        assert card.status.cget("text") != f"Declined {original.name} from Bob."
+
+
 def test_the_sender_sees_each_recipient_and_can_cancel(root, tmp_path, monkeypatch):
     original = make_file(tmp_path / "alice", "video.mp4", 8 * MB)
     with running_server() as server, cuttable_link(server.port, bytes_per_second=1 * MB) as to_bob, \

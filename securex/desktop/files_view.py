@@ -116,7 +116,7 @@ class IncomingCard(_Card):
     def accept(self) -> None:
         self.accepted = True
         self._show_buttons(self.cancel_button)
-        self.status.configure(text=f"Accepted; waiting for {self.event.sender.label} to start sending\u2026")
+        self.status.configure(text=drawn(f"Accepted; waiting for {self.event.sender.label} to start sending\u2026"))
         self.actions.accept(self.file_id)
 
     def decline(self) -> None:
@@ -148,26 +148,27 @@ class IncomingCard(_Card):
         if event.stage == "checking":
             self.status.configure(text="All there; checking its SHA-256\u2026")
         else:
-            self.status.configure(text=progress_text(event))
+            self.status.configure(text=drawn(progress_text(event)))
 
     def finish(self, event: FileFinished) -> None:
         self.finished = True
         self.bar.grid_remove()
         if event.ok and event.path:
             self.saved_to = Path(event.path)
-            self.status.configure(text=f"\u2713  Saved to {display_path(self.saved_to)}, verified (SHA-256).",
+            self.status.configure(text=drawn(f"\u2713  Saved to {display_path(self.saved_to)}, verified (SHA-256)."),
                                   style="Card.Ok.TLabel")
             self._show_buttons(self.open_button)
         else:
-            self.status.configure(text=event.message, style="Card.Muted.TLabel" if self.declined or event.by_choice
-                                  else "Card.Warning.TLabel")
+            muted = self.declined or event.by_choice
+            self.status.configure(text=drawn(event.message),
+                                  style="Card.Muted.TLabel" if muted else "Card.Warning.TLabel")
             self._show_buttons()
 
     def stop(self, message: str) -> None:
         if not self.finished:
             self.finished = True
             self.bar.grid_remove()
-            self.status.configure(text=message, style="Card.Warning.TLabel")
+            self.status.configure(text=drawn(message), style="Card.Warning.TLabel")
             self._show_buttons()
 
 
@@ -268,7 +269,7 @@ class OutgoingCard(_Card):
         self.finished = True
         self.cancel_button.grid_remove()
         style = "Card.Muted.TLabel" if by_choice else "Card.Warning.TLabel"     # a choice is no failure
-        self.status.configure(text=message, style=style)
+        self.status.configure(text=drawn(message), style=style)
         for peer, (_, bar, stats) in self.rows.items():
             if peer not in self.done_peers:
                 bar.grid_remove()
