@@ -557,8 +557,10 @@ class FileTransfers:
         """It said goodbye: what it was sending us or we were sending it stops."""
         for transfer in list(self.incoming.values()):
             if transfer.sender == key and transfer.stage in (Stage.OFFERED, Stage.OPENING, Stage.MOVING):
-                self._stop_incoming(transfer, None, f"Receiving {transfer.name} stopped: "
-                                                    f"{transfer.sender_name} left.")
+                # An offer never answered was not being received: it is withdrawn, not stopped.
+                what = (f"The offer of {transfer.name} was withdrawn" if transfer.stage == Stage.OFFERED
+                        else f"Receiving {transfer.name} stopped")
+                self._stop_incoming(transfer, None, f"{what}: {transfer.sender_name} left.")
         for outgoing in self.outgoing.values():
             receiver = outgoing.receivers.get(key)
             if receiver is not None and receiver.stage in (Stage.OFFERED, Stage.MOVING):
@@ -592,12 +594,16 @@ class FileTransfers:
         for outgoing in list(self.outgoing.values()):
             if outgoing.stage not in (Stage.PREPARING, Stage.OFFERED):
                 continue
-            waiting = [r.name for r in outgoing.receivers.values() if r.stage in (Stage.OFFERED, Stage.MOVING)]
+            receiving = [r.name for r in outgoing.receivers.values() if r.stage == Stage.MOVING]
+            unanswered = [r.name for r in outgoing.receivers.values() if r.stage == Stage.OFFERED]
             self._close_outgoing(outgoing, Stage.CANCELLED)
-            if waiting:
+            told = ([f"you left before {', '.join(receiving)} had it"] if receiving else []) + (
+                [f"{', '.join(unanswered)} had not answered the offer"] if unanswered else [])
+            if told:
+                what = "Sending" if receiving else "The offer of"
                 self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
-                                             f"Sending {outgoing.name} stopped: you left before "
-                                             f"{', '.join(waiting)} had it.", by_choice=True))
+                                             f"{what} {outgoing.name} {'stopped' if receiving else 'was withdrawn'}: "
+                                             f"{'; '.join(told)}.", by_choice=True))
 
     def resume_sending(self) -> None:
         """After any membership change: send what the windows allow to members present."""

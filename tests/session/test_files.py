@@ -162,6 +162,22 @@ def test_cancel_either_way_stops_the_transfer_and_leaves_no_partial_file(tmp_pat
     assert not list((tmp_path / "Bob").iterdir())
 
 
+def test_leaving_tells_members_who_never_answered_that_the_offer_was_withdrawn_not_stopped(tmp_path):
+    """New-user finding: Carol, who never answered, was told "Receiving ... stopped", and
+    the sender that it left before Carol "had it"."""
+    room = Room(tmp_path, "Alice", "Bob", "Carol")
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 40 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=3)
+    room.cores["Alice"].leave()
+    room.pump()
+    [sender_told] = [e for e in room.finished("Alice") if not e.ok]
+    assert sender_told.message == ("Sending big.bin stopped: you left before Bob had it; Carol had not answered "
+                                   "the offer.")
+    assert [e.message for e in room.finished("Carol")] == ["The offer of big.bin was withdrawn: Alice left."]
+    assert [e.message for e in room.finished("Bob")] == ["Receiving big.bin stopped: Alice left."]
+
+
 @pytest.mark.parametrize("who", ["sender", "receiver"])
 def test_leaving_mid_transfer_tells_both_sides_and_leaves_no_partial_file(tmp_path, who):
     """Found by a tester: the receiver who quit mid-transfer was told nothing of it."""
