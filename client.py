@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import re
 import sys
 from pathlib import Path
@@ -97,7 +98,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--port must be between 1 and 65535")
     if args.name is not None and not args.name.strip():
         parser.error("--name is empty: give a display name")
+    for flag, folder in (("--accept-files", args.accept_files), ("--downloads", args.downloads)):
+        problem = folder_problem(folder.expanduser()) if folder is not None else None
+        if problem:
+            parser.error(f"{flag} {folder}: {problem}")
     return args
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why files could not be saved in ``folder``, said before joining rather than at the
+    first offer (a folder that does not exist yet is made then)."""
+    if not folder.exists():
+        return None if not folder.is_symlink() else "a link to nothing"
+    if not folder.is_dir():
+        return "that is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "files cannot be saved there (no permission, or a read-only disk)"
+    return None
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)b?", re.IGNORECASE)

@@ -272,6 +272,18 @@ def test_the_address_may_carry_the_port_as_discovery_prints_it(server):
     clash.expect(r"Two ports given: 127\.0\.0\.1:5093 and --port 5094", stderr=True)
 
 
+@pytest.mark.parametrize("flag", ["--accept-files", "--downloads"])
+def test_a_folder_for_files_that_is_a_file_is_refused_before_joining(tmp_path, flag):
+    """New-user finding: it joined, then refused every offer with "File exists", and
+    the sender heard that the disk was full."""
+    not_a_folder = tmp_path / "one.bin"
+    not_a_folder.write_bytes(b"x")
+    process = Process(["client.py", "--cli", "--host", "127.0.0.1", "--name", "Bob", flag, str(not_a_folder)],
+                      python_env(SECUREX_PASSPHRASE=PASSPHRASE))
+    assert process.wait() == EXIT_USAGE
+    process.expect(re.escape(f"{flag} {not_a_folder}: that is a file, not a folder"), stderr=True)
+
+
 @pytest.mark.parametrize("name, problem", [("", "--name is empty"), ("! Message not sent", "cannot start with")])
 def test_a_name_that_is_empty_or_could_pass_for_the_clients_own_lines_is_refused(name, problem):
     process = cli(1, name, SECUREX_PASSPHRASE=PASSPHRASE)
