@@ -132,8 +132,10 @@ class FileProgress(Event):
     peer: str
     done: int
     total: int
-    rate: float          # bytes a second so far
-    stage: str           # offered, sending, receiving, checking, or paused (the other's connection dropped)
+    rate: float          # bytes a second over the last few seconds
+    # offered, sending, receiving, checking, paused (the other's connection dropped)
+    # or waiting (connected, but nothing has moved for a few seconds)
+    stage: str
     # "offered" only: each member offered it, by label (``peer`` joins them for a line of text,
     # and a name may itself hold a comma).
     recipients: tuple[str, ...] = ()

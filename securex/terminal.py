@@ -153,9 +153,10 @@ class TerminalFrontEnd(EventHandler):
             self.line(f"* {verb} {event.name} ({human_size(event.total)}) {preposition} {event.peer}, "
                       f"id {event.file_id}", event.at)
         percent = 100 * event.done // event.total if event.total else 100
-        if event.stage == "paused":
-            self.console.status(f"  {verb} {event.name} {preposition} {event.peer}: paused at {percent}% until "
-                                "their connection is back")
+        if event.stage in ("paused", "waiting"):
+            why = "until their connection is back" if event.stage == "paused" else "(nothing has moved for a while)"
+            self.console.status(f"  {verb} {event.name} {preposition} {event.peer}: {event.stage} at {percent}% "
+                                f"{why}")
             return
         left = f", {(event.total - event.done) / event.rate:.0f} s left" if event.rate else ""
         self.console.status(f"  {verb} {event.name} {preposition} {event.peer}: {percent}%, "

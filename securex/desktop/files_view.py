@@ -52,9 +52,14 @@ def progress_line(done: int, total: int, rate: float) -> str:
 
 
 def progress_text(event: FileProgress) -> str:
-    """A card's progress line for ``event``: paused while the other's connection is down."""
+    """A card's progress line for ``event``: paused while the other's connection is down,
+    waiting while nothing moves (rather than a speed and a time left from before)."""
     line = progress_line(event.done, event.total, event.rate)
-    return line + " \u00b7 paused until their connection is back" if event.stage == "paused" else line
+    if event.stage == "paused":
+        return line + " \u00b7 paused until their connection is back"
+    if event.stage == "waiting":
+        return line + " \u00b7 nothing has moved for a few seconds"
+    return line
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ import enum
 import math
 import os
 import secrets
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +58,8 @@ WINDOW_CHUNKS = 8                  # 4 MiB on its way to one receiver, at most (
 PROGRESS_EVERY = 2                 # chunks between FILE_PROGRESS
 DEFAULT_MAX_FILE_BYTES = 4 * 10**9
 PROGRESS_EVENT_SECONDS = 0.25      # progress reaches the user at most this often per transfer and member
+RATE_SECONDS = 3.0                 # the speed shown is over about the last this many seconds
+QUIET_SECONDS = 3.0                # nothing more for this long: the progress shown says it is waiting
 SEALED_CACHE = 16                  # sealed chunks kept, so receivers up to two windows apart share them
 MAX_BULK_QUEUED = 2 * WINDOW_CHUNKS  # sealed chunks waiting for the socket, for all receivers together
 RESUME_SECONDS = 1.0               # a receiver on a live link may ask to go back at most this often,
@@ -191,6 +193,23 @@ class Stage(enum.Enum):
     CANCELLED = "cancelled or failed"
 
 
+class RecentRate:
+    """Bytes a second over about the last RATE_SECONDS: a late answer to the offer or a
+    pause for a reconnect does not drag the speed (and the time left) shown after it."""
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, int]] = deque()     # (when, bytes done), oldest first
+
+    def update(self, now: float, done: int) -> float:
+        if self._samples and done < self._samples[-1][1]:
+            self._samples.clear()                            # started over (a restarted receiver)
+        self._samples.append((now, done))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_SECONDS:
+            self._samples.popleft()
+        then, done_then = self._samples[0]
+        return (done - done_then) / (now - then) if now > then else 0.0
+
+
 @dataclass
 class Receiver:
     """One member we send a file to."""
@@ -207,6 +226,8 @@ class Receiver:
     resumes_without_progress: int = 0   # live-link resumes honoured since it last wrote more
     written_at_resume: int = 0
     progress_at: float = 0.0            # when it accepted, or last said it had written more
+    speed: RecentRate = field(default_factory=RecentRate)
+    quiet_shown: bool = False           # the user was told it has gone quiet (or away)
 
 
 @dataclass
@@ -247,6 +268,8 @@ class Incoming:
     directory: Path | None = None
     started_at: float = 0.0
     reported_at: float = 0.0
+    speed: RecentRate = field(default_factory=RecentRate)
+    quiet_shown: bool = False         # the user was told it has gone quiet (or away)
 
     @property
     def chunks(self) -> int:
@@ -575,11 +598,13 @@ class FileTransfers:
         from where they were); the progress shown says so instead of a frozen figure."""
         for transfer in self.incoming.values():
             if transfer.sender == key and transfer.stage == Stage.MOVING:
+                transfer.quiet_shown = True
                 done = min(transfer.offer.size, transfer.written * transfer.offer.chunk_size)
                 self._port.post(FileProgress(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name,
                                              done, transfer.offer.size, 0.0, "paused"))
         for receiver, outgoing in self._sending_to(key):
             if receiver.stage == Stage.MOVING:
+                receiver.quiet_shown = True
                 done = min(outgoing.size, receiver.written * outgoing.chunk_size)
                 self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, done,
                                              outgoing.size, 0.0, "paused"))
@@ -781,10 +806,22 @@ class FileTransfers:
                                     f"arrived for {STALLED_SECONDS / 60:g} minutes; the partial file was deleted.")
             elif self._still_missing(transfer) and now - transfer.resend_asked_time >= ASK_AGAIN_SECONDS:
                 self._ask_to_resume(transfer)     # the sender may have found the last ask too soon
+            if transfer.stage == Stage.MOVING and not transfer.quiet_shown \
+                    and now - transfer.last_activity >= QUIET_SECONDS:
+                transfer.quiet_shown = True       # not a speed and a time left frozen at their last values
+                done = min(transfer.offer.size, transfer.written * transfer.offer.chunk_size)
+                self._port.post(FileProgress(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name,
+                                             done, transfer.offer.size, 0.0, "waiting"))
         for outgoing in list(self.outgoing.values()):
             if outgoing.stage != Stage.OFFERED:
                 continue
             for receiver in outgoing.receivers.values():
+                if receiver.stage == Stage.MOVING and not receiver.quiet_shown \
+                        and now - receiver.progress_at >= QUIET_SECONDS:
+                    receiver.quiet_shown = True
+                    done = min(outgoing.size, receiver.written * outgoing.chunk_size)
+                    self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name,
+                                                 done, outgoing.size, 0.0, "waiting"))
                 if receiver.stage == Stage.MOVING and now - receiver.progress_at > SENDER_STALLED_SECONDS:
                     receiver.stage = Stage.CANCELLED
                     self._send(receiver.key, FileCancel(outgoing.file_id, CancelReason.STALLED))
@@ -801,6 +838,10 @@ class FileTransfers:
     def next_deadline(self) -> float | None:
         times = [t.last_activity + STALLED_SECONDS for t in self.incoming.values() if t.stage == Stage.MOVING]
         times += [t.resend_asked_time + ASK_AGAIN_SECONDS for t in self.incoming.values() if self._still_missing(t)]
+        times += [t.last_activity + QUIET_SECONDS for t in self.incoming.values()
+                  if t.stage == Stage.MOVING and not t.quiet_shown]
+        times += [r.progress_at + QUIET_SECONDS for o in self.outgoing.values() if o.stage == Stage.OFFERED
+                  for r in o.receivers.values() if r.stage == Stage.MOVING and not r.quiet_shown]
         times += [r.progress_at + SENDER_STALLED_SECONDS for o in self.outgoing.values() if o.stage == Stage.OFFERED
                   for r in o.receivers.values() if r.stage == Stage.MOVING]
         return min(times) if times else None
@@ -822,9 +863,9 @@ class FileTransfers:
         now = self._clock()
         if not force and now - transfer.reported_at < PROGRESS_EVENT_SECONDS:
             return
-        transfer.reported_at = now
+        transfer.reported_at, transfer.quiet_shown = now, False
         done = min(transfer.offer.size, transfer.written * transfer.offer.chunk_size)
-        rate = done / max(now - transfer.started_at, 1e-3)
+        rate = transfer.speed.update(now, done)
         self._port.post(FileProgress(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name, done,
                                      transfer.offer.size, rate, "receiving" if done < transfer.offer.size
                                      else "checking"))
@@ -833,9 +874,9 @@ class FileTransfers:
         now = self._clock()
         if not force and now - receiver.reported_at < PROGRESS_EVENT_SECONDS:
             return
-        receiver.reported_at = now
+        receiver.reported_at, receiver.quiet_shown = now, False
         done = min(outgoing.size, receiver.written * outgoing.chunk_size)
-        rate = done / max(now - outgoing.started_at, 1e-3)
+        rate = receiver.speed.update(now, done)
         self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, done,
                                      outgoing.size, rate, "sending"))
 

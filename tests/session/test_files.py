@@ -24,7 +24,8 @@ from securex import protocol
 from securex.events import FileFinished, FileOffered, FileProgress, Notice
 from securex.session import file_worker, peer_wire
 from securex.session.file_worker import FileWorker
-from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, SENDER_STALLED_SECONDS,
+from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, QUIET_SECONDS,
+                                   SENDER_STALLED_SECONDS,
                                    STALLED_SECONDS, WINDOW_CHUNKS, Stage, short_id)
 from securex.text import MAX_FILE_NAME_CHARS, human_size, safe_file_name
 
@@ -213,6 +214,28 @@ def test_a_transfer_whose_other_end_dropped_shows_as_paused(tmp_path, who):
     paused = [e for e in room.events[stays] if isinstance(e, FileProgress) and e.stage == "paused"]
     assert [(e.direction, e.peer, e.rate) for e in paused] == [(direction, gone, 0.0)]
     room.join(gone)                                   # back: it goes on, and ends well
+    assert any(e.ok for e in room.finished("Bob"))
+
+
+def test_a_transfer_that_goes_quiet_says_it_is_waiting_instead_of_a_frozen_speed(tmp_path):
+    """New-user finding: with the server paused, both sides kept showing "205.5 MB/s ·
+    4 s left" for as long as nothing moved."""
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 40 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=3)                               # part of the way
+    held: list[bytes] = []
+    room.relay.intercept = lambda sender, to, frame: held.append(frame) or []    # the relay stops passing
+    room.relay.tick(room.clock, QUIET_SECONDS + 0.5)
+    room.pump()
+    for name, direction, peer in (("Bob", "in", "Alice"), ("Alice", "out", "Bob")):
+        waiting = [e for e in room.events[name] if isinstance(e, FileProgress) and e.stage == "waiting"]
+        assert [(e.direction, e.peer, e.rate) for e in waiting] == [(direction, peer, 0.0)]
+    room.relay.intercept = lambda sender, to, frame: [frame]
+    for frame in held:                                # it wakes up: everything goes on
+        room.relay.inject(room.ids["Bob"] if frame[5:5 + protocol.ID_BYTES] == room.ids["Alice"]
+                          else room.ids["Alice"], frame)
+    room.pump()
     assert any(e.ok for e in room.finished("Bob"))
 
 
@@ -505,6 +528,25 @@ def test_offering_to_an_empty_room_says_nobody_is_there(tmp_path):
     room.cores["Alice"].offer_file(random_file(tmp_path / "f", 1))
     room.pump()
     assert "nobody else is in the room" in room.finished("Alice")[-1].message
+
+
+def test_the_speed_shown_is_the_recent_one_not_dragged_by_a_pause_or_a_fresh_start():
+    """New-user finding: after a receiver came back, a 1.6 GB transfer finishing in 15 s
+    showed "13.5 MB/s, 1 min 28 s left": the speed was averaged from the start."""
+    from securex.session.files import RATE_SECONDS, RecentRate
+
+    speed, now, done = RecentRate(), 0.0, 0
+    for _ in range(40):                                   # 1 MB a second, reported four times a second
+        now, done = now + 0.25, done + 250_000
+        speed.update(now, done)
+    now += 60.0                                           # a minute away
+    rates = []
+    for _ in range(int(4 * (RATE_SECONDS + 1))):
+        now, done = now + 0.25, done + 250_000
+        rates.append(speed.update(now, done))
+    assert rates[0] < 100_000 and abs(rates[-1] - 1_000_000) < 1
+    assert speed.update(now + 0.25, 250_000) == 0.0      # offered again from the start: measured afresh
+    assert abs(speed.update(now + 0.5, 500_000) - 1_000_000) < 1
 
 
 def test_progress_is_reported_both_ways(tmp_path):
