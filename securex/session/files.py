@@ -827,7 +827,7 @@ class FileTransfers:
                     self._send(receiver.key, FileCancel(outgoing.file_id, CancelReason.STALLED))
                     self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name,
                                                  False, None, f"{outgoing.name} was not delivered to {receiver.name}: "
-                                                 f"it took nothing more for {SENDER_STALLED_SECONDS / 60:g} "
+                                                 f"nothing more reached them for {SENDER_STALLED_SECONDS / 60:g} "
                                                  "minutes."))
             self._settle(outgoing)
 
