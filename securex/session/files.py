@@ -622,13 +622,16 @@ class FileTransfers:
             receiving = [r.name for r in outgoing.receivers.values() if r.stage == Stage.MOVING]
             unanswered = [r.name for r in outgoing.receivers.values() if r.stage == Stage.OFFERED]
             self._close_outgoing(outgoing, Stage.CANCELLED)
-            told = ([f"you left before {', '.join(receiving)} had it"] if receiving else []) + (
-                [f"{', '.join(unanswered)} had not answered the offer"] if unanswered else [])
-            if told:
-                what = "Sending" if receiving else "The offer of"
-                self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
-                                             f"{what} {outgoing.name} {'stopped' if receiving else 'was withdrawn'}: "
-                                             f"{'; '.join(told)}.", by_choice=True))
+            if not receiving and not unanswered:
+                continue
+            reasons = []
+            if receiving:
+                reasons.append(f"you left before {', '.join(receiving)} had it")
+            if unanswered:
+                reasons.append(f"{', '.join(unanswered)} had not answered the offer")
+            what = f"Sending {outgoing.name} stopped" if receiving else f"The offer of {outgoing.name} was withdrawn"
+            self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
+                                         f"{what}: {'; '.join(reasons)}.", by_choice=True))
 
     def resume_sending(self) -> None:
         """After any membership change: send what the windows allow to members present."""
