@@ -243,11 +243,14 @@ class Outgoing:
     receivers: dict[bytes, Receiver] = field(default_factory=dict)
     reading: set[int] = field(default_factory=set)
     sealed: OrderedDict[int, Bytes] = field(default_factory=OrderedDict)
-    started_at: float = 0.0
 
     @property
     def chunks(self) -> int:
         return max(1, math.ceil(self.size / self.chunk_size))
+
+    def bytes_written(self, receiver: Receiver) -> int:
+        """How much of it ``receiver`` says it has written."""
+        return min(self.size, receiver.written * self.chunk_size)
 
 
 @dataclass
@@ -266,7 +269,6 @@ class Incoming:
     last_activity: float = 0.0
     partial: Path | None = None
     directory: Path | None = None
-    started_at: float = 0.0
     reported_at: float = 0.0
     speed: RecentRate = field(default_factory=RecentRate)
     quiet_shown: bool = False         # the user was told it has gone quiet (or away)
@@ -274,6 +276,10 @@ class Incoming:
     @property
     def chunks(self) -> int:
         return max(1, math.ceil(self.offer.size / self.offer.chunk_size))
+
+    @property
+    def bytes_written(self) -> int:
+        return min(self.offer.size, self.written * self.offer.chunk_size)
 
 
 _OPEN = (Stage.PREPARING, Stage.OFFERED, Stage.OPENING, Stage.MOVING, Stage.CHECKING)
@@ -306,7 +312,7 @@ class FileTransfers:
         file_id = self._randbytes(FILE_ID_BYTES)
         while self._short_id_taken(short_id(file_id)):     # people name transfers by the short id
             file_id = self._randbytes(FILE_ID_BYTES)
-        transfer = Outgoing(file_id, path.name, path, self._randbytes(KEY_BYTES), started_at=self._clock())
+        transfer = Outgoing(file_id, path.name, path, self._randbytes(KEY_BYTES))
         for key in present:
             member = self._port.member(key)
             transfer.receivers[key] = Receiver(key, member.label if member else "a member")
@@ -322,7 +328,7 @@ class FileTransfers:
         target = directory or self.downloads
         if target is None:
             return "No download folder is set."
-        transfer.stage, transfer.directory, transfer.started_at = Stage.OPENING, target, self._clock()
+        transfer.stage, transfer.directory = Stage.OPENING, target
         self._jobs.append(OpenTarget(transfer.file_id, target, transfer.name))
         return None
 
@@ -599,15 +605,11 @@ class FileTransfers:
         for transfer in self.incoming.values():
             if transfer.sender == key and transfer.stage == Stage.MOVING:
                 transfer.quiet_shown = True
-                done = min(transfer.offer.size, transfer.written * transfer.offer.chunk_size)
-                self._port.post(FileProgress(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name,
-                                             done, transfer.offer.size, 0.0, "paused"))
+                self._progress_in(transfer, 0.0, "paused")
         for receiver, outgoing in self._sending_to(key):
             if receiver.stage == Stage.MOVING:
                 receiver.quiet_shown = True
-                done = min(outgoing.size, receiver.written * outgoing.chunk_size)
-                self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, done,
-                                             outgoing.size, 0.0, "paused"))
+                self._progress_out(outgoing, receiver, 0.0, "paused")
 
     def leaving(self) -> None:
         """We are leaving the room: transfers under way stop, and the user is told
@@ -812,9 +814,7 @@ class FileTransfers:
             if transfer.stage == Stage.MOVING and not transfer.quiet_shown \
                     and now - transfer.last_activity >= QUIET_SECONDS:
                 transfer.quiet_shown = True       # not a speed and a time left frozen at their last values
-                done = min(transfer.offer.size, transfer.written * transfer.offer.chunk_size)
-                self._port.post(FileProgress(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name,
-                                             done, transfer.offer.size, 0.0, "waiting"))
+                self._progress_in(transfer, 0.0, "waiting")
         for outgoing in list(self.outgoing.values()):
             if outgoing.stage != Stage.OFFERED:
                 continue
@@ -822,9 +822,7 @@ class FileTransfers:
                 if receiver.stage == Stage.MOVING and not receiver.quiet_shown \
                         and now - receiver.progress_at >= QUIET_SECONDS:
                     receiver.quiet_shown = True
-                    done = min(outgoing.size, receiver.written * outgoing.chunk_size)
-                    self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name,
-                                                 done, outgoing.size, 0.0, "waiting"))
+                    self._progress_out(outgoing, receiver, 0.0, "waiting")
                 if receiver.stage == Stage.MOVING and now - receiver.progress_at > SENDER_STALLED_SECONDS:
                     receiver.stage = Stage.CANCELLED
                     self._send(receiver.key, FileCancel(outgoing.file_id, CancelReason.STALLED))
@@ -867,21 +865,24 @@ class FileTransfers:
         if not force and now - transfer.reported_at < PROGRESS_EVENT_SECONDS:
             return
         transfer.reported_at, transfer.quiet_shown = now, False
-        done = min(transfer.offer.size, transfer.written * transfer.offer.chunk_size)
-        rate = transfer.speed.update(now, done)
-        self._port.post(FileProgress(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name, done,
-                                     transfer.offer.size, rate, "receiving" if done < transfer.offer.size
-                                     else "checking"))
+        done = transfer.bytes_written
+        self._progress_in(transfer, transfer.speed.update(now, done),
+                          "receiving" if done < transfer.offer.size else "checking")
 
     def _report_out(self, outgoing: Outgoing, receiver: Receiver, *, force: bool = False) -> None:
         now = self._clock()
         if not force and now - receiver.reported_at < PROGRESS_EVENT_SECONDS:
             return
         receiver.reported_at, receiver.quiet_shown = now, False
-        done = min(outgoing.size, receiver.written * outgoing.chunk_size)
-        rate = receiver.speed.update(now, done)
-        self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name, done,
-                                     outgoing.size, rate, "sending"))
+        self._progress_out(outgoing, receiver, receiver.speed.update(now, outgoing.bytes_written(receiver)), "sending")
+
+    def _progress_in(self, transfer: Incoming, rate: float, stage: str) -> None:
+        self._port.post(FileProgress(short_id(transfer.file_id), transfer.name, "in", transfer.sender_name,
+                                     transfer.bytes_written, transfer.offer.size, rate, stage))
+
+    def _progress_out(self, outgoing: Outgoing, receiver: Receiver, rate: float, stage: str) -> None:
+        self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name,
+                                     outgoing.bytes_written(receiver), outgoing.size, rate, stage))
 
     def _send(self, key: bytes, message: FileMessage) -> bool:
         return self._port.send_app(key, peer_wire.encode_app(message))
