@@ -108,8 +108,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def folder_problem(folder: Path) -> str | None:
     """Why files could not be saved in ``folder``, said before joining rather than at the
     first offer (a folder that does not exist yet is made then)."""
+    if folder.is_symlink() and not folder.exists():
+        return "a link to nothing"
     if not folder.exists():
-        return None if not folder.is_symlink() else "a link to nothing"
+        return None
     if not folder.is_dir():
         return "that is a file, not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
