@@ -50,6 +50,8 @@ DEFAULT_STALL_TIMEOUT = 10.0
 MAX_BATCH_BYTES = 256 * 1024   # one send's worth: what a dropped member still gets before its CLOSE
 LARGE_PIECE_BYTES = 16 * 1024  # a piece this large is sent as it is, not copied to join the small ones
 _GATHER = hasattr(socket.socket, "sendmsg")   # not on Windows: there, one piece per send
+DIRECT_MAX_BYTES = 16 * 1024   # a frame up to this size may go out from the thread that routes it
+_DIRECT = os.name == "posix"   # os.write on a socket's descriptor
 
 # What the relay tells a connection it closes. Clients show their own wording for
 # each reason; these are for anything else that connects (and for logs).
@@ -91,6 +93,10 @@ class Connection:
         self._outbox: deque[OutFrame] = deque()
         self._queued_roster: bytes | None = None   # a ROSTER still waiting at the end of the outbox
         self._unsent = 0              # queued plus in-flight bytes
+        self._writing = False         # the writer holds a batch it has not finished sending
+        # A socket with a timeout is non-blocking underneath (Python waits in poll() itself),
+        # so os.write on its descriptor takes what fits and never waits.
+        self._direct = _DIRECT and sock.gettimeout() is not None
         self._closing = False
         self._give_up_at: float | None = None
         self.close_reason: CloseReason | None = None
@@ -104,12 +110,32 @@ class Connection:
         with self._cond:
             if self._closing:
                 return
+            if not self._outbox and not self._writing:
+                left = self._write_now_locked(frame)
+                if left is None:
+                    return
+                frame = left
             self._outbox.append(frame)
             self._unsent += out_frame_bytes(frame)
             if len(self._outbox) == 1:
                 # The writer waits only on an empty outbox: wake it for the first
                 # frame; later ones join the same batch without another notify.
                 self._cond.notify_all()
+
+    def _write_now_locked(self, frame: OutFrame) -> OutFrame | None:
+        """Latency: a small frame for a connection with nothing queued goes to its socket
+        from the routing thread at once, instead of waking this connection's writer (a
+        thread switch per recipient of every text). Whatever the socket does not take
+        at once, or any error, is returned for the writer, which handles both as usual.
+        Called under the lock, with the writer idle, so the byte order is kept."""
+        if not self._direct or out_frame_bytes(frame) > DIRECT_MAX_BYTES:
+            return frame
+        data = frame if isinstance(frame, bytes) else b"".join(frame)
+        try:
+            sent = os.write(self.sock.fileno(), data)
+        except OSError:     # full (BlockingIOError) or failing: the writer's to handle
+            return data
+        return data[sent:] or None
 
     def send_roster(self, frame: bytes) -> None:
         with self._cond:
@@ -211,8 +237,11 @@ class Connection:
                         return True
                     continue
                 batch = self._take_batch_locked()
+                self._writing = True
             if not self._send_all(batch):
                 return False
+            with self._cond:
+                self._writing = False
 
     def _take_batch_locked(self) -> list[bytes | memoryview]:
         """Whole frames from the front of the outbox, up to about MAX_BATCH_BYTES, as

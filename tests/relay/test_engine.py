@@ -5,6 +5,7 @@ loads no cryptography at all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import deque
@@ -184,12 +185,16 @@ def test_what_is_left_after_a_partial_send_is_exactly_what_was_not_sent(pieces, 
 
 
 def _reading(sock: socket.socket, count: int) -> bytes:
+    """``count`` bytes from ``sock`` (more if they come in the same read), within WAIT
+    in all: the writer's PINGs must not keep a short read waiting for ever."""
     got = b""
-    sock.settimeout(WAIT)
+    deadline = time.monotonic() + WAIT
     while len(got) < count:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
         more = sock.recv(65536)
         assert more, "closed early"
         got += more
+        assert time.monotonic() < deadline, f"{len(got)} of {count} bytes within {WAIT:g} s"
     return got
 
 
@@ -211,6 +216,70 @@ def test_a_writer_sends_frames_in_pieces_whole_and_in_order_with_or_without_send
     theirs.close()
 
 
+def test_what_a_socket_does_not_take_at_once_is_left_to_the_writer_whole_and_in_order():
+    """A frame for a connection with nothing queued is written from the routing thread;
+    a socket with little room takes only part of it, and the writer sends the rest,
+    before anything routed later. The reader gets every byte, in order."""
+    ours, theirs = socket.socketpair()
+    ours.settimeout(engine.POLL_SECONDS)            # as the handler sets it: non-blocking underneath
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)    # room for part of the first frame only
+    conn = engine.Connection(ours, "local", "local", b"m" * 8, high_water=1 << 30, stall_timeout=WAIT)
+    frames = [protocol.encode_frame(FrameType.ROUTED, os.urandom(engine.DIRECT_MAX_BYTES - 8)),
+              *(protocol.encode_frame(FrameType.ROUTED, b"s" * 8 + b"text %d" % n) for n in range(20))]
+    for frame in frames:
+        conn.send(frame)
+    expected = b"".join(frames)
+    assert _reading(theirs, len(expected))[:len(expected)] == expected
+    conn.close(CloseReason.SHUTDOWN, "bye")
+    conn.wait_closed(WAIT)
+    theirs.close()
+
+
+def test_a_frame_never_cuts_into_one_the_writer_is_still_sending():
+    """The writer is part-way through a large frame, waiting for the reader; meanwhile
+    small frames arrive, each just after the reader made some room. Each must wait for
+    the large one to finish instead of taking that room."""
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)    # the large frame goes in many pieces
+    ours.settimeout(engine.POLL_SECONDS)
+    conn = engine.Connection(ours, "local", "local", b"m" * 8, high_water=1 << 30, stall_timeout=WAIT)
+    large = protocol.encode_frame(FrameType.ROUTED, os.urandom(1_000_000))
+    small = [protocol.encode_frame(FrameType.ROUTED, b"s" * 8 + b"text %d" % n) for n in range(300)]
+    conn.send(large)
+    theirs.settimeout(WAIT)
+    received = bytearray()
+    for frame in small:
+        received += theirs.recv(65536)
+        conn.send(frame)
+    expected = large + b"".join(small)
+    received += _reading(theirs, len(expected) - len(received))
+    assert bytes(received) == expected
+    conn.close(CloseReason.SHUTDOWN, "bye")
+    conn.wait_closed(WAIT)
+    theirs.close()
+
+
+def test_a_member_whose_socket_is_full_never_holds_up_the_thread_routing_to_it():
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    filled = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            filled += ours.send(bytes(65536))
+    ours.settimeout(60)      # far longer than this test waits: a write that waited for room would hang
+    conn = engine.Connection(ours, "local", "local", b"m" * 8, high_water=1 << 30, stall_timeout=WAIT)
+    frame = protocol.encode_frame(FrameType.ROUTED, b"s" * 8 + b"small text")
+    routing = threading.Thread(target=lambda: [conn.send(frame) for _ in range(3)], daemon=True)
+    routing.start()
+    routing.join(WAIT)
+    assert not routing.is_alive()
+    queued_then_sent = _reading(theirs, filled + 3 * len(frame))[filled:filled + 3 * len(frame)]
+    assert queued_then_sent == frame * 3
+    conn.close(CloseReason.SHUTDOWN, "bye")
+    conn.wait_closed(WAIT)
+    theirs.close()
+
+
 class _BrokenSocket:
     """A socket whose sending fails in a way no socket should (not an OSError)."""
 
@@ -221,6 +290,9 @@ class _BrokenSocket:
         raise ValueError("broken")
 
     send = sendmsg
+
+    def gettimeout(self) -> None:     # blocking: everything goes through the writer, which fails
+        return None
 
     def shutdown(self, how: int) -> None:
         self.real.shutdown(how)
