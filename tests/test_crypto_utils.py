@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import crypto_utils as cu
 from crypto_utils import (
-    MAX_COUNTER, P256_ORDER, PASSPHRASE_WORDS, ROLE_A, ROLE_B, SCRYPT_N, SCRYPT_P, SCRYPT_R, TAG_BYTES,
+    MAX_COUNTER, P256_ORDER, MessageCipher, PASSPHRASE_WORDS, ROLE_A, ROLE_B, SCRYPT_N, SCRYPT_P, SCRYPT_R, TAG_BYTES,
     channel_keys, decode_point, generate_passphrase, hkdf_sha256, identity_public_key, nonce_for,
     open_chunk_into, open_into, open_sealed, passphrase_to_w, safety_code, scrypt_key, seal, seal_chunk,
     seal_chunk_into, seal_into, sign, spake2_finish,
@@ -193,6 +193,24 @@ def test_sealing_into_a_buffer_is_sealing(plaintext, counter, aad):
     assert bytes(written) == sealed
     out = bytearray(len(plaintext))
     assert bytes(open_into(KEY, counter, aad, memoryview(written), memoryview(out))) == plaintext
+
+
+def test_a_cipher_made_ahead_seals_as_seal_does_and_serves_one_message_only():
+    ahead = MessageCipher(bytes(32), 0, b"")
+    assert ahead.seal(b"") == h("530f8afbc74536b9a963b4f1c4cb738b")   # the GCM spec's case 13
+    with pytest.raises(RuntimeError):
+        ahead.seal(b"a second message under the same nonce")
+    sealed = seal(KEY, 7, b"aad", b"secret text")
+    assert MessageCipher(KEY, 7, b"aad").open(sealed) == b"secret text"
+    opener = MessageCipher(KEY, 7, b"aad")
+    for bad in (sealed[:-1] + bytes([sealed[-1] ^ 1]), sealed[:TAG_BYTES - 1]):
+        with pytest.raises(DecryptionError) as refused:
+            MessageCipher(KEY, 7, b"aad").open(bad)
+        assert str(refused.value) == OPAQUE
+    with pytest.raises(DecryptionError):
+        opener.open(sealed[:-1] + bytes([sealed[-1] ^ 1]))
+    with pytest.raises(RuntimeError):       # spent by the failed attempt too
+        opener.open(sealed)
 
 
 def test_sealing_into_a_buffer_of_the_wrong_size_is_refused():

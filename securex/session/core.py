@@ -425,6 +425,18 @@ class RoomCore:
         events, self._events = self._events, []
         return events
 
+    @property
+    def work_ahead(self) -> bool:
+        """``prepare_ahead`` has something to do."""
+        return any(peer.verified.channel.unprepared for peer in self.peers.values())
+
+    def prepare_ahead(self) -> None:
+        """Work that can be done before it is needed, for the runner to do once the
+        link has been quiet for a moment: each channel's next ciphers, so that a text
+        sent or received then costs only its encryption (``PairChannel.prepare``)."""
+        for peer in self.peers.values():
+            peer.verified.channel.prepare()
+
     def next_deadline(self) -> float:
         """When ``tick`` should next run (monotonic clock)."""
         deadlines = [self._heard_at + CLIENT_IDLE_TIMEOUT]

@@ -52,6 +52,7 @@ SEND_STALL = 15.0             # queued bytes that make no progress for this long
 LEAVE_TIMEOUT = 2.0           # a goodbye that cannot be sent within this is given up
 MAX_BACKOFF = 30.0
 BULK_AHEAD = 256 * 1024       # file data queued in the socket buffer ahead of chat, at most
+QUIET_BEFORE_WORK_AHEAD = 0.002   # the link this quiet: do what can be done ahead (core.prepare_ahead)
 DEFAULT_DOWNLOADS = Path.home() / "Downloads" / "Secure X"
 
 
@@ -308,11 +309,18 @@ class ChatSession:
                 timeout = 0.0
             if leave_by is not None:
                 timeout = min(timeout, max(0.0, leave_by - now))
+            work_ahead = core.work_ahead
+            if work_ahead:
+                timeout = min(timeout, QUIET_BEFORE_WORK_AHEAD)
             try:
                 readable, writable, _ = select.select([sock, self._wake_read], [sock] if outgoing else [], [],
                                                       timeout)
             except (OSError, ValueError):
                 break
+            if work_ahead and not readable and not writable:
+                # Quiet for a moment: not in the way of whatever comes next (nor of the
+                # front end's thread, taking what was just handed over).
+                core.prepare_ahead()
             if sock in readable:
                 try:
                     count = sock.recv_into(core.receive_buffer())

@@ -4,6 +4,8 @@ records from another channel are all refused with the one opaque error."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crypto_utils import channel_keys
 from securex.errors import DecryptionError
@@ -88,3 +90,49 @@ def test_a_failed_record_does_not_move_the_counter():
     with pytest.raises(DecryptionError):
         bob.open_record(bytes(record))
     assert bob.last_received == 0
+
+
+STEPS = st.lists(st.tuples(st.sampled_from(["prepare", "send", "deliver", "forge"]), st.booleans(),
+                           st.integers(0, 50)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(STEPS)
+def test_ciphers_prepared_ahead_change_no_byte_sent_and_no_verdict(steps):
+    """Preparing the next ciphers while idle is an optimisation only: under any
+    interleaving with sends, deliveries out of order, replays and forgeries, each
+    side sends the same bytes and opens or refuses the same records as a pair of
+    channels that never prepared."""
+    prepared, plain = pair(), pair()
+    sent: dict[bool, list[bytes]] = {True: [], False: []}     # by direction: a to b?
+    for action, a_to_b, pick in steps:
+        sender, receiver = (0, 1) if a_to_b else (1, 0)
+        if action == "prepare":
+            prepared[sender].prepare()
+        elif action == "send":
+            text = f"message {len(sent[a_to_b])}".encode()
+            record = prepared[sender].seal_record(text)
+            assert plain[sender].seal_record(text) == record
+            sent[a_to_b].append(payload(record))
+        elif sent[a_to_b]:
+            record = sent[a_to_b][pick % len(sent[a_to_b])]
+            if action == "forge":
+                record = record[:-1] + bytes([record[-1] ^ 1])
+            verdicts = []
+            for channels in (prepared, plain):
+                try:
+                    verdicts.append(channels[receiver].open_record(record))
+                except DecryptionError:
+                    verdicts.append("refused")
+            assert verdicts[0] == verdicts[1]
+            assert prepared[receiver].last_received == plain[receiver].last_received
+
+
+def test_a_forgery_at_the_expected_counter_spends_the_prepared_cipher_but_not_the_record():
+    alice, bob = pair()
+    bob.prepare()
+    record = payload(alice.seal_record(b"hello"))
+    with pytest.raises(DecryptionError):
+        bob.open_record(record[:-1] + bytes([record[-1] ^ 1]))
+    assert bob.unprepared
+    assert bob.open_record(record) == b"hello"
