@@ -4,7 +4,9 @@ touches a socket.
 
 Each connection has two threads. Its handler reads frames and hands them to
 the registry; its writer drains the connection's outbox, joining everything
-queued into one ``send`` per wake-up.
+queued into one ``send`` per wake-up. A small frame for a connection with
+nothing queued skips the outbox: the routing thread writes it to the socket at
+once (without waiting), which saves a thread switch per recipient of a text.
 
 Flow control, so that nobody honest is evicted by a flood:
 
