@@ -34,6 +34,7 @@ import math
 import os
 import queue
 import secrets
+import shutil
 import stat
 import threading
 import time
@@ -324,6 +325,13 @@ class FileWorker:
         try:
             job.directory.mkdir(parents=True, exist_ok=True)
             _remove_stale_partials(job.directory, {target.partial for target in self._targets.values()})
+            free = shutil.disk_usage(job.directory).free
+            if free < job.size:
+                # Said now, not after minutes of receiving what cannot all be kept.
+                return Failed(job.file_id, CancelReason.WRITE_FAILED,
+                              f"Not enough free space to save {job.name} ({human_size(job.size)}) in "
+                              f"{job.directory}: {human_size(free)} free. Make room, or choose another folder, "
+                              "and ask for it again.")
             # Not the offered name: a long one plus a suffix could pass the file system's limit.
             # Its own random part: the same offer may be taken by another Secure X here, or
             # again after a restart, while the last run's file is still there.

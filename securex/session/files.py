@@ -102,6 +102,7 @@ class OpenTarget:
     file_id: bytes
     directory: Path
     name: str
+    size: int          # as offered: refused at once if the folder's disk has not that much free
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,7 @@ class FileTransfers:
         if target is None:
             return "No download folder is set."
         transfer.stage, transfer.directory = Stage.OPENING, target
-        self._jobs.append(OpenTarget(transfer.file_id, target, transfer.name))
+        self._jobs.append(OpenTarget(transfer.file_id, target, transfer.name, transfer.offer.size))
         return None
 
     def decline(self, short: str) -> str | None:

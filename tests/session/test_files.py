@@ -785,13 +785,26 @@ def test_a_file_with_fewer_chunks_than_its_offer_counts_is_never_saved(tmp_path)
     from securex.session.files import FinishTarget, OpenTarget, WriteChunk
 
     worker, file_id, key = FileWorker(lambda: None, threaded=False), b"f" * 16, b"k" * 32
-    worker.submit(OpenTarget(file_id, tmp_path, "f.bin"))
+    worker.submit(OpenTarget(file_id, tmp_path, "f.bin", 4))
     sealed = crypto_utils.seal_chunk(key, file_id, 0, True, b"data", 0)
     worker.submit(WriteChunk(file_id, peer_wire.Bulk(file_id, 0, True, 0, sealed), key))
     digest = crypto_utils.tree_root([crypto_utils.tree_leaf_hash(b"data")])
     worker.submit(FinishTarget(file_id, digest, 4, chunks=2))
     assert "failed verification" in worker.take_results()[-1].message
     assert not list(tmp_path.iterdir())
+
+
+def test_a_file_larger_than_the_free_space_is_refused_when_accepted_not_part_way(tmp_path):
+    from securex.session.files import OpenTarget
+
+    worker, file_id = FileWorker(lambda: None, threaded=False), b"f" * 16
+    worker.submit(OpenTarget(file_id, tmp_path / "inbox", "film.mkv", 2**62))     # no disk has that much free
+    [refused] = worker.take_results()
+    assert refused.reason == peer_wire.CancelReason.WRITE_FAILED
+    assert refused.message.startswith("Not enough free space to save film.mkv (")
+    assert f" in {tmp_path / 'inbox'}: " in refused.message
+    assert "free. Make room, or choose another folder" in refused.message
+    assert not list((tmp_path / "inbox").iterdir())      # no partial file left behind
 
 
 class SlowDisk(FileWorker):
