@@ -49,6 +49,7 @@ T = TypeVar("T")
 
 INPUT_QUEUE_SIZE = 1000
 POLL_SECONDS = 0.1
+PREPARING_NOTE_BYTES = 100 * 10**6   # a file this large takes a noticeable while to hash before its offer
 _MARK = {Severity.INFO: "*", Severity.WARNING: "!", Severity.ALERT: "!!"}
 
 
@@ -229,6 +230,10 @@ class TerminalFrontEnd(EventHandler):
                 self.note(problem, Severity.WARNING)
             else:
                 self.session.send_file(path)
+                with contextlib.suppress(OSError):
+                    if (size := path.stat().st_size) >= PREPARING_NOTE_BYTES:
+                        self.note(f"Preparing {path.name} ({human_size(size)}) to offer it: computing its "
+                                  "SHA-256...")
         elif parsed.action == Action.ACCEPT_FILE:
             self.session.accept_file(parsed.argument)
         elif parsed.action == Action.DECLINE_FILE:

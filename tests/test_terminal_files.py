@@ -12,6 +12,7 @@ import re
 import pytest
 
 from helpers import cli_client, running_server
+from securex.terminal import PREPARING_NOTE_BYTES
 from securex.text import human_size
 
 LINE = r"^\[\d\d:\d\d:\d\d\] "
@@ -46,6 +47,20 @@ def test_a_script_receives_every_offer_into_a_folder_and_says_where(server, tmp_
         receiving = [line for line in bob.lines if "report 2026.pdf" in line]
         assert len(receiving) == 3, receiving        # offered, receiving (start), received (end)
         assert not any("\r" in line or "\x1b" in line for line in bob.lines + alice.lines)
+
+
+def test_a_large_file_is_said_to_be_prepared_while_it_is_hashed(server, tmp_path):
+    """Hashing a large file takes seconds before the offer goes out: not in silence."""
+    source = tmp_path / "disk image.iso"
+    with source.open("wb") as sparse:
+        sparse.truncate(PREPARING_NOTE_BYTES)
+    with cli_client(server.port, "Bob") as bob, cli_client(server.port, "Alice") as alice:
+        bob.expect(r"Alice joined")
+        alice.send_line(f"/send {source}")
+        alice.expect(LINE + re.escape(f"* Preparing disk image.iso ({human_size(PREPARING_NOTE_BYTES)}) to offer "
+                                      "it: computing its SHA-256..."))
+        alice.expect(LINE + r"\* Offering disk image\.iso \(100\.0 MB\) to Bob")
+        assert not any("Preparing" in line for line in bob.lines)
 
 
 def test_a_person_accepts_an_offer_by_its_id(server, tmp_path):
