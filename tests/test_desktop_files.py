@@ -14,7 +14,7 @@ from pathlib import Path
 from desktop_helpers import (SLOW, cuttable_link, joined_app, make_app, member_rows, pump_until, settle_errands,
                              transcript, type_message)
 from helpers import CoreClient, core_clients, running_server
-from securex.desktop import paths, settings, transfers
+from securex.desktop import files_view, paths, settings, transfers
 from securex.desktop.app import AppOptions
 from securex.desktop.files_view import IncomingCard, OutgoingCard, progress_text
 from securex.events import FileFinished, FileOffered, FileProgress
@@ -170,6 +170,17 @@ def test_the_sender_sees_each_recipient_and_can_cancel(root, tmp_path, monkeypat
                        "progress for each recipient")
             for name, bar, stats in card.rows.values():
                 assert bar.winfo_ismapped() and "% \u00b7 " in stats.cget("text"), name
+            # One click only asks (the chat can scroll a card under the pointer); unanswered, the
+            # question is taken back and the transfer goes on.
+            monkeypatch.setattr(files_view, "CONFIRM_MS", 300)
+            progress = {name: float(bar.cget("value")) for name, (_, bar, _) in card.rows.items()}
+            card.cancel_button.invoke()
+            assert card.cancel_button.cget("text") == "Click again to cancel"
+            pump_until(root, lambda: card.cancel_button.cget("text") == "Cancel", "the question to be taken back")
+            pump_until(root, lambda: all(float(card.rows[name][1].cget("value")) > before
+                                         for name, before in progress.items()), "the transfer to go on")
+            assert not card.finished
+            card.cancel_button.invoke()
             card.cancel_button.invoke()
             pump_until(root, lambda: card.finished, "the cancel")
             assert card.status.cget("text") == "Cancelled sending video.mp4."

@@ -28,6 +28,7 @@ from securex.text import human_size
 CARD_TEXT_WIDTH = 430      # pixels: a card reads as one block, not a line across a wide window
 BAR_LENGTH = 240
 MAX_CARDS = 500            # cards remembered for updates; the oldest are forgotten (they stay on screen)
+CONFIRM_MS = 4000          # a first click on Cancel waits this long for the second that stops the transfer
 
 
 def time_left(seconds: float) -> str:
@@ -72,11 +73,35 @@ class Actions:
 
 
 class _Card(ttk.Frame):
-    def __init__(self, master: tk.Misc, file_id: str) -> None:
+    cancel_button: ttk.Button      # placed by each kind of card
+
+    def __init__(self, master: tk.Misc, file_id: str, actions: Actions) -> None:
         super().__init__(master, style="Transfer.TFrame", padding=(12, 8, 12, 10))
         self.file_id = file_id
+        self.actions = actions
         self.finished = False
         self.columnconfigure(0, weight=1)
+        self._cancel_armed: str | None = None      # the timer that takes a first click back
+
+    def _cancel_button(self, parent: tk.Misc) -> ttk.Button:
+        return ttk.Button(parent, text="Cancel", style="Small.TButton", command=self._cancel_clicked)
+
+    def _cancel_clicked(self) -> None:
+        """A transfer under way is not stopped by one stray click (the chat scrolls cards
+        under the pointer): the first click asks, a second within a few seconds stops it."""
+        if self._cancel_armed is None:
+            self.cancel_button.configure(text="Click again to cancel")
+            self._cancel_armed = self.after(CONFIRM_MS, self._disarm_cancel)
+            return
+        self._disarm_cancel()
+        self.actions.cancel(self.file_id)
+
+    def _disarm_cancel(self) -> None:
+        if self._cancel_armed is not None:
+            self.after_cancel(self._cancel_armed)
+            self._cancel_armed = None
+        if self.winfo_exists():
+            self.cancel_button.configure(text="Cancel")
 
     def _label(self, row: int, text: str = "", style: str = "Card.TLabel", **grid) -> ttk.Label:
         label = ttk.Label(self, text=drawn(text), style=style, wraplength=CARD_TEXT_WIDTH, justify="left")
@@ -92,8 +117,8 @@ class IncomingCard(_Card):
     """A member's offer to us, and what became of it."""
 
     def __init__(self, master: tk.Misc, event: FileOffered, actions: Actions) -> None:
-        super().__init__(master, event.file_id)
-        self.event, self.actions = event, actions
+        super().__init__(master, event.file_id, actions)
+        self.event = event
         self.title = self._label(0, f"{event.sender.label} offers {event.name} \u00b7 {human_size(event.size)}",
                                  "Card.Bold.TLabel")
         self.status = self._label(1, "Accept it to save it in your downloads folder.", "Card.Muted.TLabel",
@@ -105,8 +130,7 @@ class IncomingCard(_Card):
                                         command=self.accept)
         self.decline_button = ttk.Button(self.buttons, text="Decline", style="Small.TButton",
                                          command=self.decline)
-        self.cancel_button = ttk.Button(self.buttons, text="Cancel", style="Small.TButton",
-                                        command=lambda: actions.cancel(self.file_id))
+        self.cancel_button = self._cancel_button(self.buttons)
         self.open_button = ttk.Button(self.buttons, text="Open folder", style="Small.TButton",
                                       command=self._open_folder)
         self.accept_button.grid(row=0, column=0, padx=(0, 6))
@@ -182,7 +206,7 @@ class OutgoingCard(_Card):
     progress, then how it ended), one Cancel for all of them."""
 
     def __init__(self, master: tk.Misc, event: FileProgress, actions: Actions) -> None:
-        super().__init__(master, event.file_id)
+        super().__init__(master, event.file_id, actions)
         self.total = event.total
         self.offered_to = event.peer
         self.expected = len(event.recipients)
@@ -195,8 +219,7 @@ class OutgoingCard(_Card):
         self.rows: dict[str, tuple[ttk.Label, ttk.Progressbar, ttk.Label]] = {}
         self.done_peers: set[str] = set()
         self.delivered_peers: set[str] = set()
-        self.cancel_button = ttk.Button(self, text="Cancel", style="Small.TButton",
-                                        command=lambda: actions.cancel(self.file_id))
+        self.cancel_button = self._cancel_button(self)
         self.cancel_button.grid(row=3, column=0, sticky="w", pady=(8, 0))
         for peer in event.recipients:
             _, bar, stats = self._row(peer)
