@@ -96,6 +96,7 @@ class Connection:
         self._queued_roster: bytes | None = None   # a ROSTER still waiting at the end of the outbox
         self._unsent = 0              # queued plus in-flight bytes
         self._writing = False         # the writer holds a batch it has not finished sending
+        self._last_write = time.monotonic()   # PING only after PING_SECONDS without a byte written
         # A socket with a timeout is non-blocking underneath (Python waits in poll() itself),
         # so os.write on its descriptor takes what fits and never waits.
         self._direct = _DIRECT and sock.gettimeout() is not None
@@ -137,6 +138,8 @@ class Connection:
             sent = os.write(self.sock.fileno(), data)
         except OSError:     # full (BlockingIOError) or failing: the writer's to handle
             return data
+        if sent:
+            self._last_write = time.monotonic()
         return data[sent:] or None
 
     def send_roster(self, frame: bytes) -> None:
@@ -229,8 +232,12 @@ class Connection:
         False when the connection failed or gave up first."""
         while True:
             with self._cond:
-                idle = not self._outbox and not self._closing
-                if idle and not self._cond.wait(PING_SECONDS) and not self._outbox:
+                if not self._outbox and not self._closing:
+                    # Frames written without this thread count as traffic too.
+                    quiet = time.monotonic() - self._last_write
+                    if quiet < PING_SECONDS:
+                        self._cond.wait(PING_SECONDS - quiet)
+                        continue
                     ping = protocol.encode_frame(FrameType.PING)
                     self._outbox.append(ping)
                     self._unsent += len(ping)
@@ -287,6 +294,7 @@ class Connection:
             _drop_sent(pieces, sent)
             last_progress = time.monotonic()
             with self._cond:
+                self._last_write = last_progress
                 self._unsent -= sent
                 if self._unsent <= self._low_water:
                     self._cond.notify_all()

@@ -432,10 +432,14 @@ class RoomCore:
 
     def prepare_ahead(self) -> None:
         """Work that can be done before it is needed, for the runner to do once the
-        link has been quiet for a moment: each channel's next ciphers, so that a text
-        sent or received then costs only its encryption (``PairChannel.prepare``)."""
+        link has been quiet for a moment: a channel's next ciphers, so that a text sent
+        or received then costs only its encryption (``PairChannel.prepare``). One
+        channel per call, so what arrives meanwhile waits for two set-ups at most,
+        not a whole room's."""
         for peer in self.peers.values():
-            peer.verified.channel.prepare()
+            if peer.verified.channel.unprepared:
+                peer.verified.channel.prepare()
+                return
 
     def next_deadline(self) -> float:
         """When ``tick`` should next run (monotonic clock)."""

@@ -259,6 +259,27 @@ def test_a_frame_never_cuts_into_one_the_writer_is_still_sending():
     theirs.close()
 
 
+def test_a_member_sent_frames_is_not_pinged_as_well(monkeypatch):
+    """The relay PINGs after PING_SECONDS with nothing written: frames that went out
+    without the writer thread count too (a reviewer's finding: they did not, and a busy
+    member was PINGed every 5 s)."""
+    monkeypatch.setattr(engine, "PING_SECONDS", 1.0)
+    ours, theirs = socket.socketpair()
+    ours.settimeout(engine.POLL_SECONDS)
+    conn = engine.Connection(ours, "local", "local", b"m" * 8, high_water=1 << 30, stall_timeout=WAIT)
+    frame = protocol.encode_frame(FrameType.ROUTED, b"s" * 8 + b"small text")
+    for _ in range(3):
+        time.sleep(0.25)       # a pace, well inside the writer's quiet time
+        last_frame = time.monotonic()
+        conn.send(frame)
+    ping = protocol.encode_frame(FrameType.PING)
+    assert _reading(theirs, 3 * len(frame) + len(ping))[:3 * len(frame) + len(ping)] == frame * 3 + ping
+    assert time.monotonic() - last_frame >= 1.0      # a second after the last frame, not after the first
+    conn.close(CloseReason.SHUTDOWN, "bye")
+    conn.wait_closed(WAIT)
+    theirs.close()
+
+
 def test_a_member_whose_socket_is_full_never_holds_up_the_thread_routing_to_it():
     ours, theirs = socket.socketpair()
     ours.setblocking(False)

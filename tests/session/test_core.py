@@ -325,6 +325,25 @@ def test_a_message_reaches_every_verified_member_once_with_its_sender():
     assert own.text == "hello" and own.sender.you
 
 
+def test_work_done_ahead_takes_one_channel_at_a_time_and_changes_nothing_sent():
+    """What is prepared while the link is quiet (each channel's next ciphers) is done a
+    channel per call, so whatever arrives meanwhile waits for little; and messages
+    sealed with prepared ciphers read as any others."""
+    room = Room()
+    for name in ("Alice", "Bob", "Carol", "Dave"):
+        room.join(name)
+    alice = room.cores["Alice"]
+    channels = [peer.verified.channel for peer in alice.peers.values()]
+    assert alice.work_ahead and all(channel.unprepared for channel in channels)
+    for done in range(1, len(channels) + 1):
+        alice.prepare_ahead()
+        assert sum(not channel.unprepared for channel in channels) == done
+    assert not alice.work_ahead
+    room.say("Alice", "sealed ahead")
+    assert all(room.texts(name) == ["sealed ahead"] for name in ("Bob", "Carol", "Dave"))
+    assert alice.work_ahead       # each used its sealer: there is work to do again
+
+
 def test_control_characters_in_a_message_are_neutralised():
     room = Room()
     room.join("Alice")
