@@ -116,11 +116,14 @@ class DeliveryChanged(Event):
 
 @dataclass(frozen=True)
 class FileOffered(Event):
-    """A member offers us a file: /accept or /decline it by ``file_id``."""
+    """A member offers us a file: /accept or /decline it by ``file_id``. Offered
+    again, with ``problem`` saying why, when accepting it failed in a way the user
+    can put right (no room on the disk) and it may be accepted once more."""
     file_id: str
     name: str            # already made safe to use as a file name
     size: int
     sender: Member
+    problem: str = ""
 
 
 @dataclass(frozen=True)

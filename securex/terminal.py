@@ -135,6 +135,10 @@ class TerminalFrontEnd(EventHandler):
     # -- files ---------------------------------------------------------------------------
 
     def on_file_offered(self, event: FileOffered) -> None:
+        if event.problem:       # accepting it failed; it can be accepted again
+            self.line(f"! {event.problem} Make room there, then /accept {event.file_id} again, or "
+                      f"/decline {event.file_id}.", event.at)
+            return
         auto_accept = self.session.options.auto_accept if self.session is not None else None
         answer = (f"accepting it into {auto_accept} (--accept-files)" if auto_accept is not None else
                   f"/accept {event.file_id} or /decline {event.file_id}")

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from desktop_helpers import (SLOW, cuttable_link, joined_app, make_app, member_rows, pump_until, settle_errands,
                              transcript, type_message)
 from helpers import CoreClient, core_clients, running_server
 from securex.desktop import files_view, paths, settings, transfers
+from securex.bidi import drawn
 from securex.desktop.app import AppOptions
 from securex.desktop.files_view import IncomingCard, OutgoingCard, progress_text
+from securex.text import human_size
 from securex.events import FileFinished, FileOffered, FileProgress
 
 pytest_plugins = ("desktop_helpers",)   # the display, config_dir and root fixtures
@@ -108,6 +111,34 @@ def test_an_offer_is_accepted_shows_progress_and_is_saved_verified(root, tmp_pat
         assert opened == [str(downloads)] and transcript(app).count("No program to open folders") == 1
 
 
+def test_an_offer_too_big_for_the_disk_says_so_on_its_card_and_can_be_accepted_again(root, tmp_path, monkeypatch):
+    original = make_file(tmp_path / "bob", "film.mkv", 2 * MB)
+    downloads = tmp_path / "downloads"
+    full = {"yes": True}
+    real_disk_usage = shutil.disk_usage
+
+    def disk_usage(folder):        # the downloads folder's disk is full until the user makes room
+        usage = real_disk_usage(folder)
+        return usage._replace(free=1000) if full["yes"] and Path(folder) == downloads else usage
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app = joined_app(root, server.port, downloads=downloads)
+        card = offered_card(root, app, bob, original)
+        card.accept_button.invoke()
+        pump_until(root, lambda: card.accept_button.winfo_ismapped(), "the offer to be open again")
+        assert card.status.cget("text") == drawn(
+            f"Not enough free space to save film.mkv ({human_size(2 * MB)}) in {downloads}: 1.0 kB free. Make room, "
+            "or choose another folder for downloads, then accept it again.")
+        assert card.decline_button.winfo_ismapped() and not card.finished
+        assert len([c for c in app.chat.transfers.cards.values() if isinstance(c, IncomingCard)]) == 1
+        full["yes"] = False
+        card.accept_button.invoke()
+        pump_until(root, lambda: card.finished, "the file to be saved", timeout=SLOW)
+        assert card.saved_to == downloads / "film.mkv"
+        bob.wait_for(FileFinished, lambda e: e.ok and e.peer == "Alice", timeout=SLOW)
+
+
 def test_the_progress_line_gives_speed_and_time_left(root, tmp_path):
     original = make_file(tmp_path / "bob", "big.bin", 4 * MB)
     with running_server() as server, core_clients(server.port, "Bob") as (bob,), \
@@ -140,7 +171,6 @@ def test_an_offer_can_be_declined(root, tmp_path):
 
 def test_a_right_to_left_name_reads_the_same_in_a_cards_title_and_its_status(root, tmp_path):
     """New-user finding: the title was laid out right to left, the status lines were not."""
-    from securex.bidi import drawn
 
     original = make_file(tmp_path / "bob", "\u05d3\u05d5\u05d7 \u05e9\u05e0\u05ea\u05d9.txt", 1000)
     with running_server() as server, core_clients(server.port, "Bob") as (bob,):

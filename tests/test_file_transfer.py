@@ -241,8 +241,9 @@ def test_a_sender_whose_chunks_do_not_match_its_offer_gets_nothing_saved(tmp_pat
         assert not list((tmp_path / "Bob").iterdir())
 
 
-def test_a_file_larger_than_a_real_file_systems_free_space_is_refused_when_accepted(tmp_path):
-    """Said at once, not after receiving what cannot all be kept (a disk that fills up
+def test_a_file_larger_than_a_real_file_systems_free_space_stays_offered_for_another_folder(tmp_path):
+    """Said at once, not after receiving what cannot all be kept, and the offer stays
+    open: accepted again into a folder with room, it arrives (a disk that fills up
     part-way is the injected full disk in tests/session)."""
     small = tmp_path / "small"
     small.mkdir()
@@ -254,11 +255,13 @@ def test_a_file_larger_than_a_real_file_systems_free_space_is_refused_when_accep
         with running_server() as server, core_clients(server.port, "Alice", "Bob") as (alice, bob):
             alice.session.send_file(source)
             bob.session.accept_file(offer_to(bob).file_id, small)
-            result = finished(bob, "in")
-            assert not result.ok
-            assert result.message.startswith(f"Not enough free space to save big.bin (4.2 MB) in {small}: ")
-            assert "could not save it" in finished(alice, "out", "Bob").message
+            again = bob.wait_for(FileOffered, lambda e: bool(e.problem))
+            assert again.problem.startswith(f"Not enough free space to save big.bin (4.2 MB) in {small}: ")
             assert not list(small.iterdir())
+            bob.session.accept_file(again.file_id, tmp_path / "Bob")
+            result = finished(bob, "in")
+            assert result.ok and digest(result.path) == digest(source)
+            assert finished(alice, "out", "Bob").ok
     finally:
         subprocess.run(["umount", str(small)], capture_output=True, timeout=10)
 

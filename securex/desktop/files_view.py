@@ -145,8 +145,18 @@ class IncomingCard(_Card):
     def accept(self) -> None:
         self.accepted = True
         self._show_buttons(self.cancel_button)
-        self.status.configure(text=drawn(f"Accepted; waiting for {self.event.sender.label} to start sending\u2026"))
+        self.status.configure(text=drawn(f"Accepted; waiting for {self.event.sender.label} to start sending\u2026"),
+                              style="Card.Muted.TLabel")
         self.actions.accept(self.file_id)
+
+    def reopen(self, problem: str) -> None:
+        """Accepting failed in a way the user can put right (no room on the disk): the
+        offer is open again, and the card says why."""
+        self.accepted = False
+        self.bar.grid_remove()
+        self.status.configure(text=drawn(f"{problem} Make room, or choose another folder for downloads, then "
+                                         "accept it again."), style="Card.Warning.TLabel")
+        self._show_buttons(self.accept_button, self.decline_button)
 
     def decline(self) -> None:
         self.declined = True
@@ -313,6 +323,10 @@ class TransferCards:
         self.cards: dict[tuple[str, str], IncomingCard | OutgoingCard] = {}
 
     def offered(self, event: FileOffered) -> IncomingCard:
+        card = self.cards.get(("in", event.file_id))
+        if event.problem and isinstance(card, IncomingCard) and card.winfo_exists():
+            card.reopen(event.problem)     # offered again: the same card, saying why
+            return card
         card = IncomingCard(self.transcript.text, event, self.actions)
         self._add(("in", event.file_id), card)
         return card

@@ -145,8 +145,10 @@ class FileWorker:
                  open_partial: Callable[[Path], BinaryIO] = open_exclusive,
                  link: Callable[[Path, Path], None] = os.link,
                  writeback_every: int = EARLY_WRITEBACK_BYTES,
-                 recycle: Callable[[Bytes], None] = lambda sealed: None) -> None:
+                 recycle: Callable[[Bytes], None] = lambda sealed: None,
+                 free_space: Callable[[Path], int] = lambda folder: shutil.disk_usage(folder).free) -> None:
         self._wake = wake
+        self._free_space = free_space
         self._recycle = recycle
         self._open_partial = open_partial
         self._link = link
@@ -325,13 +327,12 @@ class FileWorker:
         try:
             job.directory.mkdir(parents=True, exist_ok=True)
             _remove_stale_partials(job.directory, {target.partial for target in self._targets.values()})
-            free = shutil.disk_usage(job.directory).free
+            free = self._free_space(job.directory)
             if free < job.size:
                 # Said now, not after minutes of receiving what cannot all be kept.
-                return Failed(job.file_id, CancelReason.WRITE_FAILED,
+                return Failed(job.file_id, CancelReason.NO_ROOM,
                               f"Not enough free space to save {job.name} ({human_size(job.size)}) in "
-                              f"{job.directory}: {human_size(free)} free. Make room, or choose another folder, "
-                              "and ask for it again.")
+                              f"{job.directory}: {human_size(free)} free.", can_retry=True)
             # Not the offered name: a long one plus a suffix could pass the file system's limit.
             # Its own random part: the same offer may be taken by another Secure X here, or
             # again after a restart, while the last run's file is still there.

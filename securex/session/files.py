@@ -167,6 +167,7 @@ class Failed:
     file_id: bytes
     reason: CancelReason
     message: str
+    can_retry: bool = False      # opening a target only: the offer can be accepted again (disk too full)
 
 
 Result = Hashed | ChunkRead | Opened | Written | Saved | Failed
@@ -456,6 +457,7 @@ class FileTransfers:
             receiver.stage = Stage.CANCELLED
             why = {CancelReason.BY_USER: "they cancelled", CancelReason.VERIFICATION: "it failed verification there",
                    CancelReason.WRITE_FAILED: "they could not save it",
+                   CancelReason.NO_ROOM: "their disk does not have room for it",
                    CancelReason.TOO_LARGE: "it is over their size limit",
                    CancelReason.TOO_MANY: "they have too many offers open",
                    CancelReason.STALLED: f"nothing reached them for {STALLED_SECONDS / 60:g} minutes"
@@ -725,6 +727,16 @@ class FileTransfers:
                                          result.message))
             return
         incoming = self.incoming.get(result.file_id)
+        if (incoming is not None and result.can_retry and incoming.stage == Stage.OPENING
+                and incoming.directory != self.auto_accept):
+            # A person can make room or pick another folder: the offer stays open, and says why
+            # it is back. (Accepted by --accept-files, nobody would: that fails as below.)
+            incoming.stage, incoming.directory = Stage.OFFERED, None
+            member = self._port.member(incoming.sender)
+            if member is not None:
+                self._port.post(FileOffered(short_id(incoming.file_id), incoming.name, incoming.offer.size, member,
+                                            problem=result.message))
+                return
         if incoming is not None and incoming.stage not in (Stage.DONE, Stage.CANCELLED, Stage.DECLINED):
             self._stop_incoming(incoming, result.reason, result.message)
 

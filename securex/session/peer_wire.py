@@ -113,6 +113,7 @@ class CancelReason(enum.IntEnum):
     TOO_LARGE = 5         # over the receiver's limit
     TOO_MANY = 6          # the receiver has too many offers from this member open (or a clashing id)
     STALLED = 7           # nothing reached the receiver for STALLED_SECONDS
+    NO_ROOM = 8           # the receiver's disk has less free space than the file's size
 
 
 _BODY_KINDS = {kind.value: kind for kind in BodyKind}

@@ -658,6 +658,38 @@ def test_a_full_disk_is_reported_to_both_sides_and_the_partial_file_removed(tmp_
     assert not list((tmp_path / "Bob").iterdir())
 
 
+def test_a_file_too_big_for_the_disk_stays_offered_until_there_is_room(tmp_path):
+    """Accepting it says at once that it cannot fit, and the offer stays open: the person
+    makes room (or picks another folder) and accepts again; the sender waits meanwhile."""
+    room = Room(tmp_path, "Alice", "Bob")
+    free = {"bytes": 1_000}
+    room.workers["Bob"] = FileWorker(lambda: None, threaded=False, free_space=lambda folder: free["bytes"])
+    source = random_file(tmp_path / "big.bin", 10 * CHUNK_BYTES)
+    file_id = room.offer("Alice", source)
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    again = [e for e in room.events["Bob"] if isinstance(e, FileOffered)][-1]
+    assert again.file_id == file_id and again.problem.startswith("Not enough free space to save big.bin (")
+    assert again.problem.endswith(": 1.0 kB free.")
+    assert not room.finished("Alice") and not room.finished("Bob")      # nothing ended, either side
+    assert not list((tmp_path / "Bob").iterdir())
+    free["bytes"] = 10**12                                                  # room made
+    saved = accepted_and_saved(room, "Bob", file_id)
+    assert saved.read_bytes() == source.read_bytes()
+
+
+def test_a_file_too_big_for_the_disk_accepted_by_a_script_is_refused_and_the_sender_told_why(tmp_path):
+    inbox = tmp_path / "inbox"
+    room = Room(tmp_path, "Alice", "Bob", auto_accept=inbox)
+    room.workers["Bob"] = FileWorker(lambda: None, threaded=False, free_space=lambda folder: 1_000)
+    room.offer("Alice", random_file(tmp_path / "big.bin", 10 * CHUNK_BYTES))
+    room.pump()
+    [refused] = room.finished("Bob")
+    assert not refused.ok and refused.message.startswith("Not enough free space to save big.bin (")
+    [told] = room.finished("Alice")
+    assert told.message == "big.bin was not delivered to Bob: their disk does not have room for it."
+
+
 def short_names_link(limit: int):
     """``os.link`` on a file system whose names hold at most ``limit`` bytes (eCryptfs: 143)."""
     def link(source: Path, target: Path) -> None:
@@ -800,10 +832,9 @@ def test_a_file_larger_than_the_free_space_is_refused_when_accepted_not_part_way
     worker, file_id = FileWorker(lambda: None, threaded=False), b"f" * 16
     worker.submit(OpenTarget(file_id, tmp_path / "inbox", "film.mkv", 2**62))     # no disk has that much free
     [refused] = worker.take_results()
-    assert refused.reason == peer_wire.CancelReason.WRITE_FAILED
+    assert (refused.reason, refused.can_retry) == (peer_wire.CancelReason.NO_ROOM, True)
     assert refused.message.startswith("Not enough free space to save film.mkv (")
-    assert f" in {tmp_path / 'inbox'}: " in refused.message
-    assert "free. Make room, or choose another folder" in refused.message
+    assert f" in {tmp_path / 'inbox'}: " in refused.message and refused.message.endswith(" free.")
     assert not list((tmp_path / "inbox").iterdir())      # no partial file left behind
 
 
