@@ -81,6 +81,13 @@ class NoBrowser:
         pass
 
 
+def click(root: tk.Tk, button) -> None:
+    """Click a card's button as a person would: once it takes clicks (buttons that have
+    just appeared ignore them for a moment)."""
+    pump_until(root, lambda: button.winfo_ismapped() and button.instate(["!disabled"]), "the button to take clicks")
+    button.invoke()
+
+
 def pump_until(root: tk.Tk, condition: Callable[[], bool], what: str, timeout: float = SLOW) -> None:
     """Run Tk until ``condition()`` holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from desktop_helpers import (SLOW, cuttable_link, joined_app, make_app, member_rows, pump_until, settle_errands,
+from desktop_helpers import (SLOW, click, cuttable_link, joined_app, make_app, member_rows, pump_until, settle_errands,
                              transcript, type_message)
 from helpers import CoreClient, core_clients, running_server
 from securex.desktop import files_view, paths, settings, transfers
@@ -86,7 +86,7 @@ def test_an_offer_is_accepted_shows_progress_and_is_saved_verified(root, tmp_pat
         assert card.accept_button.winfo_ismapped() and card.decline_button.winfo_ismapped()
         assert card.winfo_ismapped()   # it sits in the conversation
 
-        card.accept_button.invoke()
+        click(root, card.accept_button)
         seen = watch_bar(root, card, lambda: card.finished, "the transfer to finish")
         assert any(0 < value < 1000 for value in seen), seen     # the bar moved on the way
         assert seen == sorted(seen)
@@ -99,14 +99,14 @@ def test_an_offer_is_accepted_shows_progress_and_is_saved_verified(root, tmp_pat
 
         # Open folder: with no file manager here, a clear line instead of an error dialog.
         monkeypatch.setattr(paths, "opener_command", lambda folder: ["securex-no-such-opener", str(folder)])
-        card.open_button.invoke()
+        click(root, card.open_button)
         settle_errands(root, app)
         assert f"No program to open folders was found (securex-no-such-opener is not installed). " \
                f"The file is in {downloads}." in transcript(app)
         opened: list[str] = []
         monkeypatch.setattr(paths, "opener_command",
                             lambda folder: opened.append(str(folder)) or ["true", str(folder)])
-        card.open_button.invoke()
+        click(root, card.open_button)
         settle_errands(root, app)
         assert opened == [str(downloads)] and transcript(app).count("No program to open folders") == 1
 
@@ -125,7 +125,7 @@ def test_an_offer_too_big_for_the_disk_says_so_on_its_card_and_can_be_accepted_a
     with running_server() as server, core_clients(server.port, "Bob") as (bob,):
         app = joined_app(root, server.port, downloads=downloads)
         card = offered_card(root, app, bob, original)
-        card.accept_button.invoke()
+        click(root, card.accept_button)
         pump_until(root, lambda: card.accept_button.winfo_ismapped(), "the offer to be open again")
         assert card.status.cget("text") == drawn(
             f"Not enough free space to save film.mkv ({human_size(2 * MB)}) in {downloads}: 1.0 kB free. Make room, "
@@ -133,10 +133,35 @@ def test_an_offer_too_big_for_the_disk_says_so_on_its_card_and_can_be_accepted_a
         assert card.decline_button.winfo_ismapped() and not card.finished
         assert len([c for c in app.chat.transfers.cards.values() if isinstance(c, IncomingCard)]) == 1
         full["yes"] = False
-        card.accept_button.invoke()
+        click(root, card.accept_button)
         pump_until(root, lambda: card.finished, "the file to be saved", timeout=SLOW)
         assert card.saved_to == downloads / "film.mkv"
         bob.wait_for(FileFinished, lambda e: e.ok and e.peer == "Alice", timeout=SLOW)
+
+
+def test_buttons_that_just_appeared_ignore_a_click_meant_for_what_was_there(root):
+    """A card arriving (or changing) under the pointer: the click, or the second half of
+    a double-click, aimed at what was there must not decline a file or open a folder."""
+    from tkinter import ttk
+
+    from securex.desktop.files_view import Actions
+    from securex.events import Member
+
+    answered: list[tuple[str, str]] = []
+    actions = Actions(accept=lambda file_id: answered.append(("accept", file_id)),
+                      decline=lambda file_id: answered.append(("decline", file_id)),
+                      cancel=lambda file_id: answered.append(("cancel", file_id)), open_folder=lambda folder: None)
+    holder = ttk.Frame(root)
+    holder.pack()
+    card = IncomingCard(holder, FileOffered("abcd1234", "x.bin", 10, Member("Bob", "CODE", "Bob")), actions)
+    card.pack()
+    card.decline_button.invoke()          # at once
+    assert answered == [] and card.decline_button.instate(["disabled"])
+    click(root, card.accept_button)       # once it has settled
+    assert answered == [("accept", "abcd1234")]
+    card.cancel_button.invoke()           # Cancel took Accept's place: the double-click's second half
+    assert answered == [("accept", "abcd1234")]
+    holder.destroy()
 
 
 def test_the_progress_line_gives_speed_and_time_left(root, tmp_path):
@@ -145,7 +170,7 @@ def test_the_progress_line_gives_speed_and_time_left(root, tmp_path):
             cuttable_link(server.port, bytes_per_second=1 * MB) as slow:
         app = joined_app(root, slow.port, downloads=tmp_path / "downloads")
         card = offered_card(root, app, bob, original)
-        card.accept_button.invoke()
+        click(root, card.accept_button)
         pump_until(root, lambda: "/s \u00b7" in card.status.cget("text") or card.finished, "a progress line")
         line = card.status.cget("text")
         assert "% \u00b7 " in line and " of 4.0 MB" in line and line.endswith(" left"), line
@@ -159,7 +184,7 @@ def test_an_offer_can_be_declined(root, tmp_path):
         card = offered_card(root, app, bob, original)
         root.update_idletasks()
         height_with_buttons = card.winfo_reqheight()
-        card.decline_button.invoke()
+        click(root, card.decline_button)
         bob.wait_for(FileFinished, lambda e: not e.ok and "declined" in e.message, timeout=SLOW)
         pump_until(root, lambda: card.finished, "the card to say so")
         assert card.status.cget("text") == "Declined notes.txt from Bob."
@@ -176,7 +201,7 @@ def test_a_right_to_left_name_reads_the_same_in_a_cards_title_and_its_status(roo
     with running_server() as server, core_clients(server.port, "Bob") as (bob,):
         app = joined_app(root, server.port, downloads=tmp_path / "downloads")
         card = offered_card(root, app, bob, original)
-        card.decline_button.invoke()
+        click(root, card.decline_button)
         pump_until(root, lambda: card.finished, "the card to say so")
         assert card.status.cget("text") == drawn(f"Declined {original.name} from Bob.")
         assert card.status.cget("text") != f"Declined {original.name} from Bob."
@@ -204,14 +229,14 @@ def test_the_sender_sees_each_recipient_and_can_cancel(root, tmp_path, monkeypat
             # question is taken back and the transfer goes on.
             monkeypatch.setattr(files_view, "CONFIRM_MS", 300)
             progress = {name: float(bar.cget("value")) for name, (_, bar, _) in card.rows.items()}
-            card.cancel_button.invoke()
+            click(root, card.cancel_button)
             assert card.cancel_button.cget("text") == "Click again to cancel"
             pump_until(root, lambda: card.cancel_button.cget("text") == "Cancel", "the question to be taken back")
             pump_until(root, lambda: all(float(card.rows[name][1].cget("value")) > before
                                          for name, before in progress.items()), "the transfer to go on")
             assert not card.finished
-            card.cancel_button.invoke()
-            card.cancel_button.invoke()
+            click(root, card.cancel_button)
+            click(root, card.cancel_button)
             pump_until(root, lambda: card.finished, "the cancel")
             assert card.status.cget("text") == "Cancelled sending video.mp4."
             assert not card.cancel_button.winfo_manager()

@@ -29,6 +29,7 @@ CARD_TEXT_WIDTH = 430      # pixels: a card reads as one block, not a line acros
 BAR_LENGTH = 240
 MAX_CARDS = 500            # cards remembered for updates; the oldest are forgotten (they stay on screen)
 CONFIRM_MS = 4000          # a first click on Cancel waits this long for the second that stops the transfer
+SETTLE_MS = 500            # buttons that just appeared on a card ignore clicks this long
 
 
 def time_left(seconds: float) -> str:
@@ -90,7 +91,7 @@ class _Card(ttk.Frame):
         """A transfer under way is not stopped by one stray click (the chat scrolls cards
         under the pointer): the first click asks, a second within a few seconds stops it."""
         if self._cancel_armed is None:
-            self.cancel_button.configure(text="Click again to cancel")
+            self.cancel_button.configure(text="Click again to cancel", style="SmallWarning.TButton")
             self._cancel_armed = self.after(CONFIRM_MS, self._disarm_cancel)
             return
         self._disarm_cancel()
@@ -101,7 +102,15 @@ class _Card(ttk.Frame):
             self.after_cancel(self._cancel_armed)
             self._cancel_armed = None
         if self.winfo_exists():
-            self.cancel_button.configure(text="Cancel")
+            self.cancel_button.configure(text="Cancel", style="Small.TButton")
+
+    def _settle(self, *buttons: ttk.Button) -> None:
+        """Buttons that just appeared where the pointer may be (a new card, or a card
+        that changed state under it) ignore clicks for a moment: a click, or the second
+        of a double-click, meant for what was there must not land on them."""
+        for button in buttons:
+            button.state(["disabled"])
+        self.after(SETTLE_MS, lambda: [button.state(["!disabled"]) for button in buttons if button.winfo_exists()])
 
     def _label(self, row: int, text: str = "", style: str = "Card.TLabel", **grid) -> ttk.Label:
         label = ttk.Label(self, text=drawn(text), style=style, wraplength=CARD_TEXT_WIDTH, justify="left")
@@ -135,6 +144,7 @@ class IncomingCard(_Card):
                                       command=self._open_folder)
         self.accept_button.grid(row=0, column=0, padx=(0, 6))
         self.decline_button.grid(row=0, column=1)
+        self._settle(self.accept_button, self.decline_button)
         self.saved_to: Path | None = None
         self.accepted = self.declined = False
 
@@ -172,6 +182,7 @@ class IncomingCard(_Card):
             child.grid_remove()
         for column, button in enumerate(buttons):
             button.grid(row=0, column=column, padx=(0, 6))
+        self._settle(*buttons)
         if buttons:
             self.buttons.grid()
         else:       # an emptied frame keeps its last size in Tk: a blank band under the card
@@ -231,6 +242,7 @@ class OutgoingCard(_Card):
         self.delivered_peers: set[str] = set()
         self.cancel_button = self._cancel_button(self)
         self.cancel_button.grid(row=3, column=0, sticky="w", pady=(8, 0))
+        self._settle(self.cancel_button)
         for peer in event.recipients:
             _, bar, stats = self._row(peer)
             bar.grid_remove()

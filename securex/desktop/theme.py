@@ -199,6 +199,11 @@ def _style_ttk(style: ttk.Style, p: Palette, theme: Theme) -> None:
                     foreground=p.on_accent, bordercolor=p.accent, lightcolor=p.accent, darkcolor=p.accent)
     style.map("SmallAccent.TButton", background=[("pressed", p.accent_active), ("active", p.accent_active)],
               lightcolor=[("active", p.accent_active)], darkcolor=[("active", p.accent_active)])
+    # A Cancel clicked once, waiting for the second click that stops the transfer.
+    style.configure("SmallWarning.TButton", padding=(8, 2), font=theme.font("small"), background=p.warning_background,
+                    foreground=p.warning, bordercolor=p.warning, lightcolor=p.warning_background,
+                    darkcolor=p.warning_background)
+    style.map("SmallWarning.TButton", background=[("pressed", p.warning_background), ("active", p.warning_background)])
     # The "new messages below" pill floating over the message view.
     style.configure("Pill.TButton", padding=(12, 3), background=p.accent, foreground=p.on_accent,
                     bordercolor=p.accent, lightcolor=p.accent, darkcolor=p.accent, font=theme.font("small_bold"))
