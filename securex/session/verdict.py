@@ -96,8 +96,9 @@ def join_verdict(results: Mapping[bytes, RunResult], confirmed: Collection[bytes
         n = len(mismatched)
         notices.append((f"The {_plural(n, 'member', f'{n} members')} present {_plural(n, 'has', 'have')} a "
                         "different passphrase, and nobody has confirmed either one yet: one of you typed it "
-                        "wrong. You stay in the room; the next person to arrive with the right passphrase "
-                        "confirms it.", Severity.WARNING))
+                        "wrong. If it may be you, leave and join again with the right one; until then you are "
+                        "in the room, but nobody there reads what you write. The next person to arrive with "
+                        "the right passphrase confirms it.", Severity.WARNING))
     elif mismatched:
         n = len(mismatched)
         notices.append((f"Could not verify {n} member{_plural(n, '', 's')}: {_plural(n, 'its', 'their')} "

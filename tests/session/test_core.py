@@ -142,7 +142,7 @@ def test_a_typo_in_a_room_of_one_leaves_both_warned_and_the_next_arrival_settles
     room.join("Alice")
     typo = room.join("Bob", w=WRONG_W)
     assert typo.outcome is None   # a tie, not a verdict
-    assert any("one of you typed it wrong" in n for n in room.notices("Bob"))
+    assert any("one of you typed it wrong. If it may be you, leave and join again" in n for n in room.notices("Bob"))
     assert any("Someone tried to join with a different passphrase" in n for n in room.notices("Alice"))
     room.join("Carol")
     assert room.members("Carol") == ["Alice"]
