@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import re
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from securex import logs
 from securex.environment import take_from_environment
 from securex.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, MissingDependencyError, SecureXError
 from securex.protocol import DEFAULT_PORT
-from securex.storage import is_private
+from securex.storage import folder_problem, is_private
 from securex.text import validate_name
 
 PASSPHRASE_ENV = "SECUREX_PASSPHRASE"
@@ -103,20 +102,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if problem:
             parser.error(f"{flag} {folder}: {problem}")
     return args
-
-
-def folder_problem(folder: Path) -> str | None:
-    """Why files could not be saved in ``folder``, said before joining rather than at the
-    first offer (a folder that does not exist yet is made then)."""
-    if folder.is_symlink() and not folder.exists():
-        return "a link to nothing"
-    if not folder.exists():
-        return None
-    if not folder.is_dir():
-        return "that is a file, not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return "files cannot be saved there (no permission, or a read-only disk)"
-    return None
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)b?", re.IGNORECASE)

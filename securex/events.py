@@ -118,7 +118,8 @@ class DeliveryChanged(Event):
 class FileOffered(Event):
     """A member offers us a file: /accept or /decline it by ``file_id``. Offered
     again, with ``problem`` saying why, when accepting it failed in a way the user
-    can put right (no room on the disk) and it may be accepted once more."""
+    can put right (no room on the disk, a folder that cannot be written to) and it
+    may be accepted once more."""
     file_id: str
     name: str            # already made safe to use as a file name
     size: int

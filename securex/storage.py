@@ -12,6 +12,8 @@ so a crash never leaves half a file and nobody else on the machine can read it:
 
 Reading never raises for a missing or damaged file: callers get an empty value
 and carry on (a damaged identity file is set aside, not overwritten).
+
+``folder_problem`` checks a folder received files are to be saved in.
 """
 
 from __future__ import annotations
@@ -87,3 +89,17 @@ def is_private(path: Path) -> bool:
         return not stat.S_IMODE(path.stat().st_mode) & 0o077
     except OSError:
         return True
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why files could not be saved in ``folder``, said before joining rather than at the
+    first offer (a folder that does not exist yet is made then)."""
+    if folder.is_symlink() and not folder.exists():
+        return "a link to nothing"
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return "that is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "files cannot be saved there (no permission, or a read-only disk)"
+    return None

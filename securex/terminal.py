@@ -136,7 +136,7 @@ class TerminalFrontEnd(EventHandler):
 
     def on_file_offered(self, event: FileOffered) -> None:
         if event.problem:       # accepting it failed; it can be accepted again
-            self.line(f"! {event.problem} Make room there, then /accept {event.file_id} again, or "
+            self.line(f"! {event.problem} Once that is put right, /accept {event.file_id} again, or "
                       f"/decline {event.file_id}.", event.at)
             return
         auto_accept = self.session.options.auto_accept if self.session is not None else None

@@ -128,8 +128,8 @@ def test_an_offer_too_big_for_the_disk_says_so_on_its_card_and_can_be_accepted_a
         click(root, card.accept_button)
         pump_until(root, lambda: card.accept_button.winfo_ismapped(), "the offer to be open again")
         assert card.status.cget("text") == drawn(
-            f"Not enough free space to save film.mkv ({human_size(2 * MB)}) in {downloads}: 1.0 kB free. Make room, "
-            "or choose another folder for downloads, then accept it again.")
+            f"Not enough free space to save film.mkv ({human_size(2 * MB)}) in {downloads}: 1.0 kB free. Choose "
+            "another folder for downloads, or put this one right, then accept it again.")
         assert card.decline_button.winfo_ismapped() and not card.finished
         assert len([c for c in app.chat.transfers.cards.values() if isinstance(c, IncomingCard)]) == 1
         full["yes"] = False
@@ -137,6 +137,26 @@ def test_an_offer_too_big_for_the_disk_says_so_on_its_card_and_can_be_accepted_a
         pump_until(root, lambda: card.finished, "the file to be saved", timeout=SLOW)
         assert card.saved_to == downloads / "film.mkv"
         bob.wait_for(FileFinished, lambda e: e.ok and e.peer == "Alice", timeout=SLOW)
+
+
+def test_accepting_into_a_downloads_folder_that_cannot_be_written_keeps_the_offer_open(root, tmp_path):
+    """A folder chosen on another day may since have become a file (or read-only): the
+    card says so before anything is asked of the sender, and accepts once it is put right."""
+    original = make_file(tmp_path / "bob", "notes.txt", 1000)
+    downloads = tmp_path / "downloads"
+    downloads.write_text("not a folder any more")
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app = joined_app(root, server.port, downloads=downloads)
+        card = offered_card(root, app, bob, original)
+        click(root, card.accept_button)
+        pump_until(root, lambda: card.accept_button.winfo_ismapped(), "the offer to be open again")
+        assert card.status.cget("text") == drawn(
+            f"Files cannot be saved in {paths.display_path(downloads)}: that is a file, not a folder. Choose "
+            "another folder for downloads, or put this one right, then accept it again.")
+        downloads.unlink()
+        click(root, card.accept_button)
+        pump_until(root, lambda: card.finished, "the file to be saved", timeout=SLOW)
+        assert card.saved_to == downloads / "notes.txt"
 
 
 def test_buttons_that_just_appeared_ignore_a_click_meant_for_what_was_there(root):

@@ -80,7 +80,7 @@ def test_an_offer_too_big_for_the_disk_can_be_accepted_again_once_there_is_room(
             file_id = bob.expect(r"offers scan\.pdf \(2\.0 MB\), id ([0-9a-f]{8})").group(1)
             bob.send_line(f"/accept {file_id}")
             bob.expect(LINE + re.escape(f"! Not enough free space to save scan.pdf (2.0 MB) in {small}: ")
-                       + r"[0-9.]+ (kB|MB) free\. " + re.escape(f"Make room there, then /accept {file_id} again, "
+                       + r"[0-9.]+ (kB|MB) free\. " + re.escape(f"Once that is put right, /accept {file_id} again, "
                                                                f"or /decline {file_id}."))
             subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True, timeout=10)
             bob.send_line(f"/accept {file_id}")

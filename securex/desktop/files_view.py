@@ -160,12 +160,12 @@ class IncomingCard(_Card):
         self.actions.accept(self.file_id)
 
     def reopen(self, problem: str) -> None:
-        """Accepting failed in a way the user can put right (no room on the disk): the
-        offer is open again, and the card says why."""
+        """Accepting failed in a way the user can put right (no room on the disk, a
+        folder that cannot be written to): the offer is open again, and the card says why."""
         self.accepted = False
         self.bar.grid_remove()
-        self.status.configure(text=drawn(f"{problem} Make room, or choose another folder for downloads, then "
-                                         "accept it again."), style="Card.Warning.TLabel")
+        self.status.configure(text=drawn(f"{problem} Choose another folder for downloads, or put this one right, "
+                                         "then accept it again."), style="Card.Warning.TLabel")
         self._show_buttons(self.accept_button, self.decline_button)
 
     def decline(self) -> None:

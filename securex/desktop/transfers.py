@@ -28,6 +28,7 @@ from securex.errors import SendQueueFullError
 from securex.events import Severity
 from securex.session.files import nobody_to_receive, why_not_sendable
 from securex.session.runner import ChatSession
+from securex.storage import folder_problem
 from securex.text import human_size
 
 BUSY = "Secure X is busy with other work on files; try again in a moment."
@@ -159,7 +160,21 @@ class Transfers:
          Action.CANCEL_FILE: self.cancel}[action](argument)
 
     def accept(self, file_id: str) -> None:
-        self._ask_session(lambda session: session.accept_file(file_id, self.host.downloads))
+        """Accept into the downloads folder, once a look at it (off the Tk thread) finds
+        nothing that would stop the file being saved there: a folder chosen on another
+        day may have become read-only or a file since."""
+        folder, session = self.host.downloads, self.host.session
+
+        def checked(problem: str | Exception | None) -> None:
+            if session is not self.host.session:
+                return     # that session is over
+            card = self.cards.card("in", file_id)
+            if isinstance(problem, str) and isinstance(card, IncomingCard):
+                card.reopen(f"Files cannot be saved in {display_path(folder)}: {problem}.")
+                return
+            self._ask_session(lambda session: session.accept_file(file_id, folder))   # else the worker says why
+
+        self._submit(lambda: folder_problem(folder), checked)
 
     def decline(self, file_id: str) -> None:
         self._ask_session(lambda session: session.decline_file(file_id))

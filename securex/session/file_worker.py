@@ -338,9 +338,9 @@ class FileWorker:
             # again after a restart, while the last run's file is still there.
             partial = job.directory / f"{PARTIAL_PREFIX}{job.file_id.hex()[:16]}-{secrets.token_hex(4)}.part"
             handle = self._open_partial(partial)
-        except OSError as error:
+        except OSError as error:     # a folder that cannot be written to: the user can choose another
             return Failed(job.file_id, CancelReason.WRITE_FAILED,
-                          f"Cannot save {job.name} in {job.directory}: {_why(error)}.")
+                          f"Cannot save {job.name} in {job.directory}: {_why(error)}.", can_retry=True)
         self._targets[job.file_id] = _Target(handle, partial, job.directory, job.name)
         return Opened(job.file_id, partial)
 

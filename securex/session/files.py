@@ -167,7 +167,7 @@ class Failed:
     file_id: bytes
     reason: CancelReason
     message: str
-    can_retry: bool = False      # opening a target only: the offer can be accepted again (disk too full)
+    can_retry: bool = False      # opening a target only: the offer can be accepted again once put right
 
 
 Result = Hashed | ChunkRead | Opened | Written | Saved | Failed
@@ -729,7 +729,7 @@ class FileTransfers:
         incoming = self.incoming.get(result.file_id)
         if (incoming is not None and result.can_retry and incoming.stage == Stage.OPENING
                 and incoming.directory != self.auto_accept):
-            # A person can make room or pick another folder: the offer stays open, and says why
+            # A person can make room, or pick another folder: the offer stays open, and says why
             # it is back. (Accepted by --accept-files, nobody would: that fails as below.)
             incoming.stage, incoming.directory = Stage.OFFERED, None
             member = self._port.member(incoming.sender)
