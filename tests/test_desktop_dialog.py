@@ -188,10 +188,15 @@ def test_wrong_passphrase_returns_to_the_dialog_to_retype_it(root):
         assert root.focus_lastfor() == app.dialog.passphrase_entry
         assert app.dialog.passphrase_entry.selection_present()   # typing replaces it
         assert app.dialog.join_anyway_button.winfo_ismapped()
+        connect_at = app.dialog.connect_button.winfo_rooty()
         fill(app.dialog.passphrase_entry, PASSPHRASE)
         # "Join anyway" was for the refused passphrase; once it is retyped it goes (a review
-        # finding: it joined with the old one while the field showed the new).
+        # finding: it joined with the old one while the field showed the new), and so does
+        # the refusal; Connect stays where it was (a tester's click missed it as it moved).
         assert not app.dialog.join_anyway_button.winfo_manager()
+        assert app.dialog.error_label.cget("text") == ""
+        root.update_idletasks()
+        assert app.dialog.connect_button.winfo_rooty() == connect_at
         app.dialog.connect_button.invoke()
         pump_until(root, lambda: app.state == AppState.IN_ROOM, "the second try")
         bob.wait_members("Alice", "Carol", timeout=SLOW)

@@ -136,6 +136,8 @@ class ConnectDialog(ttk.Frame):
         self.join_anyway_button = ttk.Button(card, text="Join anyway", style="Small.TButton",
                                              command=self._join_anyway)
         self.join_anyway_button.grid(row=12, column=0, columnspan=3, sticky="w", pady=(6, 0))
+        # Its row keeps its room too, so Connect stays where the pointer left it.
+        card.rowconfigure(12, minsize=self.join_anyway_button.winfo_reqheight() + 6)
         self.join_anyway_button.grid_remove()
         self.on_join_anyway: Callable[[], None] | None = None
 
@@ -221,6 +223,9 @@ class ConnectDialog(ttk.Frame):
         anyway" was for what was refused: after an edit, Connect tries what is typed."""
         if self.on_join_anyway is not None:
             self.offer_join_anyway(None)
+            if self._error_field in (None, entry):
+                self.error_label.configure(text="")    # the refusal was of what was typed before
+                self._error_field = None
         if entry.instate(["invalid"]) and self.problem(entry) is None:
             entry.state(["!invalid"])
             if self._error_field is entry:
