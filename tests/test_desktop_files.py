@@ -87,6 +87,7 @@ def test_an_offer_is_accepted_shows_progress_and_is_saved_verified(root, tmp_pat
         assert card.winfo_ismapped()   # it sits in the conversation
 
         click(root, card.accept_button)
+        assert card.title.cget("text") == "Bob sends holiday photos.zip \u00b7 3.0 MB"   # no longer only offered
         seen = watch_bar(root, card, lambda: card.finished, "the transfer to finish")
         assert any(0 < value < 1000 for value in seen), seen     # the bar moved on the way
         assert seen == sorted(seen)

@@ -128,8 +128,7 @@ class IncomingCard(_Card):
     def __init__(self, master: tk.Misc, event: FileOffered, actions: Actions) -> None:
         super().__init__(master, event.file_id, actions)
         self.event = event
-        self.title = self._label(0, f"{event.sender.label} offers {event.name} \u00b7 {human_size(event.size)}",
-                                 "Card.Bold.TLabel")
+        self.title = self._label(0, self._title("offers"), "Card.Bold.TLabel")
         self.status = self._label(1, "Accept it to save it in your downloads folder.", "Card.Muted.TLabel",
                                   pady=(2, 0))
         self.bar = ttk.Progressbar(self, orient="horizontal", length=BAR_LENGTH, mode="determinate", maximum=1000)
@@ -152,8 +151,12 @@ class IncomingCard(_Card):
     def under_way(self) -> bool:
         return self.accepted and not self.finished
 
+    def _title(self, verb: str) -> str:
+        return f"{self.event.sender.label} {verb} {self.event.name} \u00b7 {human_size(self.event.size)}"
+
     def accept(self) -> None:
         self.accepted = True
+        self.title.configure(text=drawn(self._title("sends")))     # no longer just an offer
         self._show_buttons(self.cancel_button)
         self.status.configure(text=drawn(f"Accepted; waiting for {self.event.sender.label} to start sending\u2026"),
                               style="Card.Muted.TLabel")
@@ -163,6 +166,7 @@ class IncomingCard(_Card):
         """Accepting failed in a way the user can put right (no room on the disk, a
         folder that cannot be written to): the offer is open again, and the card says why."""
         self.accepted = False
+        self.title.configure(text=drawn(self._title("offers")))
         self.bar.grid_remove()
         self.status.configure(text=drawn(f"{problem} Choose another folder for downloads, or put this one right, "
                                          "then accept it again."), style="Card.Warning.TLabel")
