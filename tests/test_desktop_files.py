@@ -95,6 +95,7 @@ def test_an_offer_is_accepted_shows_progress_and_is_saved_verified(root, tmp_pat
         assert saved.read_bytes() == original.read_bytes()
         status = card.status.cget("text")
         assert status == f"\u2713  Saved to {paths.display_path(saved)}, verified (SHA-256)."
+        assert card.title.cget("text") == "Bob sent holiday photos.zip \u00b7 3.0 MB"
         assert card.open_button.winfo_ismapped() and not card.bar.winfo_manager()
         bob.wait_for(FileFinished, lambda e: e.ok and e.peer == "Alice", timeout=SLOW)
 

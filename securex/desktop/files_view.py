@@ -209,6 +209,7 @@ class IncomingCard(_Card):
         self.bar.grid_remove()
         if event.ok and event.path:
             self.saved_to = Path(event.path)
+            self.title.configure(text=drawn(self._title("sent")))
             self.status.configure(text=drawn(f"\u2713  Saved to {display_path(self.saved_to)}, verified (SHA-256)."),
                                   style="Card.Ok.TLabel")
             self._show_buttons(self.open_button)
