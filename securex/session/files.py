@@ -727,16 +727,15 @@ class FileTransfers:
                                          result.message))
             return
         incoming = self.incoming.get(result.file_id)
-        if (incoming is not None and result.can_retry and incoming.stage == Stage.OPENING
+        member = self._port.member(incoming.sender) if incoming is not None else None
+        if (incoming is not None and member is not None and result.can_retry and incoming.stage == Stage.OPENING
                 and incoming.directory != self.auto_accept):
             # A person can make room, or pick another folder: the offer stays open, and says why
             # it is back. (Accepted by --accept-files, nobody would: that fails as below.)
             incoming.stage, incoming.directory = Stage.OFFERED, None
-            member = self._port.member(incoming.sender)
-            if member is not None:
-                self._port.post(FileOffered(short_id(incoming.file_id), incoming.name, incoming.offer.size, member,
-                                            problem=result.message))
-                return
+            self._port.post(FileOffered(short_id(incoming.file_id), incoming.name, incoming.offer.size, member,
+                                        problem=result.message))
+            return
         if incoming is not None and incoming.stage not in (Stage.DONE, Stage.CANCELLED, Stage.DECLINED):
             self._stop_incoming(incoming, result.reason, result.message)
 
