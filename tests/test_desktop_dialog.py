@@ -202,6 +202,28 @@ def test_wrong_passphrase_returns_to_the_dialog_to_retype_it(root):
         bob.wait_members("Alice", "Carol", timeout=SLOW)
 
 
+def test_a_typo_against_the_one_member_present_can_be_retyped_from_the_room(root):
+    """With one member present and nobody confirmed, a different passphrase is a tie: you
+    are let in, told nobody shares it, and offered to leave and type it again (a
+    tester's finding: there was no way back to the dialog but quitting)."""
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app = make_app(root)
+        connect_via_dialog(app, server.port, passphrase="a typo in the passphrase")
+        pump_until(root, lambda: app.state == AppState.IN_ROOM and app.chat.question.visible, "the offer to retype")
+        assert app.chat.question.label.cget("text").startswith("Nobody here shares your passphrase.")
+        [retype, _] = app.chat.question.buttons
+        assert retype.cget("text") == "Retype passphrase"
+        retype.invoke()
+        pump_until(root, lambda: app.state == AppState.DIALOG, "the dialog, to type it again")
+        assert app.dialog.error_label.cget("text") == "Type the room's passphrase again."
+        assert root.focus_lastfor() == app.dialog.passphrase_entry
+        fill(app.dialog.passphrase_entry, PASSPHRASE)
+        app.dialog.connect_button.invoke()
+        pump_until(root, lambda: app.state == AppState.IN_ROOM, "the second try")
+        bob.wait_members("Alice", timeout=SLOW)
+        assert not app.chat.question.visible and "nobody here" not in app.chat.status_text
+
+
 def test_sure_of_a_passphrase_the_members_present_do_not_share_one_joins_anyway(root):
     """Two members who confirmed each other may be one stranger holding the room: the
     refused newcomer may insist, and enters alone, told so."""

@@ -134,6 +134,7 @@ class App(EventHandler):
         self._retry_at: float | None = None     # when the core retries, for the banner countdown
         self._lost_reason = ""
         self._lost_noted = False
+        self._retyping = False        # left to type the passphrase again: the dialog follows
         self._quit_timer: str | None = None
         self.quit_requested = False   # set by a signal handler; the pump acts on it
 
@@ -461,8 +462,10 @@ class App(EventHandler):
             self.transfers.save_settings()
         self._show_chat()
         chat = self.chat
-        chat.show_in_room(event.server, event.cipher, event.you.safety_code,
-                          unconfirmed=event.present > 0 and event.verified == 0)
+        unconfirmed = event.present > 0 and event.verified == 0
+        chat.show_in_room(event.server, event.cipher, event.you.safety_code, unconfirmed=unconfirmed)
+        if unconfirmed and first and not (self.request and self.request.join_anyway):
+            chat.offer_to_retype(self._retype_passphrase)
         if event.reconnected:
             self.transcript.add_notice("Back in the room.", at=event.at)
         else:
@@ -514,6 +517,13 @@ class App(EventHandler):
             self._set_state(AppState.RECONNECTING)
         self.chat.show_reconnecting(self._lost_reason, event.attempt, self._banner_action)
 
+    def _retype_passphrase(self) -> None:
+        """Leave the room (nobody in it shared the passphrase), then the dialog, ready for it."""
+        self.chat.question.hide()
+        if self.session is not None:
+            self._retyping = True
+            self.session.leave()
+
     def on_closed(self, event: Closed) -> None:
         self._last_error = event.error
         self.session = self._events = None
@@ -521,8 +531,12 @@ class App(EventHandler):
         queued = self.transcript.pending_ids()
         for message_id in queued:
             self.transcript.set_delivery(message_id, Delivery("unsent"))
+        retyping, self._retyping = self._retyping, False
         if self.state == AppState.LEAVING:
             self.finish(exit_status(event.error))
+        elif retyping:
+            self._set_state(AppState.ENDED)
+            self.show_dialog("Type the room's passphrase again.", wrong_passphrase=True)
         elif isinstance(event.error, WrongPassphraseError) or not self._joined:
             wrong = isinstance(event.error, WrongPassphraseError)
             request = self.request
