@@ -136,9 +136,8 @@ class ConnectDialog(ttk.Frame):
         self.join_anyway_button = ttk.Button(card, text="Join anyway", style="Small.TButton",
                                              command=self._join_anyway)
         self.join_anyway_button.grid(row=12, column=0, columnspan=3, sticky="w", pady=(6, 0))
-        # Its row keeps its room too, so Connect stays where the pointer left it.
-        card.rowconfigure(12, minsize=self.join_anyway_button.winfo_reqheight() + 6)
         self.join_anyway_button.grid_remove()
+        self._card = card
         self.on_join_anyway: Callable[[], None] | None = None
 
         buttons = ttk.Frame(card, style="Card.TFrame")
@@ -222,7 +221,7 @@ class ConnectDialog(ttk.Frame):
         """A field changed: once it is fixed, its red border and its message go. "Join
         anyway" was for what was refused: after an edit, Connect tries what is typed."""
         if self.on_join_anyway is not None:
-            self.offer_join_anyway(None)
+            self.offer_join_anyway(None, keep_room=True)
             if self._error_field in (None, entry):
                 self.error_label.configure(text="")    # the refusal was of what was typed before
                 self._error_field = None
@@ -269,10 +268,14 @@ class ConnectDialog(ttk.Frame):
         else:
             self._update_hint()
 
-    def offer_join_anyway(self, on_join_anyway: Callable[[], None] | None) -> None:
+    def offer_join_anyway(self, on_join_anyway: Callable[[], None] | None, *, keep_room: bool = False) -> None:
         """Offer (or stop offering) to enter with this passphrase although the members
-        present share another one."""
+        present share another one. ``keep_room``: withdrawn as the user edits, its row
+        keeps its height, so Connect does not move up under the pointer."""
         self.on_join_anyway = on_join_anyway
+        shown = self.join_anyway_button.winfo_ismapped()
+        room = self.join_anyway_button.winfo_height() + 6 if keep_room and shown else 0
+        self._card.rowconfigure(12, minsize=room)
         if on_join_anyway is None:
             self.join_anyway_button.grid_remove()
         else:
