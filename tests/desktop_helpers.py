@@ -219,7 +219,7 @@ class CuttableLink(Forwarder):
                         ahead = carried[sock] / self.bytes_per_second - (time.monotonic() - started)
                         if ahead > 0:
                             time.sleep(min(ahead, 0.2))   # the throttle itself, not a wait for an event
-        except OSError:
+        except (OSError, ValueError):     # ValueError: cut() closed a socket while select() had it
             return
         finally:
             for sock in (client, upstream):
