@@ -282,6 +282,7 @@ class ChatSession:
         core.connection_made()
         outgoing = SendBuffer()
         leave_by: float | None = None
+        quiet = False           # nothing came in the last QUIET_BEFORE_WORK_AHEAD: work ahead goes on
         last_progress = time.monotonic()
         while core.outcome is None:
             for command in self._take_commands():
@@ -310,14 +311,15 @@ class ChatSession:
             if leave_by is not None:
                 timeout = min(timeout, max(0.0, leave_by - now))
             work_ahead = core.work_ahead
-            if work_ahead:
-                timeout = min(timeout, QUIET_BEFORE_WORK_AHEAD)
+            if work_ahead:      # once quiet, a channel at a time with a look at the socket between
+                timeout = min(timeout, 0.0 if quiet else QUIET_BEFORE_WORK_AHEAD)
             try:
                 readable, writable, _ = select.select([sock, self._wake_read], [sock] if outgoing else [], [],
                                                       timeout)
             except (OSError, ValueError):
                 break
-            if work_ahead and not readable and not writable:
+            quiet = work_ahead and not readable and not writable
+            if quiet:
                 # Quiet for a moment: not in the way of whatever comes next (nor of the
                 # front end's thread, taking what was just handed over).
                 core.prepare_ahead()
