@@ -11,6 +11,7 @@ own AssertionError messages.)
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import socket
@@ -66,6 +67,11 @@ def root(display, config_dir) -> Iterator[tk.Tk]:
     yield window
     with contextlib.suppress(tk.TclError):   # the app may have closed it already
         window.destroy()
+    # Tk's objects must be freed in this thread. Any left in a reference cycle would be
+    # freed by the collector in whatever thread it next runs in (a session's network
+    # thread in the next test), and Tcl aborts the whole process for that.
+    del window
+    gc.collect()
 
 
 class NoBrowser:
