@@ -182,6 +182,20 @@ class CoreClient:
 
 
 @contextmanager
+def tiny_tmpfs(folder: Path, size: str = "1m") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``folder`` (a real file system that fills up), or
+    the test skipped where mounting needs a root this process is not."""
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                           capture_output=True, timeout=10).returncode != 0:
+        pytest.skip(f"mounting a {size} tmpfs needs root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True, timeout=10)
+
+
+@contextmanager
 def core_clients(port: int, *names: str, **options) -> Iterator[list[CoreClient]]:
     """Join each named client in turn, each waiting until the others see it; leave
     them all at the end."""

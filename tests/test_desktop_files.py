@@ -113,6 +113,18 @@ def test_an_offer_is_accepted_shows_progress_and_is_saved_verified(root, tmp_pat
         assert opened == [str(downloads)] and transcript(app).count("No program to open folders") == 1
 
 
+def accepted_and_offered_again(root, card: IncomingCard) -> str:
+    """Accept; the offer comes back (the folder cannot take the file): what the card says."""
+    click(root, card.accept_button)
+    pump_until(root, lambda: card.accept_button.winfo_ismapped(), "the offer to be open again")
+    return card.status.cget("text")
+
+
+def accepted_and_saved(root, card: IncomingCard) -> None:
+    click(root, card.accept_button)
+    pump_until(root, lambda: card.finished, "the file to be saved", timeout=SLOW)
+
+
 def test_an_offer_too_big_for_the_disk_says_so_on_its_card_and_can_be_accepted_again(root, tmp_path, monkeypatch):
     original = make_file(tmp_path / "bob", "film.mkv", 2 * MB)
     downloads = tmp_path / "downloads"
@@ -127,16 +139,13 @@ def test_an_offer_too_big_for_the_disk_says_so_on_its_card_and_can_be_accepted_a
     with running_server() as server, core_clients(server.port, "Bob") as (bob,):
         app = joined_app(root, server.port, downloads=downloads)
         card = offered_card(root, app, bob, original)
-        click(root, card.accept_button)
-        pump_until(root, lambda: card.accept_button.winfo_ismapped(), "the offer to be open again")
-        assert card.status.cget("text") == drawn(
+        assert accepted_and_offered_again(root, card) == drawn(
             f"Not enough free space to save film.mkv ({human_size(2 * MB)}) in {downloads}: 1.0 kB free. Choose "
             "another folder for downloads, or put this one right, then accept it again.")
         assert card.decline_button.winfo_ismapped() and not card.finished
         assert len([c for c in app.chat.transfers.cards.values() if isinstance(c, IncomingCard)]) == 1
         full["yes"] = False
-        click(root, card.accept_button)
-        pump_until(root, lambda: card.finished, "the file to be saved", timeout=SLOW)
+        accepted_and_saved(root, card)
         assert card.saved_to == downloads / "film.mkv"
         bob.wait_for(FileFinished, lambda e: e.ok and e.peer == "Alice", timeout=SLOW)
 
@@ -150,14 +159,11 @@ def test_accepting_into_a_downloads_folder_that_cannot_be_written_keeps_the_offe
     with running_server() as server, core_clients(server.port, "Bob") as (bob,):
         app = joined_app(root, server.port, downloads=downloads)
         card = offered_card(root, app, bob, original)
-        click(root, card.accept_button)
-        pump_until(root, lambda: card.accept_button.winfo_ismapped(), "the offer to be open again")
-        assert card.status.cget("text") == drawn(
+        assert accepted_and_offered_again(root, card) == drawn(
             f"Files cannot be saved in {paths.display_path(downloads)}: that is a file, not a folder. Choose "
             "another folder for downloads, or put this one right, then accept it again.")
         downloads.unlink()
-        click(root, card.accept_button)
-        pump_until(root, lambda: card.finished, "the file to be saved", timeout=SLOW)
+        accepted_and_saved(root, card)
         assert card.saved_to == downloads / "notes.txt"
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from helpers import (ChaosProxy, CoreClient, ScriptedMember, core_clients, recording_relay, running_server,
-                     wait_until)
+                     tiny_tmpfs, wait_until)
 from securex import protocol
 from securex.events import FileFinished, FileOffered, FileProgress
 from securex.session import peer_wire
@@ -245,25 +244,18 @@ def test_a_file_larger_than_a_real_file_systems_free_space_stays_offered_for_ano
     """Said at once, not after receiving what cannot all be kept, and the offer stays
     open: accepted again into a folder with room, it arrives (a disk that fills up
     part-way is the injected full disk in tests/session)."""
-    small = tmp_path / "small"
-    small.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
-                                           capture_output=True, timeout=10).returncode != 0:
-        pytest.skip("mounting a 1 MiB tmpfs needs root (the injected full disk in tests/session still runs)")
-    try:
-        source = random_file(tmp_path / "big.bin", 4 * 1024 * 1024)
-        with running_server() as server, core_clients(server.port, "Alice", "Bob") as (alice, bob):
-            alice.session.send_file(source)
-            bob.session.accept_file(offer_to(bob).file_id, small)
-            again = bob.wait_for(FileOffered, lambda e: bool(e.problem))
-            assert again.problem.startswith(f"Not enough free space to save big.bin (4.2 MB) in {small}: ")
-            assert not list(small.iterdir())
-            bob.session.accept_file(again.file_id, tmp_path / "Bob")
-            result = finished(bob, "in")
-            assert result.ok and digest(result.path) == digest(source)
-            assert finished(alice, "out", "Bob").ok
-    finally:
-        subprocess.run(["umount", str(small)], capture_output=True, timeout=10)
+    source = random_file(tmp_path / "big.bin", 4 * 1024 * 1024)
+    with tiny_tmpfs(tmp_path / "small") as small, running_server() as server, \
+            core_clients(server.port, "Alice", "Bob") as (alice, bob):
+        alice.session.send_file(source)
+        bob.session.accept_file(offer_to(bob).file_id, small)
+        again = bob.wait_for(FileOffered, lambda e: bool(e.problem))
+        assert again.problem.startswith(f"Not enough free space to save big.bin (4.2 MB) in {small}: ")
+        assert not list(small.iterdir())
+        bob.session.accept_file(again.file_id, tmp_path / "Bob")
+        result = finished(bob, "in")
+        assert result.ok and digest(result.path) == digest(source)
+        assert finished(alice, "out", "Bob").ok
 
 
 def test_a_member_that_keeps_asking_to_start_over_and_stops_reading_cannot_stall_the_sender(tmp_path):

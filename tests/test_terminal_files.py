@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from helpers import cli_client, running_server
+from helpers import cli_client, running_server, tiny_tmpfs
 from securex.terminal import PREPARING_NOTE_BYTES
 from securex.text import human_size
 
@@ -65,29 +65,21 @@ def test_a_large_file_is_said_to_be_prepared_while_it_is_hashed(server, tmp_path
 
 
 def test_an_offer_too_big_for_the_disk_can_be_accepted_again_once_there_is_room(server, tmp_path):
-    small = tmp_path / "small"
-    small.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
-                                           capture_output=True, timeout=10).returncode != 0:
-        pytest.skip("mounting a 1 MiB tmpfs needs root")
-    try:
-        source = tmp_path / "scan.pdf"
-        source.write_bytes(os.urandom(2_000_000))
-        with cli_client(server.port, "Bob", "--downloads", str(small)) as bob, \
-                cli_client(server.port, "Alice") as alice:
-            bob.expect(r"Alice joined")
-            alice.send_line(f"/send {source}")
-            file_id = bob.expect(r"offers scan\.pdf \(2\.0 MB\), id ([0-9a-f]{8})").group(1)
-            bob.send_line(f"/accept {file_id}")
-            bob.expect(LINE + re.escape(f"! Not enough free space to save scan.pdf (2.0 MB) in {small}: ")
-                       + r"[0-9.]+ (kB|MB) free\. " + re.escape(f"Once that is put right, /accept {file_id} again, "
-                                                               f"or /decline {file_id}."))
-            subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True, timeout=10)
-            bob.send_line(f"/accept {file_id}")
-            bob.expect(re.escape(f"Received scan.pdf (2.0 MB) from Alice, saved to {small / 'scan.pdf'}"))
-            alice.expect(LINE + r"\* Delivered scan\.pdf to Bob")
-    finally:
-        subprocess.run(["umount", str(small)], capture_output=True, timeout=10)
+    source = tmp_path / "scan.pdf"
+    source.write_bytes(os.urandom(2_000_000))
+    with tiny_tmpfs(tmp_path / "small") as small, cli_client(server.port, "Bob", "--downloads", str(small)) as bob, \
+            cli_client(server.port, "Alice") as alice:
+        bob.expect(r"Alice joined")
+        alice.send_line(f"/send {source}")
+        file_id = bob.expect(r"offers scan\.pdf \(2\.0 MB\), id ([0-9a-f]{8})").group(1)
+        bob.send_line(f"/accept {file_id}")
+        bob.expect(LINE + re.escape(f"! Not enough free space to save scan.pdf (2.0 MB) in {small}: ")
+                   + r"[0-9.]+ (kB|MB) free\. " + re.escape(f"Once that is put right, /accept {file_id} again, "
+                                                           f"or /decline {file_id}."))
+        subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True, timeout=10)
+        bob.send_line(f"/accept {file_id}")
+        bob.expect(re.escape(f"Received scan.pdf (2.0 MB) from Alice, saved to {small / 'scan.pdf'}"))
+        alice.expect(LINE + r"\* Delivered scan\.pdf to Bob")
 
 
 def test_a_person_accepts_an_offer_by_its_id(server, tmp_path):
