@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -37,13 +36,14 @@ from pathlib import Path
 import bench_setup  # noqa: F401  (the project on sys.path)
 import crypto_utils
 import helpers
+from bench_latency import TEXT_SIZE
 from bench_members import RUN_TIMEOUT, MemberError, chat_room, start_together
 from bench_relays import SECURE, running_relay
+from bench_report import percentile
+from bench_settings import ROOM
 from securex.events import ChatMessage
 from securex.session import core, runner, send_buffer
 
-ROOM = 5
-TEXT_SIZE = 100
 STAGES = ("command", "sealed", "sent", "read", "handed", "shown")
 
 
@@ -164,9 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"one text of {TEXT_SIZE} B to {ROOM - 1} members every {1e3 * args.period:g} ms, {args.count} texts")
     for stage, values in gaps.items():
         if values:
-            ms = sorted(v / 1e6 for v in values)
-            print(f"  {stage:8s} p50 {statistics.median(ms):.3f} ms  p90 {ms[int(0.9 * (len(ms) - 1))]:.3f}  "
-                  f"p99 {ms[int(0.99 * (len(ms) - 1))]:.3f}  ({len(ms)} samples)")
+            p50, p90, p99 = (percentile([v / 1e6 for v in values], q) for q in (0.5, 0.9, 0.99))
+            print(f"  {stage:8s} p50 {p50:.3f} ms  p90 {p90:.3f}  p99 {p99:.3f}  ({len(values)} samples)")
     return 0
 
 
