@@ -143,6 +143,16 @@ class CoreClient:
         want = sorted(labels)
         return self.wait_for(MembersChanged, lambda e: sorted(m.label for m in e.members[1:]) == want, timeout)
 
+    def expect_members(self, *labels: str, timeout: float = WAIT) -> MembersChanged:
+        """Like wait_members, counting a list already seen."""
+        want = sorted(labels)
+        return self.expect(MembersChanged, lambda e: sorted(m.label for m in e.members[1:]) == want, timeout)
+
+    def wait_to_see(self, *labels: str, timeout: float = WAIT) -> MembersChanged:
+        """Until the room includes these members (others may be there too)."""
+        want = set(labels)
+        return self.wait_for(MembersChanged, lambda e: want <= {m.label for m in e.members[1:]}, timeout)
+
     def members_now(self) -> list[str]:
         """The labels of the others in the room, as the latest event said."""
         latest = [e for e in self.drain() if isinstance(e, MembersChanged)]
@@ -207,6 +217,7 @@ def core_clients(port: int, *names: str, **options) -> Iterator[list[CoreClient]
             client.join()
             for other in clients[:-1]:
                 other.wait_members(*[c.name for c in clients if c is not other])
+            client.wait_to_see(*[c.name for c in clients[:-1]])   # its list comes just after "Joined"
         yield clients
     finally:
         for client in clients:

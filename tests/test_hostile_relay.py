@@ -100,6 +100,7 @@ def join_all(port: int, *names: str, **options) -> list[CoreClient]:
         clients.append(client)
         for other in clients[:-1]:
             other.wait_members(*[c.name for c in clients if c is not other])
+        client.wait_to_see(*[c.name for c in clients[:-1]])   # its list comes just after "Joined"
     return clients
 
 
@@ -200,6 +201,7 @@ def test_ghost_members_never_appear_and_the_newcomer_is_told():
         joined = bob.join()
         assert (joined.verified, joined.present) == (1, 2)
         bob.expect(Notice, lambda e: "Could not verify 1 member" in e.text)
+        bob.expect_members("Alice")    # posted just after "Joined": the test may read between the two
         assert bob.members_now() == ["Alice"] and alice.members_now() == ["Bob"]
         close_all(alice, bob)
 
@@ -277,6 +279,7 @@ def test_a_newcomers_own_join_reflected_back_is_refused():
         bob.join()
         alert = bob.expect(Notice, lambda e: e.severity == Severity.ALERT)
         assert "own join message back" in alert.text
+        bob.expect_members("Alice")    # posted just after "Joined": the test may read between the two
         assert bob.members_now() == ["Alice"]
         close_all(alice, bob)
 
