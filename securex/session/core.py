@@ -58,8 +58,9 @@ from securex.session.handshake import Failure, LocalIdentity, PairHandshake, Sta
 from securex.session.members import Peer, ReceivedLogs, labels, view_difference
 from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, FailedJoin, FileMessage, Goodbye, Identity,
                                        KeepAlive, RefuseReason, Text)
+from securex.session.trust import KnownCodes, TrustNotice
 from securex.session.verdict import Outcome, RunResult, join_verdict
-from securex.text import display_safe, name_key
+from securex.text import display_safe
 
 ENTRY_DEADLINE = 30.0       # from connecting to being in the room, however the relay trickles bytes
 RUN_TIMEOUT = 10.0          # a PAKE run that has not ended by then is abandoned
@@ -122,8 +123,7 @@ class RoomCore:
         self.me = me
         self.join_anyway = join_anyway       # the user insists on this passphrase (see verdict.py)
         self.server = server
-        self.known_codes = known_codes if known_codes is not None else {}
-        self.known_codes_changed = False
+        self.known_codes = KnownCodes(known_codes)
         self._w = w
         self._clock = clock
         self._wall_clock = wall_clock
@@ -1016,59 +1016,20 @@ class RoomCore:
                 peer.member = Member(peer.name, peer.verified.safety_code, label)
 
     def _check_known_code(self, peer: Peer) -> None:
-        """Trust on first use: a name seen before with another safety code is an alert.
-        The code remembered stays until the user says to trust the new one (``trust_code``):
-        an impostor who joined once must not make the real member look like one."""
-        key, code = name_key(peer.name), peer.verified.safety_code
-        if key == name_key(self.me.name) and peer.verified.identity.public_key != self.me.public_key:
-            self._limited_notice(f"namesake {peer.verified.identity.public_key.hex()}",
-                                 f"Another member is using your name: {peer.member.label}, safety code {code} "
-                                 f"(yours is {self.me.safety_code}). Everyone sees the two of you with the start "
-                                 "of your codes after the name; if you did not expect a namesake, compare codes "
-                                 "out loud.")
-            return
-        previous = self.known_codes.get(key)
-        if previous is None:
-            self._remember_code(key, code)
-            return
-        if previous == code:
-            return
-        trusted = next((other for other in self.peers.values() if other is not peer
-                        and name_key(other.name) == key and other.verified.safety_code == previous), None)
-        if trusted is not None:
-            self._notice(f"A second member is using the name {peer.name}: {peer.member.label}, safety code {code}. "
-                         f"{trusted.member.label}, with the code you know for that name ({previous}), is here too. "
-                         "One of them may be pretending: compare safety codes out loud before you believe either.",
-                         Severity.ALERT)
-        else:
-            self._notice(f"{peer.member.label}'s safety code has changed: it was {previous}, it is now {code}. "
-                         f"If {peer.name} did not reinstall Secure X or switch computers, this may be someone "
-                         "else using the name: compare safety codes out loud. You will be warned each time "
-                         f"until you type /trust {peer.name} (once you have compared them).", Severity.ALERT)
-
-    def _remember_code(self, key: str, code: str) -> None:
-        self.known_codes.pop(key, None)      # re-inserted last: the most recent stay when trimmed
-        self.known_codes[key] = code
-        self.known_codes_changed = True
+        said = self.known_codes.check(peer, self.peers.values(), self.me.name, self.me.safety_code,
+                                      self.me.public_key)
+        if said is not None:
+            self._say(said)
 
     def trust_code(self, name: str) -> None:
-        """The user compared safety codes with the member called ``name``, who is here:
-        remember that member's code for the name from now on."""
-        key = name_key(name.strip())
-        matching = [peer for peer in self.peers.values() if name_key(peer.name) == key]
-        if len(matching) != 1:
-            self._notice(f"Nobody called {display_safe(name, keep_newlines=False)} is in the room: /trust needs "
-                         "the name of a member who is here now." if not matching else
-                         f"{len(matching)} members called {matching[0].name} are here: /trust cannot tell which "
-                         "one you checked. Ask the one who is not who they say to leave first.", Severity.WARNING)
-            return
-        peer = matching[0]
-        code = peer.verified.safety_code
-        if self.known_codes.get(key) == code:
-            self._notice(f"{code} is already the safety code you trust for {peer.member.label}.")
-            return
-        self._remember_code(key, code)
-        self._notice(f"From now on {code} is the safety code you trust for {peer.member.label}.")
+        """The user compared safety codes with the member called ``name`` (see trust.py)."""
+        self._say(self.known_codes.trust(name, self.peers.values()))
+
+    def _say(self, said: TrustNotice) -> None:
+        if said.repeat_kind is not None:
+            self._limited_notice(said.repeat_kind, said.text, said.severity)
+        else:
+            self._notice(said.text, said.severity)
 
     def _send_status(self) -> None:
         status = (self.phase == Phase.IN_ROOM, frozenset(self.peers))

@@ -360,9 +360,9 @@ class ChatSession:
     def _save_known_codes(self, core: RoomCore) -> None:
         """As soon as a code is first seen or trusted: a client killed later must not
         forget it (the next look-alike would go unremarked). A small file, rarely."""
-        if core.known_codes_changed:
-            core.known_codes_changed = False
-            save_known_codes(core.known_codes, self.options.config_dir)
+        if core.known_codes.changed:
+            core.known_codes.changed = False
+            save_known_codes(core.known_codes.codes, self.options.config_dir)
 
     @staticmethod
     def _apply(core: RoomCore, command: Command) -> None:

@@ -517,7 +517,7 @@ def test_a_known_name_with_a_new_safety_code_is_an_alert():
     room.join("Bob", seed=2)     # the same name, another key
     alerts = room.notices("Alice", Severity.ALERT)
     assert any("Bob's safety code has changed" in n for n in alerts)
-    assert alice.known_codes_changed
+    assert alice.known_codes.changed
 
 
 def bob_back_with_another_key() -> tuple[Room, RoomCore, str]:
@@ -526,7 +526,7 @@ def bob_back_with_another_key() -> tuple[Room, RoomCore, str]:
     room = Room()
     alice = room.join("Alice")
     room.join("Bob", seed=1)
-    first_code = alice.known_codes["bob"]
+    first_code = alice.known_codes.codes["bob"]
     room.drop("Bob")
     room.join("Bob", seed=2)
     return room, alice, first_code
@@ -541,7 +541,7 @@ def test_an_impostor_who_joined_once_does_not_become_the_trusted_code():
     room.drop("Bob")
     room.join("Bob", seed=1)     # the real Bob again: nothing to warn about
     assert len([n for n in room.notices("Alice", Severity.ALERT) if "safety code has changed" in n]) == 1
-    assert alice.known_codes["bob"] == real_code
+    assert alice.known_codes.codes["bob"] == real_code
 
 
 def test_trust_takes_the_new_code_of_the_member_who_is_here():
@@ -550,7 +550,7 @@ def test_trust_takes_the_new_code_of_the_member_who_is_here():
     alice.trust_code("bob")      # names compare as they look
     room.collect()
     assert any("Nobody called nobody is in the room" in n for n in room.notices("Alice", Severity.WARNING))
-    new_code = alice.known_codes["bob"]
+    new_code = alice.known_codes.codes["bob"]
     assert new_code != old_code and any(f"{new_code} is the safety code you trust for Bob" in n
                                         for n in room.notices("Alice"))
     alerts = len(room.notices("Alice", Severity.ALERT))
@@ -581,7 +581,7 @@ def test_a_member_whose_name_someone_else_takes_is_told():
     [warning] = [e.text for e in first.take_events() if isinstance(e, Notice) and "using your name" in e.text]
     assert warning.startswith(f"Another member is using your name: {other.member.label}, safety code "
                               f"{other.verified.safety_code} (yours is ")
-    assert "bob" not in first.known_codes        # one's own name is no one else's to remember
+    assert "bob" not in first.known_codes.codes        # one's own name is no one else's to remember
 
 
 def test_a_member_reconnecting_before_the_relay_drops_its_old_connection_is_paired_again():
@@ -992,7 +992,7 @@ def test_lookalike_names_get_suffixes_and_a_changed_code_alert():
     [alert] = room.notices("Alice", Severity.ALERT)
     alice = room.cores["Alice"]
     [first, second] = sorted(alice.peers.values(), key=lambda peer: peer.name != "Bob")
-    trusted, other = alice.known_codes["bob"], second.verified.safety_code
+    trusted, other = alice.known_codes.codes["bob"], second.verified.safety_code
     assert alert == (f"A second member is using the name BOB: {second.member.label}, safety code {other}. "
                      f"{first.member.label}, with the code you know for that name ({trusted}), is here too. "
                      "One of them may be pretending: compare safety codes out loud before you believe either.")

@@ -1,0 +1,87 @@
+"""Trust on first use of safety codes. Sans-IO.
+
+The first safety code seen for a name is remembered; a member later showing another
+code under that name is an alert, until the user compares codes out loud and says
+``/trust NAME``. The code remembered stays until then: an impostor who joined once
+must not make the real member look like one. The runner keeps ``codes`` on disk
+(``identity.save_known_codes``) whenever ``changed`` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from securex.events import Severity
+from securex.session.members import Peer
+from securex.text import display_safe, name_key
+
+
+@dataclass(frozen=True)
+class TrustNotice:
+    text: str
+    severity: Severity
+    # Anyone can send many of these: shown at most every so often per kind (RoomCore).
+    repeat_kind: str | None = None
+
+
+class KnownCodes:
+    """Name (as it compares, ``name_key``) -> the safety code trusted for it."""
+
+    def __init__(self, codes: dict[str, str] | None = None) -> None:
+        self.codes = codes if codes is not None else {}
+        self.changed = False
+
+    def check(self, peer: Peer, others: Iterable[Peer], my_name: str, my_code: str,
+              my_key: bytes) -> TrustNotice | None:
+        """A member just verified: what to tell the user about its code, if anything."""
+        key, code = name_key(peer.name), peer.verified.safety_code
+        if key == name_key(my_name) and peer.verified.identity.public_key != my_key:
+            return TrustNotice(f"Another member is using your name: {peer.member.label}, safety code {code} "
+                               f"(yours is {my_code}). Everyone sees the two of you with the start of your codes "
+                               "after the name; if you did not expect a namesake, compare codes out loud.",
+                               Severity.WARNING, f"namesake {peer.verified.identity.public_key.hex()}")
+        previous = self.codes.get(key)
+        if previous is None:
+            self._remember(key, code)
+            return None
+        if previous == code:
+            return None
+        trusted = next((other for other in others if other is not peer
+                        and name_key(other.name) == key and other.verified.safety_code == previous), None)
+        if trusted is not None:
+            return TrustNotice(f"A second member is using the name {peer.name}: {peer.member.label}, safety code "
+                               f"{code}. {trusted.member.label}, with the code you know for that name "
+                               f"({previous}), is here too. One of them may be pretending: compare safety codes "
+                               "out loud before you believe either.", Severity.ALERT)
+        return TrustNotice(f"{peer.member.label}'s safety code has changed: it was {previous}, it is now {code}. "
+                           f"If {peer.name} did not reinstall Secure X or switch computers, this may be someone "
+                           "else using the name: compare safety codes out loud. You will be warned each time "
+                           f"until you type /trust {peer.name} (once you have compared them).", Severity.ALERT)
+
+    def trust(self, name: str, present: Iterable[Peer]) -> TrustNotice:
+        """The user compared safety codes with the member called ``name``, who is here:
+        remember that member's code for the name from now on."""
+        key = name_key(name.strip())
+        matching = [peer for peer in present if name_key(peer.name) == key]
+        if not matching:
+            return TrustNotice(f"Nobody called {display_safe(name, keep_newlines=False)} is in the room: /trust "
+                               "needs the name of a member who is here now.", Severity.WARNING)
+        if len(matching) > 1:
+            return TrustNotice(f"{len(matching)} members called {matching[0].name} are here: /trust cannot tell "
+                               "which one you checked. Ask the one who is not who they say to leave first.",
+                               Severity.WARNING)
+        peer = matching[0]
+        code = peer.verified.safety_code
+        if self.codes.get(key) == code:
+            return TrustNotice(f"{code} is already the safety code you trust for {peer.member.label}.", Severity.INFO)
+        self._remember(key, code)
+        return TrustNotice(f"From now on {code} is the safety code you trust for {peer.member.label}.", Severity.INFO)
+
+    def _remember(self, key: str, code: str) -> None:
+        self.codes.pop(key, None)      # re-inserted last: the most recent stay when trimmed
+        self.codes[key] = code
+        self.changed = True
+
+
+__all__ = ["KnownCodes", "TrustNotice"]
