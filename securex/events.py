@@ -17,6 +17,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from securex.errors import SecureXError
 
@@ -125,6 +126,7 @@ class FileOffered(Event):
     size: int
     sender: Member
     problem: str = ""
+    accepting_into: Path | None = None     # accepted at once into this folder (--accept-files)
 
 
 @dataclass(frozen=True)

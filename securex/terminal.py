@@ -139,8 +139,7 @@ class TerminalFrontEnd(EventHandler):
             self.line(f"! {event.problem} Once that is put right, /accept {event.file_id} again, or "
                       f"/decline {event.file_id}.", event.at)
             return
-        auto_accept = self.session.options.auto_accept if self.session is not None else None
-        answer = (f"accepting it into {auto_accept} (--accept-files)" if auto_accept is not None else
+        answer = (f"accepting it into {event.accepting_into} (--accept-files)" if event.accepting_into is not None else
                   f"/accept {event.file_id} or /decline {event.file_id}")
         self.line(f"* {event.sender.label} offers {event.name} ({human_size(event.size)}), id {event.file_id}: "
                   + answer, event.at)

@@ -73,6 +73,8 @@ class _Target:
     partial: Path
     directory: Path
     name: str
+    size: int                 # as offered: what it will take on disk once all written
+    device: int               # the file system it is on (os.stat's st_dev)
     tree: TreeHash = field(default_factory=TreeHash)      # the chunks' leaves so far, in order
     written: int = 0
     flushed: int = 0          # bytes handed to the kernel's write-back so far
@@ -327,12 +329,17 @@ class FileWorker:
         try:
             job.directory.mkdir(parents=True, exist_ok=True)
             _remove_stale_partials(job.directory, {target.partial for target in self._targets.values()})
-            free = self._free_space(job.directory)
+            # Said now, not after minutes of receiving what cannot all be kept. What files
+            # already being received on the same disk have still to write is not free.
+            device = os.stat(job.directory).st_dev
+            owed = sum(t.size - t.written for t in self._targets.values() if t.device == device)
+            free = max(0, self._free_space(job.directory) - owed)
             if free < job.size:
-                # Said now, not after minutes of receiving what cannot all be kept.
                 return Failed(job.file_id, CancelReason.NO_ROOM,
                               f"Not enough free space to save {job.name} ({human_size(job.size)}) in "
-                              f"{job.directory}: {human_size(free)} free.", can_retry=True)
+                              f"{job.directory}: {human_size(free)} free"
+                              + (" once the files being received there are saved." if owed else "."),
+                              can_retry=True)
             # Not the offered name: a long one plus a suffix could pass the file system's limit.
             # Its own random part: the same offer may be taken by another Secure X here, or
             # again after a restart, while the last run's file is still there.
@@ -341,7 +348,7 @@ class FileWorker:
         except OSError as error:     # a folder that cannot be written to: the user can choose another
             return Failed(job.file_id, CancelReason.WRITE_FAILED,
                           f"Cannot save {job.name} in {job.directory}: {_why(error)}.", can_retry=True)
-        self._targets[job.file_id] = _Target(handle, partial, job.directory, job.name)
+        self._targets[job.file_id] = _Target(handle, partial, job.directory, job.name, job.size, device)
         return Opened(job.file_id, partial)
 
     def _write(self, job: WriteChunk) -> Result:

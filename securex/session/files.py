@@ -274,6 +274,8 @@ class Incoming:
     reported_at: float = 0.0
     speed: RecentRate = field(default_factory=RecentRate)
     quiet_shown: bool = False         # the user was told it has gone quiet (or away)
+    cancel_reason: CancelReason | None = None     # why we stopped it, as the sender was told
+    offered_by: Member | None = None  # the sender as it was when it offered (it may be away since)
 
     @property
     def chunks(self) -> int:
@@ -389,36 +391,34 @@ class FileTransfers:
 
     def _on_offer(self, sender: bytes, offer: FileOffer) -> None:
         member = self._port.member(sender)
+        known = self.incoming.get(offer.file_id)
+        if member is not None and known is not None and known.sender == sender:
+            self._answer_again(known)
         if member is None or offer.file_id in self.incoming or offer.file_id in self.outgoing:
             return
         name = safe_file_name(offer.name)
         open_from_sender = sum(1 for t in self.incoming.values() if t.sender == sender and t.stage in _OPEN)
         clash = self._short_id_taken(short_id(offer.file_id))
         self._forget_finished(self.incoming)
-        transfer = Incoming(offer.file_id, offer, sender, member.label, name, last_activity=self._clock())
+        transfer = Incoming(offer.file_id, offer, sender, member.label, name, last_activity=self._clock(),
+                            offered_by=member)
         if not clash:     # a clashing one is not kept: it would make the other's id ambiguous
             self.incoming[offer.file_id] = transfer
         if clash or open_from_sender >= MAX_OPEN_PER_MEMBER:
             # A clashing id would make /accept, /cancel and the transfer's lines ambiguous;
             # a member with offers piling up gets no more answered.
-            transfer.stage = Stage.CANCELLED
-            self._send(sender, FileCancel(offer.file_id, CancelReason.TOO_MANY))
-            self._finished_in(transfer, False, f"Refused {name} from {member.label}: "
-                                               + ("its id clashes with another transfer." if clash else
-                                                  f"{MAX_OPEN_PER_MEMBER} of their offers are still open."))
+            self._refuse(transfer, CancelReason.TOO_MANY, f"Refused {name} from {member.label}: "
+                         + ("its id clashes with another transfer." if clash else
+                            f"{MAX_OPEN_PER_MEMBER} of their offers are still open."))
             return
         if not MIN_CHUNK_BYTES <= offer.chunk_size <= MAX_CHUNK_BYTES or len(offer.key) != KEY_BYTES:
-            transfer.stage = Stage.CANCELLED
-            self._send(sender, FileCancel(offer.file_id, CancelReason.VERIFICATION))
-            self._finished_in(transfer, False, f"Refused a malformed file offer from {member.label}.")
+            self._refuse(transfer, CancelReason.VERIFICATION, f"Refused a malformed file offer from {member.label}.")
             return
         if offer.size > self.max_file_bytes:
-            transfer.stage = Stage.CANCELLED
-            self._send(sender, FileCancel(offer.file_id, CancelReason.TOO_LARGE))
-            self._finished_in(transfer, False, f"Refused {name} from {member.label}: it is {human_size(offer.size)}, "
-                                               f"over your limit of {human_size(self.max_file_bytes)}.")
+            self._refuse(transfer, CancelReason.TOO_LARGE, f"Refused {name} from {member.label}: it is "
+                         f"{human_size(offer.size)}, over your limit of {human_size(self.max_file_bytes)}.")
             return
-        self._port.post(FileOffered(short_id(offer.file_id), name, offer.size, member))
+        self._port.post(FileOffered(short_id(offer.file_id), name, offer.size, member, accepting_into=self.auto_accept))
         if self.auto_accept is not None:
             self.accept(short_id(offer.file_id), self.auto_accept)
 
@@ -727,14 +727,19 @@ class FileTransfers:
                                          result.message))
             return
         incoming = self.incoming.get(result.file_id)
-        member = self._port.member(incoming.sender) if incoming is not None else None
-        if (incoming is not None and member is not None and result.can_retry and incoming.stage == Stage.OPENING
-                and incoming.directory != self.auto_accept):
+        if incoming is not None and result.can_retry and incoming.stage == Stage.OPENING:
             # A person can make room, or pick another folder: the offer stays open, and says why
-            # it is back. (Accepted by --accept-files, nobody would: that fails as below.)
+            # it is back. The sender is told nothing (here or away): a refusal would let any
+            # member find our free space to the byte, offering sizes in a binary search.
+            member = self._port.member(incoming.sender) or incoming.offered_by
+            problem = result.message
+            if incoming.directory == self.auto_accept:
+                # Nor may a script's automatic accepts be that oracle: one failure stops them.
+                self.auto_accept = None
+                problem += " Offers now wait for /accept: --accept-files is off until Secure X restarts."
             incoming.stage, incoming.directory = Stage.OFFERED, None
             self._port.post(FileOffered(short_id(incoming.file_id), incoming.name, incoming.offer.size, member,
-                                        problem=result.message))
+                                        problem=problem))
             return
         if incoming is not None and incoming.stage not in (Stage.DONE, Stage.CANCELLED, Stage.DECLINED):
             self._stop_incoming(incoming, result.reason, result.message)
@@ -863,9 +868,23 @@ class FileTransfers:
                        by_choice: bool = False) -> None:
         if reason is not None:
             self._send(transfer.sender, FileCancel(transfer.file_id, reason))
-        transfer.stage = Stage.CANCELLED
+        transfer.stage, transfer.cancel_reason = Stage.CANCELLED, reason
         self._jobs.append(Discard(transfer.file_id))
         self._finished_in(transfer, False, message, by_choice=by_choice)
+
+    def _refuse(self, transfer: Incoming, reason: CancelReason, message: str) -> None:
+        """An offer answered with a refusal as it arrives (nothing opened: nothing to discard)."""
+        transfer.stage, transfer.cancel_reason = Stage.CANCELLED, reason
+        self._send(transfer.sender, FileCancel(transfer.file_id, reason))
+        self._finished_in(transfer, False, message)
+
+    def _answer_again(self, transfer: Incoming) -> None:
+        """The sender offers again what we already declined or stopped: it was away when we
+        said so (the answer was lost with its connection), and would wait for ever."""
+        if transfer.stage == Stage.DECLINED:
+            self._send(transfer.sender, FileDecline(transfer.file_id))
+        elif transfer.stage == Stage.CANCELLED and transfer.cancel_reason is not None:
+            self._send(transfer.sender, FileCancel(transfer.file_id, transfer.cancel_reason))
 
     def _finished_in(self, transfer: Incoming, ok: bool, message: str, path: Path | None = None, *,
                      by_choice: bool = False) -> None:

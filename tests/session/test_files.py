@@ -25,8 +25,8 @@ from securex.events import FileFinished, FileOffered, FileProgress, Notice
 from securex.session import file_worker, peer_wire
 from securex.session.file_worker import FileWorker
 from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, QUIET_SECONDS,
-                                   SENDER_STALLED_SECONDS,
-                                   STALLED_SECONDS, WINDOW_CHUNKS, Stage, short_id)
+                                   SENDER_STALLED_SECONDS, STALLED_SECONDS, WINDOW_CHUNKS, Discard, Opened,
+                                   OpenTarget, Stage, short_id)
 from securex.text import MAX_FILE_NAME_CHARS, human_size, safe_file_name
 
 
@@ -678,16 +678,80 @@ def test_a_file_too_big_for_the_disk_stays_offered_until_there_is_room(tmp_path)
     assert saved.read_bytes() == source.read_bytes()
 
 
-def test_a_file_too_big_for_the_disk_accepted_by_a_script_is_refused_and_the_sender_told_why(tmp_path):
+def test_a_member_cannot_learn_a_scripts_free_space_from_its_automatic_accepts(tmp_path):
+    """Review finding: a script's full disk answered "no room" at once, so any member could
+    find its free space to the byte by offering sizes in a binary search. The sender is now
+    told nothing, and the first such failure turns the automatic accepts off: every later
+    offer, whatever its size, waits for /accept alike."""
     inbox = tmp_path / "inbox"
     room = Room(tmp_path, "Alice", "Bob", auto_accept=inbox)
-    room.workers["Bob"] = FileWorker(lambda: None, threaded=False, free_space=lambda folder: 1_000)
-    room.offer("Alice", random_file(tmp_path / "big.bin", 10 * CHUNK_BYTES))
+    room.workers["Bob"] = FileWorker(lambda: None, threaded=False, free_space=lambda folder: 50_000)
+    big = room.offer("Alice", random_file(tmp_path / "big.bin", 10 * CHUNK_BYTES))
     room.pump()
-    [refused] = room.finished("Bob")
-    assert not refused.ok and refused.message.startswith("Not enough free space to save big.bin (")
+    again = [e for e in room.events["Bob"] if isinstance(e, FileOffered)][-1]
+    assert again.file_id == big and again.problem.startswith("Not enough free space to save big.bin (")
+    assert again.problem.endswith("Offers now wait for /accept: --accept-files is off until Secure X restarts.")
+    later = [room.offer("Alice", random_file(tmp_path / f"{size}.bin", size)) for size in (10, 40_000, 60_000)]
+    room.pump()
+    for file_id in later:
+        [offered] = [e for e in room.events["Bob"] if isinstance(e, FileOffered) and e.file_id == file_id]
+        assert offered.accepting_into is None
+    assert not room.finished("Alice") and not room.finished("Bob")     # the sender heard nothing of any
+    assert not list(inbox.iterdir())
+    saved = accepted_and_saved(room, "Bob", later[0])       # a person can still take what fits
+    assert saved.parent == tmp_path / "Bob" and saved.stat().st_size == 10
+
+
+class HeldOpens(FileWorker):
+    """A worker that opens received files only when ``release`` is called."""
+
+    def __init__(self, *args, **options) -> None:
+        super().__init__(*args, **options)
+        self.held: list[OpenTarget] = []
+
+    def submit(self, job) -> None:
+        if isinstance(job, OpenTarget):
+            self.held.append(job)
+        else:
+            super().submit(job)
+
+    def release(self) -> None:
+        for job in self.held:
+            super().submit(job)
+        self.held.clear()
+
+
+def test_a_full_disk_found_while_the_sender_is_away_tells_it_nothing_either(tmp_path):
+    """The same oracle with the sender gone the moment it offers: the refusal used to wait
+    for its return. The offer stays open, and automatic accepts stop, as when it is here."""
+    room = Room(tmp_path, "Alice", "Bob", auto_accept=tmp_path / "inbox")
+    room.workers["Bob"] = worker = HeldOpens(lambda: None, threaded=False, free_space=lambda folder: 1_000)
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 3 * CHUNK_BYTES))
+    assert worker.held
+    room.relay.drop(room.ids["Alice"])
+    room.pump()
+    worker.release()
+    room.pump()
+    again = [e for e in room.events["Bob"] if isinstance(e, FileOffered)][-1]
+    assert again.file_id == file_id and again.sender.name == "Alice" and "--accept-files is off" in again.problem
+    room.join("Alice")
+    assert not room.finished("Alice") and not room.finished("Bob")
+
+
+def test_an_answer_lost_while_the_sender_was_away_is_given_again_when_it_offers_again(tmp_path):
+    """Review finding: a decline (or a refusal) sent while the sender's connection was down
+    was lost with it; the sender offered again on its return and was ignored, so its offer
+    stayed open for ever. The same answer is given again."""
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "notes.txt", 100))
+    room.relay.drop(room.ids["Alice"])               # Alice's Wi-Fi goes
+    room.pump()
+    room.cores["Bob"].decline_file(file_id)          # said to nobody
+    room.pump()
+    assert not room.finished("Alice")
+    room.join("Alice")                               # back: she offers it again
     [told] = room.finished("Alice")
-    assert told.message == "big.bin was not delivered to Bob: their disk does not have room for it."
+    assert not told.ok and "declined" in told.message
 
 
 def short_names_link(limit: int):
@@ -836,6 +900,20 @@ def test_a_file_larger_than_the_free_space_is_refused_when_accepted_not_part_way
     assert refused.message.startswith("Not enough free space to save film.mkv (")
     assert f" in {tmp_path / 'inbox'}: " in refused.message and refused.message.endswith(" free.")
     assert not list((tmp_path / "inbox").iterdir())      # no partial file left behind
+
+
+def test_what_files_being_received_still_have_to_write_is_not_counted_as_free(tmp_path):
+    """Review finding: two offers of 700 kB each were both accepted into 1 MB free."""
+    worker = FileWorker(lambda: None, threaded=False, free_space=lambda folder: 1_000_000)
+    worker.submit(OpenTarget(b"a" * 16, tmp_path, "first.bin", 700_000))
+    worker.submit(OpenTarget(b"b" * 16, tmp_path, "second.bin", 700_000))
+    opened, refused = worker.take_results()
+    assert isinstance(opened, Opened)
+    assert (refused.reason, refused.can_retry) == (peer_wire.CancelReason.NO_ROOM, True)
+    assert refused.message.endswith(f"{human_size(300_000)} free once the files being received there are saved.")
+    worker.submit(Discard(b"a" * 16))                  # the first is cancelled: its room is free again
+    worker.submit(OpenTarget(b"b" * 16, tmp_path, "second.bin", 700_000))
+    assert isinstance(worker.take_results()[-1], Opened)
 
 
 class SlowDisk(FileWorker):
