@@ -94,10 +94,13 @@ def is_private(path: Path) -> bool:
 def folder_problem(folder: Path) -> str | None:
     """Why files could not be saved in ``folder``, said before joining rather than at the
     first offer (a folder that does not exist yet is made then)."""
-    if folder.is_symlink() and not folder.exists():
-        return "a link to nothing"
-    if not folder.exists():
-        return None
+    try:
+        if folder.is_symlink() and not folder.exists():
+            return "a link to nothing"
+        if not folder.exists():
+            return None
+    except OSError as error:        # a folder on the way that may not be entered, a name too long
+        return f"it cannot be reached ({(error.strerror or str(error)).lower()})"
     if not folder.is_dir():
         return "that is a file, not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):

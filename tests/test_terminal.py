@@ -284,6 +284,17 @@ def test_a_folder_for_files_that_is_a_file_is_refused_before_joining(tmp_path, f
     process.expect(re.escape(f"{flag} {not_a_folder}: that is a file, not a folder"), stderr=True)
 
 
+def test_a_folder_for_files_that_cannot_be_looked_at_is_a_message_not_a_traceback(tmp_path):
+    """Review finding: a folder under one that may not be entered (here, a name too long
+    to look up) raised out of the check as a traceback."""
+    unreachable = tmp_path / ("x" * 300) / "inbox"
+    process = Process(["client.py", "--cli", "--host", "127.0.0.1", "--name", "Bob", "--downloads", str(unreachable)],
+                      python_env(SECUREX_PASSPHRASE=PASSPHRASE))
+    assert process.wait() == EXIT_USAGE
+    process.expect(re.escape(f"--downloads {unreachable}: it cannot be reached (file name too long)"), stderr=True)
+    assert not [line for line in process.errors if "Traceback" in line]
+
+
 @pytest.mark.parametrize("name, problem", [("", "--name is empty"), ("! Message not sent", "cannot start with")])
 def test_a_name_that_is_empty_or_could_pass_for_the_clients_own_lines_is_refused(name, problem):
     process = cli(1, name, SECUREX_PASSPHRASE=PASSPHRASE)
