@@ -582,6 +582,21 @@ def test_quitting_with_queued_messages_asks_first(root):
         assert app.exit_status == 0
 
 
+def test_the_offer_to_retype_goes_when_someone_shares_the_passphrase_but_no_other_question_does(root):
+    """Review finding: once the offer to retype the passphrase had been answered "Stay",
+    a member verifying us later hid whatever question the bar was asking by then."""
+    chat = make_app(root).chat
+    chat.offer_to_retype(lambda: None)
+    chat.someone_shares_the_passphrase()
+    assert not chat.question.visible
+    chat.offer_to_retype(lambda: None)
+    chat.question.button("Stay").invoke()
+    chat.question.show("1 message you typed is still waiting to be sent. Leave anyway?", ("Leave", lambda: None),
+                       ("Stay", chat.question.hide))
+    chat.someone_shares_the_passphrase()
+    assert chat.question.visible and chat.question.label.cget("text").endswith("Leave anyway?")
+
+
 # -- drawing under load ----------------------------------------------------------------------
 
 def test_unread_count_and_bell_while_the_window_is_not_focused(root, monkeypatch):

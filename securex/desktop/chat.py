@@ -23,6 +23,9 @@ from securex.desktop.theme import SASH_WIDTH, Theme
 from securex.desktop.transcript import Transcript
 from securex.desktop.widgets import Bar
 
+RETYPE_QUESTION = "Nobody here shares your passphrase. If you may have typed it wrong, leave and type it again."
+
+
 class ChatWindow(ttk.Frame):
     """``on_send(text)`` gets what the user typed (True: it was taken); ``on_send_file()``
     runs for the Send file button, ``on_change_downloads()`` for the panel's Change
@@ -68,7 +71,6 @@ class ChatWindow(ttk.Frame):
         status.grid(row=5, column=0, sticky="ew")
         self.status_bar = status
         self._unconfirmed = False     # in the room, but nobody present shares our passphrase
-        self._retype_offered = False  # the question offering to retype it is up
         self.status_state = ttk.Label(status, style="Status.TLabel")
         self.status_state.grid(row=0, column=0, sticky="w")
         self.status_details = [ttk.Label(status, style="Status.Muted.TLabel") for _ in range(2)]
@@ -107,17 +109,14 @@ class ChatWindow(ttk.Frame):
     def offer_to_retype(self, retype: Callable[[], None]) -> None:
         """Nobody present shares our passphrase: it may be our own typo. Offer to leave
         and type it again (the question goes once someone confirms it)."""
-        self.question.show("Nobody here shares your passphrase. If you may have typed it wrong, leave and type "
-                           "it again.", ("Retype passphrase", retype), ("Stay", self.question.hide))
-        self._retype_offered = True
+        self.question.show(RETYPE_QUESTION, ("Retype passphrase", retype), ("Stay", self.question.hide))
 
     def someone_shares_the_passphrase(self) -> None:
         """A member verified us: the room is no longer ours alone."""
         if self._unconfirmed:
             self._unconfirmed = False
             self.set_status("Connected")
-        if self._retype_offered:
-            self._retype_offered = False
+        if self.question.showing(RETYPE_QUESTION):      # not another question asked since
             self.question.hide()
 
     def show_lost(self, reason: str, retry_in: int, reconnect_now: Callable[[], None]) -> None:

@@ -58,5 +58,9 @@ class Bar(ttk.Frame):
     def visible(self) -> bool:
         return bool(self.winfo_manager())
 
+    def showing(self, text: str) -> bool:
+        """This text is what the bar shows now (another question may have taken it)."""
+        return self.visible and self._shown is not None and self._shown[0] == text
+
     def button(self, label: str) -> ttk.Button:
         return next(b for b in self.buttons if b.cget("text") == label)
