@@ -65,7 +65,7 @@ class Conversation(EventHandler):
         delivery = None
         if event.own and event.message_id:
             delivery = Delivery("pending" if event.pending else "sent")
-        colour = self.theme.palette.accent_text if event.own else self.chat.sidebar.colours.colour(event.sender.label)
+        colour = self.chat.sidebar.colour_of(event.sender)
         self.transcript.add_message(event.sender.label, event.text, own=event.own, at=event.shown_at, colour=colour,
                                     late=event.late, caught_up=event.caught_up, written=event.written_earlier,
                                     delivery=delivery,

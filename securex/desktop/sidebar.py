@@ -96,7 +96,7 @@ class Sidebar(ttk.Frame):
         """``members[0]`` is this user. Each row: the name in that member's colour, and
         its safety code underneath."""
         self.members, self.capacity = members, capacity
-        self.colours.keep_only([m.label for m in members if not m.you])
+        self.colours.keep_only([m.safety_code for m in members if not m.you])
         self.member_count.configure(text=f"{len(members)}/{capacity}")
         for name_label, code_label in self.rows:
             name_label.destroy()
@@ -115,7 +115,7 @@ class Sidebar(ttk.Frame):
         self.after_idle(self._refit)
 
     def colour_of(self, member: Member) -> str:
-        return self.theme.palette.accent_text if member.you else self.colours.colour(member.label)
+        return self.theme.palette.accent_text if member.you else self.colours.colour(member.safety_code)
 
     def dim(self) -> None:
         """Grey the list out: while disconnected nobody is known to be there."""

@@ -96,8 +96,9 @@ def contrast_ratio(foreground: str, background: str) -> float:
 
 
 class ColourAssigner:
-    """A distinct colour for each member present, kept while they stay, and kept for
-    them while they are away (a reconnect lists everyone again, in another order) as
+    """A distinct colour for each member present (by safety code: a namesake, or a new
+    label, changes nobody's colour), kept while they stay, and kept for them while they
+    are away (a reconnect lists everyone again, in another order) as
     long as nobody present needs it. (A hash of the name gave two of five members the
     same colour more often than not.)"""
 

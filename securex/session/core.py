@@ -60,7 +60,7 @@ from securex.session.peer_wire import (Ack, AppMessage, BodyKind, CaughtUp, Fail
                                        KeepAlive, RefuseReason, Text)
 from securex.session.trust import KnownCodes, TrustNotice
 from securex.session.verdict import Outcome, RunResult, join_verdict
-from securex.text import display_safe
+from securex.text import display_safe, name_key
 
 ENTRY_DEADLINE = 30.0       # from connecting to being in the room, however the relay trickles bytes
 RUN_TIMEOUT = 10.0          # a PAKE run that has not ended by then is abandoned
@@ -835,6 +835,9 @@ class RoomCore:
             self.files.member_away(peer.verified.identity.public_key)
         self._post(MemberLeft(peer.member, dropped=not peer.goodbye))
         self._relabel()
+        for namesake in [p for p in self.peers.values() if name_key(p.name) == name_key(peer.name)]:
+            # The one with the code we know has gone: the one left must not pass for it unwarned.
+            self._check_known_code(namesake)
         self._send_status()
 
     def _program_restarted(self, identity: Identity) -> bool:
@@ -1011,7 +1014,7 @@ class RoomCore:
     def _relabel(self) -> None:
         peers = list(self.peers.values())
         names = [(self.me.name, self.me.safety_code)] + [(p.name, p.verified.safety_code) for p in peers]
-        for peer, label in zip(peers, labels(names)[1:], strict=True):
+        for peer, label in zip(peers, labels(names, self.known_codes.unfamiliar)[1:], strict=True):
             if peer.member.label != label:
                 peer.member = Member(peer.name, peer.verified.safety_code, label)
 
@@ -1024,6 +1027,8 @@ class RoomCore:
     def trust_code(self, name: str) -> None:
         """The user compared safety codes with the member called ``name`` (see trust.py)."""
         self._say(self.known_codes.trust(name, self.peers.values()))
+        self._relabel()          # trusted now: its label loses the code, if no namesake is here
+        self._post_members()
 
     def _say(self, said: TrustNotice) -> None:
         if said.repeat_kind is not None:

@@ -127,13 +127,17 @@ class Peer:
         return self.verified.identity.next_msg_no
 
 
-def labels(names_and_codes: list[tuple[str, str]]) -> list[str]:
+def labels(names_and_codes: list[tuple[str, str]],
+           unfamiliar: Callable[[str, str], bool] = lambda name, code: False) -> list[str]:
     """The label of each (name, safety code): the name, or ``name (CODE)`` with the
-    start of the safety code while another member has the same name."""
+    start of the safety code while another member has the same name, or for as long as
+    ``unfamiliar(name, code)`` (not the code trusted for that name: alone in the room, it
+    must not pass for the member we know)."""
     counts: dict[str, int] = {}
     for name, _ in names_and_codes:
         counts[name_key(name)] = counts.get(name_key(name), 0) + 1
-    return [f"{name} ({code.replace(' ', '')[:SUFFIX_CHARS]})" if counts[name_key(name)] > 1 else name
+    return [f"{name} ({code.replace(' ', '')[:SUFFIX_CHARS]})"
+            if counts[name_key(name)] > 1 or unfamiliar(name, code) else name
             for name, code in names_and_codes]
 
 

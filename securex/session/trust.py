@@ -32,6 +32,10 @@ class KnownCodes:
         self.codes = codes if codes is not None else {}
         self.changed = False
 
+    def unfamiliar(self, name: str, code: str) -> bool:
+        """Another code than the one trusted for this name (see ``members.labels``)."""
+        return self.codes.get(name_key(name), code) != code
+
     def check(self, peer: Peer, others: Iterable[Peer], my_name: str, my_code: str,
               my_key: bytes) -> TrustNotice | None:
         """A member just verified: what to tell the user about its code, if anything."""

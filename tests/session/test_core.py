@@ -516,7 +516,7 @@ def test_a_known_name_with_a_new_safety_code_is_an_alert():
     room.drop("Bob")
     room.join("Bob", seed=2)     # the same name, another key
     alerts = room.notices("Alice", Severity.ALERT)
-    assert any("Bob's safety code has changed" in n for n in alerts)
+    assert any(n.startswith("Bob (") and "'s safety code has changed" in n for n in alerts)
     assert alice.known_codes.changed
 
 
@@ -560,6 +560,33 @@ def test_trust_takes_the_new_code_of_the_member_who_is_here():
     room.drop("Bob")
     room.join("Bob", seed=1)                                          # the old key is the stranger now
     assert len(room.notices("Alice", Severity.ALERT)) == alerts + 1
+
+
+def test_a_member_with_another_code_than_the_one_trusted_for_its_name_never_shows_as_the_name_alone():
+    room, alice, _ = bob_back_with_another_key()                  # alone in the room as "Bob"
+    [label] = room.members("Alice")
+    assert label.startswith("Bob (") and label != "Bob"
+    alice.trust_code("Bob")                                        # compared out loud: it is Bob
+    room.collect()
+    assert room.members("Alice") == ["Bob"]
+    assert [m.label for m in room.seen("Alice", MembersChanged)[-1].members[1:]] == ["Bob"]
+
+
+def test_when_the_member_whose_code_is_known_leaves_its_namesake_is_an_alert_not_a_quiet_takeover():
+    """Tester's finding: with a second "Alice" in the room, the real one dropped; the other
+    became plain "Alice" (and took its colour) and asked for the secret file unremarked."""
+    room = Room()
+    carol = room.join("Carol")
+    room.join("Alice", seed=1)
+    real_alice = room.ids["Alice"]
+    room.join("Alice", seed=2)                                     # the second "Alice" is an alert already
+    alerts = len(room.notices("Carol", Severity.ALERT))
+    room.drop_id(real_alice)
+    [label] = room.members("Carol")
+    assert label.startswith("Alice (") and label != "Alice"
+    new_alerts = room.notices("Carol", Severity.ALERT)[alerts:]
+    assert len(new_alerts) == 1 and new_alerts[0].startswith(f"{label}'s safety code has changed")
+    assert carol.known_codes.codes["alice"] != next(iter(carol.peers.values())).verified.safety_code
 
 
 def test_two_members_with_the_same_name_are_told_apart():
