@@ -329,6 +329,30 @@ def test_a_pasted_path_is_offered_as_a_file_after_asking(root, tmp_path):
         assert bob.wait_message(str(notes), timeout=SLOW)
 
 
+def test_the_question_about_a_pasted_path_goes_once_the_user_sends_something_else(root, tmp_path):
+    """Tester's finding: the question stayed while they chatted on, and "Send as text" then
+    sent the path (no longer in the box) to the room."""
+    notes = make_file(tmp_path / "private", "notes.txt", 2000)
+    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+        app = joined_app(root, server.port)
+        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
+        question = app.chat.question
+        type_message(app, str(notes))
+        pump_until(root, lambda: question.visible, "the question")
+        app.chat.composer.clear()
+        type_message(app, "hello there")
+        assert not question.visible
+        bob.wait_message("hello there", timeout=SLOW)
+        type_message(app, str(notes))          # asked again; then the draft is edited before the answer
+        pump_until(root, lambda: question.visible, "the question")
+        app.chat.composer.clear()
+        app.chat.composer.input.insert("1.0", "never mind")
+        question.button("Send as text").invoke()
+        settle_errands(root, app)
+        assert str(notes) not in bob.texts_seen() and not offers(bob)
+        assert app.chat.composer.draft == "never mind"
+
+
 def test_a_file_that_cannot_be_sent_is_refused_clearly(root, tmp_path):
     with running_server() as server, core_clients(server.port, "Bob") as (bob,):
         app = joined_app(root, server.port)

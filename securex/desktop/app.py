@@ -261,6 +261,7 @@ class App(EventHandler):
         """What the user typed in the message box. True if it was taken (the box
         empties); False keeps the draft (nothing was sent)."""
         parsed = parse_input(text)
+        self.transfers.moved_on()
         if parsed.action in (Action.SEND, Action.UNKNOWN) and self.transfers.offer_pasted_path(text):
             return False   # a file path: the draft stays until the user says what to do with it
         with self.transcript.batch():

@@ -66,6 +66,7 @@ class Transfers:
         self.actions = Actions(accept=self.accept, decline=self.decline, cancel=self.cancel,
                                open_folder=self.open_folder)
         self._pasted: str | None = None    # the draft whose path is being checked
+        self._asked: str | None = None     # the question asked about it, while it may be up
         self._browse_from = Path.home()     # where Send file opens: home, then the last file's folder
 
     @property
@@ -129,7 +130,8 @@ class Transfers:
                 slash = " To send the text itself, start it with //." if draft.lstrip().startswith("/") else ""
                 self.host.note(f"{problem} Nothing was sent.{slash}", Severity.WARNING)
                 return
-            question.show(f"{path.name} ({human_size(size)}) is a file on this computer. Offer it to the room?",
+            self._asked = f"{path.name} ({human_size(size)}) is a file on this computer. Offer it to the room?"
+            question.show(self._asked,
                           ("Send file", lambda: self._answer(draft, lambda: self.offer(path))),
                           ("Send as text", lambda: self._answer(draft, lambda: self.host.send_text(draft))),
                           ("Cancel", question.hide))
@@ -140,8 +142,17 @@ class Transfers:
     def _answer(self, draft: str, action: Callable[[], object]) -> None:
         self.host.chat.question.hide()
         self._pasted = None
-        if action() is not False and self.host.chat.composer.draft == draft:
+        if self.host.chat.composer.draft != draft:
+            return     # edited since (a tester's finding: "Send as text" sent a path no longer in view)
+        if action() is not False:
             self.host.chat.composer.clear()
+
+    def moved_on(self) -> None:
+        """The user sent something else: a question about an earlier draft is stale."""
+        self._pasted = None
+        if self._asked is not None and self.host.chat.question.showing(self._asked):
+            self.host.chat.question.hide()
+        self._asked = None
 
     # -- answering offers, cancelling -------------------------------------------------------
 
