@@ -446,16 +446,20 @@ def test_a_second_session_in_the_same_window_updates_its_own_marks(root):
     def delivered(key: int) -> bool:
         return app.transcript.delivery(key) is not None and app.transcript.delivery(key).state == "delivered"
 
-    with running_server() as server, core_clients(server.port, "Bob"):
+    bob_config = fresh_config_dir("bob")      # the same Bob both times
+    with running_server() as server, core_clients(server.port, "Bob", config_dir=bob_config):
         app = joined_app(root, server.port)
         type_message(app, "first session")
         first = app.conversation.mark_key(1)
         pump_until(root, lambda: delivered(first), "the first receipt")
     pump_until(root, lambda: app.state == AppState.ENDED, "the end of the session")
-    with running_server() as server, core_clients(server.port, "Bob") as (bob,):
+    app.on_notice(Notice("Bob's safety code has changed.", Severity.ALERT))    # the last session's alert
+    with running_server() as server, core_clients(server.port, "Bob", config_dir=bob_config) as (bob,):
         app.chat.banner.buttons[0].invoke()
         connect_via_dialog(app, server.port)
         pump_until(root, lambda: app.state == AppState.IN_ROOM, "the second session")
+        # A tester's finding: it stayed over the new session (where Bob had his usual code).
+        assert not app.chat.alert_bar.visible
         type_message(app, "second session")
         bob.wait_message("second session", timeout=SLOW)
         second = app.conversation.mark_key(1)

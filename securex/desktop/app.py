@@ -224,6 +224,7 @@ class App(EventHandler):
     def connect(self, request: ConnectRequest) -> None:
         """Start a session for ``request``; its events arrive through the pump."""
         self._early_notices.clear()      # a failed attempt's are not this one's
+        self.chat.alert_bar.hide()       # the last session's alert is not about this one (a tester's finding)
         self.dialog.offer_join_anyway(None)
         events: queue.Queue[Event] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         files = {} if self.options.max_file_bytes is None else {"max_file_bytes": self.options.max_file_bytes}
