@@ -65,6 +65,9 @@ HASH_THREADS = min(4, os.cpu_count() or 1)     # a file's leaves are hashed on t
 EARLY_WRITEBACK_BYTES = 16 * 1024 * 1024
 PARTIAL_PREFIX = ".securex-"
 STALE_PARTIAL_SECONDS = 2 * STALLED_SECONDS
+# Where locks work, an unlocked partial file is dead once it is this old: a new one is
+# created, then locked, and must not be taken in between by another Secure X tidying up.
+UNLOCKED_PARTIAL_SECONDS = 60.0
 
 
 @dataclass
@@ -92,9 +95,10 @@ def open_exclusive(path: Path) -> BinaryIO:
 
 def _remove_stale_partials(directory: Path, ours: set[Path]) -> None:
     """Partial files left by a Secure X that was killed: not ours, not locked by a live
-    one, and untouched for twice the stall limit (where locks are not available, and
-    as a second guard: a live transfer writes far more often, or gives up and deletes)."""
-    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    one, and untouched for a minute (for twice the stall limit where there are no locks:
+    a live transfer writes far more often, or gives up and deletes). A tester's finding:
+    a 1.3 GB one from a receiver killed and restarted stayed for 20 minutes."""
+    cutoff = time.time() - (UNLOCKED_PARTIAL_SECONDS if fcntl is not None else STALE_PARTIAL_SECONDS)
     with contextlib.suppress(OSError):
         for path in directory.glob(f"{PARTIAL_PREFIX}*.part"):
             if path not in ours:
@@ -421,6 +425,8 @@ class FileWorker:
         if final is None:
             target.partial.unlink(missing_ok=True)
             return Failed(job.file_id, CancelReason.WRITE_FAILED, f"Could not give {target.name} its name.")
+        # Tidied at the end too: a restarted receiver's new copy may have begun beside its old one.
+        _remove_stale_partials(target.directory, {t.partial for t in self._targets.values()})
         return Saved(job.file_id, final)
 
     def _place(self, target: _Target) -> Path | None:

@@ -25,8 +25,8 @@ from securex.events import FileFinished, FileOffered, FileProgress, Notice
 from securex.session import file_worker, peer_wire
 from securex.session.file_worker import FileWorker
 from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, QUIET_SECONDS,
-                                   SENDER_STALLED_SECONDS, STALLED_SECONDS, WINDOW_CHUNKS, Discard, Opened,
-                                   OpenTarget, Stage, short_id)
+                                   SENDER_STALLED_SECONDS, STALLED_SECONDS, WINDOW_CHUNKS, Discard, FinishTarget,
+                                   Opened, OpenTarget, Stage, short_id)
 from securex.text import MAX_FILE_NAME_CHARS, human_size, safe_file_name
 
 
@@ -702,15 +702,17 @@ def test_a_member_cannot_learn_a_scripts_free_space_from_its_automatic_accepts(t
     assert saved.parent == tmp_path / "Bob" and saved.stat().st_size == 10
 
 
-class HeldOpens(FileWorker):
-    """A worker that opens received files only when ``release`` is called."""
+class HeldJobs(FileWorker):
+    """A worker that does jobs of one kind (opening received files, unless told) only
+    when ``release`` is called."""
 
-    def __init__(self, *args, **options) -> None:
+    def __init__(self, *args, held: type = OpenTarget, **options) -> None:
         super().__init__(*args, **options)
-        self.held: list[OpenTarget] = []
+        self.kind = held
+        self.held: list = []
 
     def submit(self, job) -> None:
-        if isinstance(job, OpenTarget):
+        if isinstance(job, self.kind):
             self.held.append(job)
         else:
             super().submit(job)
@@ -725,7 +727,7 @@ def test_a_full_disk_found_while_the_sender_is_away_tells_it_nothing_either(tmp_
     """The same oracle with the sender gone the moment it offers: the refusal used to wait
     for its return. The offer stays open, and automatic accepts stop, as when it is here."""
     room = Room(tmp_path, "Alice", "Bob", auto_accept=tmp_path / "inbox")
-    room.workers["Bob"] = worker = HeldOpens(lambda: None, threaded=False, free_space=lambda folder: 1_000)
+    room.workers["Bob"] = worker = HeldJobs(lambda: None, threaded=False, free_space=lambda folder: 1_000)
     file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 3 * CHUNK_BYTES))
     assert worker.held
     room.relay.drop(room.ids["Alice"])
@@ -1142,6 +1144,9 @@ def test_a_receiver_whose_program_restarted_mid_transfer_is_offered_the_file_aga
     assert again.file_id == file_id
     assert any(e.text == "Bob's Secure X restarted while receiving huge.iso: it is offered to them again."
                for e in room.events["Alice"] if isinstance(e, Notice))
+    # The sender's progress says so too (a tester's finding: it stayed "paused at 60%").
+    latest = [e for e in room.events["Alice"] if isinstance(e, FileProgress) and e.peer == "Bob"][-1]
+    assert (latest.stage, latest.done) == ("offered", 0)
     assert digest(accepted_and_saved(room, "Bob", file_id)) == digest(source)
 
 
@@ -1173,6 +1178,30 @@ def test_partial_files_left_by_a_killed_secure_x_are_cleared_once_surely_dead(tm
     room.cores["Bob"].accept_file(file_id)
     room.pump()
     assert sorted(p.name for p in folder.iterdir()) == [live.name, "next.txt"]
+
+
+@pytest.mark.skipif(file_worker.fcntl is None, reason="no file locks here")
+def test_an_unlocked_partial_file_a_minute_old_is_dead_and_cleared_when_a_file_is_saved(tmp_path):
+    """Tester's finding: a receiver killed mid-transfer and restarted got the file again
+    from the start, and the old 1.3 GB partial stayed for 20 minutes beside it. Live ones
+    are locked; one just created (not locked yet) is left alone."""
+    room = Room(tmp_path, "Alice", "Bob")
+    folder = tmp_path / "Bob"
+    folder.mkdir()
+    killed, just_made = folder / ".securex-0123456789abcdef-00000000.part", folder / ".securex-fedcba98-1.part"
+    for path in (killed, just_made):
+        path.write_bytes(b"half a file")
+    old = time.time() - file_worker.UNLOCKED_PARTIAL_SECONDS - 5
+    os.utime(killed, (old, old))
+    file_id = room.offer("Alice", random_file(tmp_path / "next.txt", 1000))
+    worker = room.workers["Bob"] = HeldJobs(lambda: None, threaded=False, held=FinishTarget)
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    assert not killed.exists() and just_made.exists()     # when the file was opened
+    os.utime(just_made, (old, old))                        # dead by the time it is saved
+    worker.release()
+    room.pump()
+    assert sorted(p.name for p in folder.iterdir()) == ["next.txt"]
 
 
 def test_a_receiver_restarted_before_the_relay_noticed_is_offered_the_file_again_once_it_does(tmp_path):
