@@ -145,11 +145,14 @@ class TerminalFrontEnd(EventHandler):
                   + answer, event.at)
 
     def on_file_progress(self, event: FileProgress) -> None:
-        if event.stage == "offered":
+        key = (event.file_id, event.direction, event.peer)
+        if event.stage == "offered":        # the first offer, or again to one whose Secure X restarted
+            if key in self._transfers:
+                self._transfers.discard(key)
+                self.console.status(None)
             self.line(f"* Offering {event.name} ({human_size(event.total)}) to {event.peer}, id {event.file_id}; "
                       f"waiting for them to accept (/cancel {event.file_id} to stop)", event.at)
             return
-        key = (event.file_id, event.direction, event.peer)
         started = key in self._transfers
         self._transfers.add(key)
         verb, preposition = ("Receiving", "from") if event.direction == "in" else ("Sending", "to")

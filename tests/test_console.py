@@ -141,3 +141,21 @@ def test_a_message_caught_up_after_you_were_away_says_so_beside_its_time():
     front_end.on_chat_message(ChatMessage(Member("Alice", "A", "Alice"), "typed while down", own=False,
                                           sent_at=arrived - timedelta(seconds=5), caught_up=True, at=arrived))
     assert out.getvalue() == "[22:07:21] Alice: typed while down (sent while you were away)\n"
+
+
+def test_a_file_offered_again_from_the_start_clears_its_paused_status_line():
+    """Tester's finding: after "Carol's Secure X restarted while receiving huge.bin: it is
+    offered to them again." the status line still said "paused at 60%"."""
+    from securex.events import FileProgress
+    from securex.terminal import TerminalFrontEnd
+
+    out = FakeTerminal()
+    front_end = TerminalFrontEnd(None, Console(out, io.StringIO()))   # type: ignore[arg-type]  (prints only)
+    front_end.on_file_progress(FileProgress("3f2a9c1b", "huge.bin", "out", "Carol", 0, 10**9, 0.0, "offered"))
+    front_end.on_file_progress(FileProgress("3f2a9c1b", "huge.bin", "out", "Carol", 6 * 10**8, 10**9, 0.0, "paused"))
+    assert "paused at 60%" in out.getvalue()
+    front_end.on_file_progress(FileProgress("3f2a9c1b", "huge.bin", "out", "Carol", 0, 10**9, 0.0, "offered"))
+    assert "paused" not in out.getvalue().rsplit("\n", 1)[-1]        # the row under the lines: no status now
+    assert out.getvalue().count("* Offering huge.bin") == 2
+    front_end.on_file_progress(FileProgress("3f2a9c1b", "huge.bin", "out", "Carol", 10**8, 10**9, 5e7, "sending"))
+    assert out.getvalue().count("* Sending huge.bin") == 2            # started again: said again

@@ -455,3 +455,22 @@ def test_cards_trimmed_from_a_long_conversation_are_gone_for_good(root, monkeypa
 def test_a_paused_transfer_says_so_on_its_card():
     event = FileProgress("3f2a9c1b", "big.bin", "out", "Bob", 5_000_000, 10_000_000, 0.0, "paused")
     assert progress_text(event) == "50% \u00b7 5.0 MB of 10.0 MB \u00b7 paused until their connection is back"
+
+
+def test_a_file_offered_again_to_one_whose_secure_x_restarted_says_so_on_the_senders_card(root):
+    """Tester's finding: the sender's row kept its last progress after the receiver's
+    client was restarted and the file offered to it again from the start."""
+    app = make_app(root)
+    app._show_chat()
+    with app.transcript.batch():
+        app.conversation.on_file_progress(FileProgress("3f2a9c1b", "huge.bin", "out", "Carol", 0, 10**9, 0.0,
+                                                       "offered", recipients=("Carol",)))
+        app.conversation.on_file_progress(FileProgress("3f2a9c1b", "huge.bin", "out", "Carol", 6 * 10**8, 10**9,
+                                                       0.0, "paused"))
+    card = app.transfers.cards.card("out", "3f2a9c1b")
+    _, bar, stats = card.rows["Carol"]
+    assert "paused" in stats.cget("text") and bar.winfo_manager()
+    with app.transcript.batch():
+        app.conversation.on_file_progress(FileProgress("3f2a9c1b", "huge.bin", "out", "Carol", 0, 10**9, 0.0,
+                                                       "offered"))
+    assert stats.cget("text") == "offered again: waiting for an answer" and not bar.winfo_manager()

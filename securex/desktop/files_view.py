@@ -275,6 +275,10 @@ class OutgoingCard(_Card):
         if self.finished or event.peer in self.done_peers:
             return
         _, bar, stats = self._row(event.peer)
+        if event.stage == "offered":      # again, from the start: their Secure X restarted
+            bar.grid_remove()
+            stats.configure(text="offered again: waiting for an answer")
+            return
         bar.grid()
         bar.configure(value=1000 * event.done // event.total if event.total else 1000)
         stats.configure(text=progress_text(event))

@@ -554,6 +554,7 @@ class FileTransfers:
                 receiver.stage, receiver.next_to_send, receiver.written = Stage.OFFERED, 0, 0
                 receiver.awaiting_resume = False
                 self._send(key, self._offer(outgoing))
+                self._progress_out(outgoing, receiver, 0.0, "offered")    # no longer "paused at 60%"
 
     def member_restored(self, key: bytes) -> None:
         """A member's earlier connection is its connection again (see RoomCore._restore):
