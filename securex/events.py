@@ -191,10 +191,12 @@ class Reconnecting(Event):
 @dataclass(frozen=True)
 class Closed(Event):
     """The session is over. ``error`` is None when the user left or the server shut down;
-    ``unsent`` counts messages typed while away that never went out."""
+    ``unsent`` counts messages typed while away that never went out; ``unfinished`` says
+    which file transfers (and offers) stopped with it, a sentence each."""
     reason: str
     error: SecureXError | None
     unsent: int = 0
+    unfinished: tuple[str, ...] = ()
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (Connected, Joined, MembersChanged, MemberJoined, MemberLeft,

@@ -192,6 +192,8 @@ class TerminalFrontEnd(EventHandler):
             self.note(f"{event.unsent} message{'s' if event.unsent != 1 else ''} typed while not in the room "
                       f"{'were' if event.unsent != 1 else 'was'} never sent.", Severity.WARNING)
         self.console.status(None)
+        for sentence in event.unfinished:
+            self.note(sentence, Severity.WARNING)
         if event.error is None:
             self.note(event.reason)      # the last line keeps the contract: time, mark, one line
         else:

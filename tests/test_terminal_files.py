@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 
 import pytest
 
-from helpers import cli_client, running_server, tiny_tmpfs
+from helpers import cli_client, running_server, server_process, tiny_tmpfs
 from securex.terminal import PREPARING_NOTE_BYTES
 from securex.text import human_size
 
@@ -145,3 +146,21 @@ def test_a_bad_max_file_size_is_a_usage_error(tmp_path):
     process = Process(["client.py", "--cli", "--host", "127.0.0.1", "--max-file-size", "lots"], python_env())
     assert process.wait() == 2
     assert "is not a size; write it like 500M or 2G" in process.output
+
+
+def test_what_the_server_shutting_down_stops_is_said_before_the_last_line(tmp_path):
+    """Tester's finding: a transfer lost to the server shutting down went without a word in
+    either terminal (the desktop's cards said so)."""
+    source = tmp_path / "notes.txt"
+    source.write_text("meeting at noon\n")
+    with server_process() as (relay, port), cli_client(port, "Bob") as bob, cli_client(port, "Alice") as alice:
+        bob.expect(r"Alice joined")
+        alice.send_line(f"/send {source}")
+        bob.expect(r"offers notes\.txt")
+        relay.proc.send_signal(signal.SIGTERM)
+        for client in (alice, bob):
+            assert client.wait() == 0
+        alice.expect(LINE + re.escape("! notes.txt did not reach Bob: the session ended."))
+        bob.expect(LINE + re.escape("! The offer of notes.txt from Alice lapsed: the session ended."))
+        for client in (alice, bob):
+            assert client.lines[-1].endswith("* The server shut down.")

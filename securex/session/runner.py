@@ -219,12 +219,12 @@ class ChatSession:
         while True:
             outcome, reached_room = self._connect_and_serve(core)
             self._save_known_codes(core)
-            unsent = len(core.pending)
+            unsent, unfinished = len(core.pending), tuple(core.files.unfinished())
             if outcome.end == LinkEnd.LEFT or self._leaving.is_set():
-                self._post(Closed("You left the room.", None, unsent))
+                self._post(Closed("You left the room.", None, unsent, unfinished))
                 return
             if outcome.end == LinkEnd.SHUTDOWN:
-                self._post(Closed(outcome.message, None, unsent))
+                self._post(Closed(outcome.message, None, unsent, unfinished))
                 return
             joined = core.joined_before
             retry = options.auto_reconnect and (outcome.end == LinkEnd.RETRY or (joined and (
@@ -232,14 +232,14 @@ class ChatSession:
             if not retry:
                 # --no-reconnect: a room that says "later" (busy, refusing newcomers) is an error too.
                 error = outcome.error or (RefusedError(outcome.message) if outcome.end == LinkEnd.RETRY else None)
-                self._post(Closed(outcome.message, error, unsent))
+                self._post(Closed(outcome.message, error, unsent, unfinished))
                 return
             attempt = 0 if reached_room else attempt
             delay = max(outcome.retry_after, min(MAX_BACKOFF, 0.5 * 2 ** attempt))
             attempt += 1
             self._post(ConnectionLost(outcome.message, delay, attempt - 1))
             if not self._wait_to_retry(core, delay):
-                self._post(Closed("You left the room.", None, len(core.pending)))
+                self._post(Closed("You left the room.", None, len(core.pending), tuple(core.files.unfinished())))
                 return
             self._post(Reconnecting(attempt))
 

@@ -1333,3 +1333,18 @@ def test_a_partial_file_locked_by_another_secure_x_is_left_alone(tmp_path):
         assert theirs.exists()
     tidy_in_another_process(folder)
     assert not theirs.exists()          # closed, so its lock went: dead now, and old
+
+
+def test_what_stops_with_the_session_is_said_a_sentence_each(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob", "Carol")
+    moving = room.offer("Alice", random_file(tmp_path / "big.bin", 30 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(moving)
+    room.pump(rounds=3)
+    assert room.cores["Alice"].files.unfinished() == ["big.bin did not reach Bob, Carol: the session ended."]
+    assert room.cores["Bob"].files.unfinished() == [
+        "big.bin from Alice was not received (the partial file was deleted): the session ended."]
+    assert room.cores["Carol"].files.unfinished() == ["The offer of big.bin from Alice lapsed: the session ended."]
+    room.pump()
+    room.cores["Carol"].decline_file(moving)
+    room.pump()
+    assert [f.files.unfinished() for f in room.cores.values()] == [[], [], []]
