@@ -13,8 +13,10 @@ Three modes, chosen once from what stdin and stdout are:
   still interrupts). A line arriving while you type is printed above the prompt,
   which is drawn again with your draft; the line you send is replaced by its
   timestamped echo. A line is never cut at the 4,095 characters that canonical
-  mode keeps. Editing: Backspace, Ctrl+U (the whole line), Ctrl+W (a word),
-  Ctrl+L (redraw), Ctrl+D on an empty line (end of input, which leaves).
+  mode keeps. Editing: Left/Right (Ctrl+B/F), Home/End (Ctrl+A/E), Backspace,
+  Delete, Ctrl+U (to the start), Ctrl+K (to the end), Ctrl+W (a word), Up/Down
+  (the lines sent before, this run), Ctrl+L (redraw), Ctrl+D on an empty line (end
+  of input, which leaves).
 
 Typing and printing share one lock, so the draft on screen is always the draft in
 memory (an editor of our own rather than readline, whose buffer another thread
@@ -24,6 +26,7 @@ cannot read without racing its echo).
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import math
 import os
@@ -39,12 +42,20 @@ except ImportError:       # Windows: no terminal modes; lines are read plainly
 
 PROMPT = "> "
 CANONICAL_LINE_LIMIT = 4095     # what a Linux terminal keeps of a line in canonical mode
+HISTORY_LINES = 100             # lines sent, for Up and Down
 
 _CLEAR_LINE = "\r\x1b[2K"
 _UP = "\x1b[1A"
 _ENTER = frozenset("\r\n")
-_BACKSPACE = frozenset("\x7f\b")
 _CTRL_D, _CTRL_L, _CTRL_U, _CTRL_W, _ESC = "\x04", "\x0c", "\x15", "\x17", "\x1b"
+# Keys as they arrive (xterm and its kin, either cursor-key mode) -> what they do.
+_KEYS = {"\x1b[D": "left", "\x1bOD": "left", "\x02": "left",
+         "\x1b[C": "right", "\x1bOC": "right", "\x06": "right",
+         "\x1b[H": "home", "\x1bOH": "home", "\x1b[1~": "home", "\x1b[7~": "home", "\x01": "home",
+         "\x1b[F": "end", "\x1bOF": "end", "\x1b[4~": "end", "\x1b[8~": "end", "\x05": "end",
+         "\x1b[A": "up", "\x1bOA": "up", "\x1b[B": "down", "\x1bOB": "down",
+         "\x1b[3~": "delete", "\x7f": "backspace", "\b": "backspace",
+         _CTRL_U: "kill start", "\x0b": "kill end", _CTRL_W: "kill word", _CTRL_L: "redraw"}
 
 
 class Console:
@@ -61,6 +72,10 @@ class Console:
         # between two reads the status line is there without the prompt under it.
         self._drawn_status = self._drawn_prompt = False
         self._draft = ""
+        self._cursor = 0                    # where in the draft the next character goes
+        self._history: collections.deque[str] = collections.deque(maxlen=HISTORY_LINES)
+        self._browsing: int | None = None   # the line of history shown (Up, Down), if any
+        self._stashed = ""                  # the draft typed before browsing
         self._saved_mode = None
         self._pending: list[str] = []       # characters read after the last finished line
 
@@ -95,6 +110,8 @@ class Console:
         at line start."""
         erase = _CLEAR_LINE
         if self._drawn_prompt:
+            below = self._row(len(PROMPT) + len(self._draft)) - self._row(len(PROMPT) + self._cursor)
+            erase = (f"\x1b[{below}B" if below else "") + erase      # from the cursor to the last row
             erase += (_UP + _CLEAR_LINE) * (self._prompt_rows() - 1)
             if self._drawn_status:
                 erase += _UP + _CLEAR_LINE
@@ -106,13 +123,29 @@ class Console:
         if self._status is not None:
             shown = self._status + ("\n" if self._prompting else "")
         if self._prompting:
-            shown += PROMPT + self._draft
+            shown += PROMPT + self._draft + self._back_to_cursor()
         self._drawn_status, self._drawn_prompt = self._status is not None, self._prompting
         return shown
 
+    def _back_to_cursor(self) -> str:
+        """From the end of the draft just drawn back to the cursor in it (on its row,
+        then across: a terminal does not move left past the start of a row)."""
+        end, at = len(PROMPT) + len(self._draft), len(PROMPT) + self._cursor
+        if at == end:
+            return ""
+        up = self._row(end) - self._row(at)
+        column = at % _columns()
+        return (f"\x1b[{up}A" if up else "") + "\r" + (f"\x1b[{column}C" if column else "")
+
+    @staticmethod
+    def _row(offset: int) -> int:
+        """The row (from the prompt's first) the cursor is on after ``offset`` characters:
+        one that fills the last column leaves the cursor on that row until the next."""
+        columns = _columns()
+        return max(0, offset - 1) // columns if offset and offset % columns == 0 else offset // columns
+
     def _prompt_rows(self) -> int:
-        columns = max(1, shutil.get_terminal_size().columns)
-        return max(1, math.ceil((len(PROMPT) + len(self._draft)) / columns))
+        return max(1, math.ceil((len(PROMPT) + len(self._draft)) / _columns()))
 
     # -- input (the reader thread) ------------------------------------------------------------
 
@@ -124,7 +157,7 @@ class Console:
         fd = self.inp.fileno()
         self._enter_edit_mode(fd)
         with self._lock:
-            self._prompting, self._draft = True, ""
+            self._prompting, self._draft, self._cursor = True, "", 0
             self.out.write(self._take_down() + self._put_back())
             self.out.flush()
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -141,10 +174,14 @@ class Console:
             typed: list[str] = []
             while self._pending:
                 char = self._pending.pop(0)
-                if escape:      # swallow an escape sequence (arrow keys and the like)
+                if escape:      # an escape sequence: an arrow key and the like, or one we ignore
                     escape += char
                     if (len(escape) == 2 and char not in "[O") or (len(escape) > 2 and "@" <= char <= "~"):
-                        escape = ""
+                        key, escape = _KEYS.get(escape), ""
+                        if key is not None:
+                            self._edit(typed)
+                            typed = []
+                            self._key(key)
                     continue
                 if char == _ESC:
                     escape = char
@@ -153,10 +190,10 @@ class Console:
                     return self._finish(self._draft)
                 elif char == _CTRL_D and not self._draft and not typed:
                     return self._finish(None)
-                elif char in _BACKSPACE or char in (_CTRL_U, _CTRL_W, _CTRL_L):
+                elif char in _KEYS:
                     self._edit(typed)
                     typed = []
-                    self._control(char)
+                    self._key(_KEYS[char])
                 elif char == "\t":
                     typed.append(" ")
                 elif char >= " ":
@@ -168,27 +205,67 @@ class Console:
             return
         text = "".join(typed)
         with self._lock:
-            self._draft += text
-            self.out.write(text)
+            if self._cursor == len(self._draft):     # typing at the end: just the new characters
+                self._draft += text
+                self._cursor = len(self._draft)
+                self.out.write(text)
+            else:
+                erase = self._take_down()
+                self._draft = self._draft[:self._cursor] + text + self._draft[self._cursor:]
+                self._cursor += len(text)
+                self.out.write(erase + self._put_back())
             self.out.flush()
 
-    def _control(self, char: str) -> None:
+    def _key(self, key: str) -> None:
+        """An editing key: the draft and the cursor change, and the prompt is drawn again."""
         with self._lock:
             erase = self._take_down()
-            if char in _BACKSPACE:
-                self._draft = self._draft[:-1]
-            elif char == _CTRL_U:
-                self._draft = ""
-            elif char == _CTRL_W:
-                self._draft = self._draft.rstrip()
-                self._draft = self._draft[:len(self._draft) - len(self._draft.split(" ")[-1])]
+            draft, cursor = self._draft, self._cursor
+            if key == "left":
+                cursor = max(0, cursor - 1)
+            elif key == "right":
+                cursor = min(len(draft), cursor + 1)
+            elif key == "home":
+                cursor = 0
+            elif key == "end":
+                cursor = len(draft)
+            elif key == "backspace" and cursor:
+                draft, cursor = draft[:cursor - 1] + draft[cursor:], cursor - 1
+            elif key == "delete":
+                draft = draft[:cursor] + draft[cursor + 1:]
+            elif key == "kill start":
+                draft, cursor = draft[cursor:], 0
+            elif key == "kill end":
+                draft = draft[:cursor]
+            elif key == "kill word":
+                kept = draft[:cursor].rstrip()
+                kept = kept[:len(kept) - len(kept.split(" ")[-1])]
+                draft, cursor = kept + draft[cursor:], len(kept)
+            elif key in ("up", "down"):
+                draft = self._browse(-1 if key == "up" else 1)
+                cursor = len(draft)
+            self._draft, self._cursor = draft, cursor
             self.out.write(erase + self._put_back())
             self.out.flush()
+
+    def _browse(self, step: int) -> str:
+        """The draft after Up (-1) or Down (+1) through the lines sent before."""
+        if self._browsing is None:
+            if step > 0 or not self._history:
+                return self._draft
+            self._browsing, self._stashed = len(self._history), self._draft
+        self._browsing = max(0, self._browsing + step)
+        if self._browsing >= len(self._history):
+            self._browsing = None
+            return self._stashed
+        return self._history[self._browsing]
 
     def _finish(self, line: str | None) -> str | None:
         with self._lock:
             self.out.write(self._take_down())
-            self._prompting, self._draft = False, ""
+            if line and (not self._history or self._history[-1] != line):
+                self._history.append(line)
+            self._prompting, self._draft, self._cursor, self._browsing = False, "", 0, None
             self.out.write(self._put_back())
             self.out.flush()
         return line
@@ -220,6 +297,10 @@ class Console:
         finally:
             if locked:
                 self._lock.release()
+
+
+def _columns() -> int:
+    return max(1, shutil.get_terminal_size().columns)
 
 
 def _is_terminal(stream: TextIO) -> bool:

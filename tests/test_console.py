@@ -7,7 +7,9 @@ import os
 import re
 import threading
 
-from helpers import WAIT
+import pytest
+
+from helpers import WAIT, wait_until
 from securex.console import Console
 
 
@@ -35,23 +37,38 @@ def test_without_a_terminal_lines_are_written_as_they_are_and_no_status():
     assert out.getvalue() == "[12:00:00] Bob: hi\n"
 
 
-def screen(written: str) -> list[str]:
+def screen(written: str, columns: int = 200) -> list[str]:
     """The rows a terminal shows after ``written`` (the few controls Console uses)."""
-    rows, row, column = [""], 0, 0
-    for token in re.findall(r"\x1b\[2K|\x1b\[1A|.|\n", written, re.DOTALL):
-        if token == "\x1b[2K":
-            rows[row] = ""
-        elif token == "\x1b[1A":
-            row = max(0, row - 1)
-        elif token == "\r":
-            column = 0
-        elif token == "\n":
-            row, column = row + 1, 0
-            rows.extend([""] * (row + 1 - len(rows)))
+    return terminal_state(written, columns)[0]
+
+
+def terminal_state(written: str, columns: int) -> tuple[list[str], tuple[int, int]]:
+    """The rows, and where the cursor is, as an xterm ``columns`` wide draws ``written``:
+    a character in the last column leaves the cursor there until the next one wraps."""
+    rows, row, column, wrap_next = [""], 0, 0, False
+
+    def to_row(number: int) -> int:
+        rows.extend([""] * (number + 1 - len(rows)))
+        return number
+
+    for token in re.findall(r"\x1b\[\d*[A-DK]|.|\n", written, re.DOTALL):
+        if token.startswith("\x1b["):
+            count, move = int(token[2:-1] or 1), token[-1]
+            if move == "K":
+                rows[row] = ""
+                continue
+            wrap_next = False
+            row = max(0, row - count) if move == "A" else to_row(row + count) if move == "B" else row
+            column = (min(columns - 1, column + count) if move == "C" else
+                      max(0, column - count) if move == "D" else column)
+        elif token in "\r\n":
+            row, column, wrap_next = to_row(row + 1) if token == "\n" else row, 0, False
         else:
+            if wrap_next:
+                row, column, wrap_next = to_row(row + 1), 0, False
             rows[row] = rows[row][:column].ljust(column) + token + rows[row][column + 1:]
-            column += 1
-    return rows
+            column, wrap_next = (column, True) if column == columns - 1 else (column + 1, False)
+    return rows, (row, column)
 
 
 def test_pressing_enter_under_a_status_line_never_erases_the_line_above():
@@ -159,3 +176,35 @@ def test_a_file_offered_again_from_the_start_clears_its_paused_status_line():
     assert out.getvalue().count("* Offering huge.bin") == 2
     front_end.on_file_progress(FileProgress("3f2a9c1b", "huge.bin", "out", "Carol", 10**8, 10**9, 5e7, "sending"))
     assert out.getvalue().count("* Sending huge.bin") == 2            # started again: said again
+
+
+@pytest.mark.parametrize("columns", [20, 80])
+def test_a_draft_edited_in_its_middle_and_over_rows_is_drawn_where_it_is(monkeypatch, columns):
+    """The cursor moves back over a wrapped draft; what is typed goes in there; a line
+    arriving meanwhile is printed above the prompt, which comes back with the cursor
+    where it was."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    main, typed_into = os.openpty()
+    out = FakeTerminal()
+    with os.fdopen(typed_into, "r") as keyboard:
+        console = Console(out, keyboard)
+        try:
+            read: list[str | None] = []
+            reader = threading.Thread(target=lambda: read.append(console.read_line()))
+            reader.start()
+            os.write(main, ("the quick brown fox jumps over the dog" + "\x1b[D" * 3 + "lazy ").encode())
+            wait_until(lambda: console._draft == "the quick brown fox jumps over the lazy dog", "the keys")
+            console.line("[12:00:01] Carol: hi")
+            rows, cursor = terminal_state(out.getvalue(), columns)
+            drawn = "> the quick brown fox jumps over the lazy dog"
+            assert [row for row in rows if row] == [
+                "[12:00:01] Carol: hi", *[drawn[i:i + columns] for i in range(0, len(drawn), columns)]]
+            before_cursor = len("> the quick brown fox jumps over the lazy ")
+            assert cursor == (1 + before_cursor // columns, before_cursor % columns)
+            os.write(main, b"\x1b[H\x1b[3~T\x1b[F!\r")
+            reader.join(WAIT)
+            assert read == ["The quick brown fox jumps over the lazy dog!"]
+            assert [row for row in screen(out.getvalue(), columns) if row] == ["[12:00:01] Carol: hi"]
+        finally:
+            console.restore()
+            os.close(main)

@@ -122,12 +122,19 @@ def test_ctrl_c_at_the_prompt_leaves_cleanly(room):
     bob.wait_for(MemberLeft, lambda e: e.member.name == "Alice" and not e.dropped)
 
 
-def test_the_draft_can_be_edited_and_arrow_keys_insert_nothing(room):
+def test_the_draft_can_be_edited_anywhere_and_lines_sent_come_back_with_up(room):
+    """A tester's finding: the arrow keys, Home and End did nothing, and Up gave nothing back."""
     alice, bob = room
-    alice.type("helo\x7f\x7f\x1b[Dllo wrold\x17world\r")      # Backspace twice, ←, Ctrl+W
+    alice.type("helo\x7f\x7fllo wrold\x17wrld\x1b[D\x1b[D\x1b[Do\r")    # Backspace, Ctrl+W, ← ← ←
     assert bob.wait_message("hello world").text == "hello world"
-    alice.type("never sent\x15sent\r")                          # Ctrl+U
+    alice.type("never sent\x15sent\r")                                  # Ctrl+U
     assert bob.wait_message("sent").text == "sent"
+    alice.type("Xorld\x1b[H\x1b[3~w\x1b[F!\r")                           # Home, Delete, End
+    assert bob.wait_message("world!").text == "world!"
+    alice.type("\x1b[A\x1b[A\x1b[B\x7f?\r")                              # Up, Up, Down, Backspace
+    assert bob.wait_message("world?").text == "world?"
+    alice.type("draft\x1b[A\x1b[B then more\r")                          # Down past the last: the draft back
+    assert bob.wait_message("draft then more").text == "draft then more"
 
 
 def test_a_name_refused_at_the_prompt_is_asked_for_again_at_once():
