@@ -217,10 +217,12 @@ def run_desktop(args: argparse.Namespace) -> int:
 
     try:
         passphrase = passphrase_from_args(args)
+        # HOST:PORT into the dialog's two fields (a tester saw "192.0.2.2:47050" beside port 5050).
+        host, port = host_and_port(args.host, args.port) if args.host else (None, args.port)
     except SecureXError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    options = desktop.AppOptions(host=args.host, port=args.port, name=args.name, passphrase=passphrase,
+    options = desktop.AppOptions(host=host, port=port, name=args.name, passphrase=passphrase,
                                  auto_reconnect=not args.no_reconnect,
                                  downloads=args.downloads.expanduser() if args.downloads else None,
                                  max_file_bytes=args.max_file_size, join_anyway=args.join_anyway)

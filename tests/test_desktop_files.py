@@ -417,7 +417,7 @@ def test_downloads_given_on_the_command_line_are_used(root, tmp_path, config_dir
     assert app.chat.sidebar.downloads_label.cget("text") == str(tmp_path / "for this run")
 
 
-def test_client_py_passes_downloads_to_the_desktop_app(monkeypatch, tmp_path):
+def test_client_py_passes_its_options_to_the_desktop_app(monkeypatch, tmp_path):
     import client
     from securex.desktop import main as desktop_main
 
@@ -425,6 +425,8 @@ def test_client_py_passes_downloads_to_the_desktop_app(monkeypatch, tmp_path):
     monkeypatch.setattr(desktop_main, "run_and_exit", lambda options: given.append(options) or 0)
     assert client.main(["--downloads", str(tmp_path / "dl"), "--max-file-size", "5M", "--host", "h"]) == 0
     assert given[0].downloads == tmp_path / "dl" and given[0].max_file_bytes == 5 * MB and given[0].host == "h"
+    assert client.main(["--host", "192.0.2.2:47050"]) == 0      # the dialog gets the port in its own field
+    assert (given[1].host, given[1].port) == ("192.0.2.2", 47050)
 
 
 def test_cards_trimmed_from_a_long_conversation_are_gone_for_good(root, monkeypatch):
