@@ -595,7 +595,7 @@ class RoomCore:
         results = {member_id: result or RunResult.SILENT for member_id, result in self._targets.items()}
         verdict = join_verdict(results, {m for m, entry in self.roster.items() if entry.confirmed},
                                rejected_too_often=RunResult.UNTRIED in results.values(), refused_for=refused_for,
-                               join_anyway=self.join_anyway)
+                               join_anyway=self.join_anyway, back=self.joined_before)
         if verdict.outcome == Outcome.WRONG_PASSPHRASE:
             self._end(LinkEnd.FATAL, verdict.message,
                       WrongPassphraseError(verdict.message, may_join_anyway=verdict.may_join_anyway))

@@ -53,13 +53,14 @@ def _plural(n: int, one: str, many: str) -> str:
 
 
 def join_verdict(results: Mapping[bytes, RunResult], confirmed: Collection[bytes], *, rejected_too_often: bool,
-                 refused_for: float, join_anyway: bool = False) -> Verdict:
+                 refused_for: float, join_anyway: bool = False, back: bool = False) -> Verdict:
     """The verdict once every run with a member present has ended (or timed out), or
     was never tried (UNTRIED: no rejections were left to risk on it).
     ``confirmed``: members the relay lists as having verified someone;
     ``rejected_too_often``: no rejections of our passphrase are left for now;
     ``refused_for``: seconds until a refusing member will answer again;
-    ``join_anyway``: the user insists on this passphrase against confirmed members."""
+    ``join_anyway``: the user insists on this passphrase against confirmed members;
+    ``back``: this is a reconnect (the user was told what being first means already)."""
     present = [result for result in results.values() if result != RunResult.GONE]
     verified = present.count(RunResult.VERIFIED)
     mismatched = [member_id for member_id, result in results.items() if result == RunResult.MISMATCH]
@@ -90,8 +91,9 @@ def join_verdict(results: Mapping[bytes, RunResult], confirmed: Collection[bytes
                         "your passphrase confirms it; if nobody you expect does, check it with them.",
                         Severity.WARNING))
     elif not present:
-        notices.append(("You are the first here. Nobody can confirm the passphrase until someone else joins; "
-                        "you will be told if theirs differs.", Severity.INFO))
+        if not back:        # a tester's finding: said again after every reconnect to an empty room
+            notices.append(("You are the first here. Nobody can confirm the passphrase until someone else joins; "
+                            "you will be told if theirs differs.", Severity.INFO))
     elif not verified and mismatched:
         n = len(mismatched)
         notices.append((f"The {_plural(n, 'member', f'{n} members')} present {_plural(n, 'has', 'have')} a "

@@ -97,6 +97,19 @@ def test_the_first_member_is_told_nobody_can_confirm_the_passphrase_yet():
     assert room.cores["Alice"].in_room
 
 
+def test_the_first_member_back_after_a_drop_is_not_told_again_what_being_first_means():
+    """A tester's finding: "You are the first here. Nobody can confirm..." after every reconnect."""
+    room = Room()
+    alice = room.join("Alice")
+    room.drop("Alice")
+    room.events["Alice"].clear()
+    room.ids["Alice"] = room.relay.connect(alice)
+    room.relay.pump()
+    room.collect()
+    assert room.seen("Alice", Joined)[0].reconnected
+    assert not any("You are the first here" in n for n in room.notices("Alice"))
+
+
 def test_a_newcomer_with_the_passphrase_verifies_with_every_member_present():
     room = Room()
     for name in ("Alice", "Bob", "Carol"):
