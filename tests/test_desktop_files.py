@@ -292,6 +292,8 @@ def test_the_sender_sees_who_has_not_answered_and_the_card_ends_when_all_have(ro
             assert smith_stats.cget("text") == "waiting for an answer" and not smith_bar.winfo_manager()
             assert not card.finished and card.cancel_button.winfo_manager()
             assert card.status.cget("text") == "Delivered to 1; 1 has not answered yet."
+            # Leaving would lose an offer, not a transfer under way (a tester's finding: it said so).
+            assert app.unfinished_business() == "1 file offer is waiting for an answer"
             offer = smith.wait_for(FileOffered, timeout=SLOW)
             smith.session.decline_file(offer.file_id)
             pump_until(root, lambda: card.finished, "the card to finish once both have answered")

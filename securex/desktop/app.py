@@ -317,10 +317,14 @@ class App(EventHandler):
         if queued:
             parts.append(f"{queued} message{'s' if queued != 1 else ''} you typed "
                          f"{'are' if queued != 1 else 'is'} still waiting to be sent")
-        active = self.transfers.cards.active
-        if active:
-            parts.append(f"{active} file transfer{'s' if active != 1 else ''} "
-                         f"{'are' if active != 1 else 'is'} under way")
+        waiting = self.transfers.cards.offers_waiting
+        moving = self.transfers.cards.active - waiting
+        if moving:
+            parts.append(f"{moving} file transfer{'s' if moving != 1 else ''} {'are' if moving != 1 else 'is'} "
+                         "under way")
+        if waiting:     # a tester's finding: an offer nobody had answered was "a transfer under way"
+            parts.append(f"{waiting} file offer{'s' if waiting != 1 else ''} {'are' if waiting != 1 else 'is'} "
+                         "waiting for an answer")
         return " and ".join(parts)
 
     def request_quit(self, event: tk.Event | None = None, *, confirmed: bool = False) -> str:

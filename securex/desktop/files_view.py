@@ -257,6 +257,11 @@ class OutgoingCard(_Card):
     def under_way(self) -> bool:
         return not self.finished
 
+    @property
+    def only_offered(self) -> bool:
+        """Nobody has accepted yet (or every copy under way has ended): an offer waiting."""
+        return not any(bar.winfo_manager() for peer, (_, bar, _) in self.rows.items() if peer not in self.done_peers)
+
     def _row(self, peer: str) -> tuple[ttk.Label, ttk.Progressbar, ttk.Label]:
         row = self.rows.get(peer)
         if row is None:
@@ -378,6 +383,12 @@ class TransferCards:
     def active(self) -> int:
         """Transfers under way or waiting for an answer."""
         return sum(1 for card in self.cards.values() if card.under_way and card.winfo_exists())
+
+    @property
+    def offers_waiting(self) -> int:
+        """Of those, our offers nobody has started to take yet."""
+        return sum(1 for card in self.cards.values() if isinstance(card, OutgoingCard) and card.under_way
+                   and card.only_offered and card.winfo_exists())
 
     def card(self, direction: str, file_id: str) -> IncomingCard | OutgoingCard | None:
         return self.cards.get((direction, file_id))
