@@ -161,7 +161,7 @@ class TerminalFrontEnd(EventHandler):
                       f"id {event.file_id}", event.at)
         percent = 100 * event.done // event.total if event.total else 100
         if event.stage in ("paused", "waiting"):
-            why = "until their connection is back" if event.stage == "paused" else "(nothing has moved for a while)"
+            why = "until the connection is back" if event.stage == "paused" else "(nothing has moved for a while)"
             self.console.status(f"  {verb} {event.name} {preposition} {event.peer}: {event.stage} at {percent}% "
                                 f"{why}")
             return

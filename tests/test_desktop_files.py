@@ -458,7 +458,7 @@ def test_cards_trimmed_from_a_long_conversation_are_gone_for_good(root, monkeypa
 
 def test_a_paused_transfer_says_so_on_its_card():
     event = FileProgress("3f2a9c1b", "big.bin", "out", "Bob", 5_000_000, 10_000_000, 0.0, "paused")
-    assert progress_text(event) == "50% \u00b7 5.0 MB of 10.0 MB \u00b7 paused until their connection is back"
+    assert progress_text(event) == "50% \u00b7 5.0 MB of 10.0 MB \u00b7 paused until the connection is back"
 
 
 def test_a_file_offered_again_to_one_whose_secure_x_restarted_says_so_on_the_senders_card(root):

@@ -58,7 +58,7 @@ def progress_text(event: FileProgress) -> str:
     waiting while nothing moves (rather than a speed and a time left from before)."""
     line = progress_line(event.done, event.total, event.rate)
     if event.stage == "paused":
-        return line + " \u00b7 paused until their connection is back"
+        return line + " \u00b7 paused until the connection is back"
     if event.stage == "waiting":
         return line + " \u00b7 nothing has moved for a few seconds"
     return line

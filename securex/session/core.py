@@ -203,6 +203,8 @@ class RoomCore:
                 self.guard.record(run.handshake.nonce, run.handshake.attempt, now)
         for peer in self.peers.values():     # unreachable from here now: they are owed what we send
             self.outbox.member_dropped(peer.verified.identity.public_key, now)
+            # Transfers with them wait too (a tester saw "12 s left" all through an outage).
+            self.files.member_away(peer.verified.identity.public_key)
         self._present_before = {peer.verified.identity.public_key: peer.member.label for peer in self.peers.values()}
         self._reset_link()
 

@@ -213,6 +213,9 @@ def test_a_transfer_whose_other_end_dropped_shows_as_paused(tmp_path, who):
     room.pump()
     paused = [e for e in room.events[stays] if isinstance(e, FileProgress) and e.stage == "paused"]
     assert [(e.direction, e.peer, e.rate) for e in paused] == [(direction, gone, 0.0)]
+    # The one whose own connection went says so too (a tester saw "12 s left" through it).
+    paused = [e for e in room.events[gone] if isinstance(e, FileProgress) and e.stage == "paused"]
+    assert [(e.peer, e.rate) for e in paused] == [(stays, 0.0)]
     room.join(gone)                                   # back: it goes on, and ends well
     assert any(e.ok for e in room.finished("Bob"))
 
