@@ -153,7 +153,8 @@ def type_message(app: App, text: str, *, enter: bool = True) -> None:
 
 
 def transcript(app: App) -> str:
-    return app.transcript.content()
+    """The conversation as it reads (safety codes are drawn with no-break spaces)."""
+    return app.transcript.content().replace("\u00a0", " ")
 
 
 def tagged_text(app: App, tag: str) -> str:

@@ -503,7 +503,7 @@ def test_a_changed_safety_code_is_shown_loudly(root, monkeypatch):
         other_bob = CoreClient(server.port, "Bob", config_dir=fresh_config_dir("other-bob"))   # another key
         other_bob.join()
         pump_until(root, lambda: app.chat.alert_bar.visible, "the alert")
-        alert = app.chat.alert_bar.label.cget("text")
+        alert = app.chat.alert_bar.label.cget("text").replace("\u00a0", " ")
         assert re.search(r"Bob \([A-Z0-9]{4}\)'s safety code has changed", alert) and own_code(other_bob) in alert
         assert "safety code has changed" in tagged_text(app, "alert")
         assert rings
@@ -772,3 +772,16 @@ def test_emoji_can_be_typed_on_the_keyboard(root):
         assert app.chat.composer.draft == typed + " end"
         box.event_generate("<Return>")
         assert zoe.wait_message(typed + " end", timeout=SLOW)
+
+
+def test_a_safety_code_in_the_conversation_is_never_split_across_lines(root):
+    """Tester's finding: the join line wrapped in the middle of a code ("TVF7 / G5J7")."""
+    with running_server() as server:
+        app = joined_app(root, server.port)
+        for width in range(MIN_SIZE[0], MIN_SIZE[0] + 200, 20):      # wherever the line happens to wrap
+            root.geometry(f"{width}x{MIN_SIZE[1]}")
+            root.update()
+            text = app.transcript.text
+            code = app.chat.sidebar.members[0].safety_code          # in "You joined ...; your safety code is"
+            start = text.search(code.replace(" ", "\u00a0"), "1.0", "end")
+            assert start and not text.count(start, f"{start} + {len(code)} chars", "displaylines"), width

@@ -49,7 +49,7 @@ from securex.desktop.attention import Attention
 from securex.desktop.background import Background
 from securex.desktop.rooms import BrowserFactory
 from securex.desktop.theme import apply_theme, palette_from_env
-from securex.desktop.transcript import Delivery
+from securex.desktop.transcript import Delivery, unbroken_codes
 from securex.desktop.transfers import Transfers
 from securex.desktop.window import centre_on_screen, geometry, grow_to_fit, resize_keeping_centre
 from securex.discovery import RoomBrowser
@@ -497,7 +497,7 @@ class App(EventHandler):
             return
         self.transcript.add_notice(event.text, at=event.at, severity=event.severity)
         if event.severity == Severity.ALERT:   # possibly an attack: loud, and it stays until dismissed
-            self.chat.alert_bar.show(f"\u26d4  {event.text}", ("Dismiss", self.chat.alert_bar.hide))
+            self.chat.alert_bar.show(f"\u26d4  {unbroken_codes(event.text)}", ("Dismiss", self.chat.alert_bar.hide))
             self.attention.unseen(loud=True)   # the bell rings even with the window in front
 
     def on_connection_lost(self, event: ConnectionLost) -> None:

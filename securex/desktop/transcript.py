@@ -30,6 +30,13 @@ GROUP_WITHIN = timedelta(minutes=3)  # consecutive messages by one sender share 
 MARGIN = 18
 
 _MARK_TAG = re.compile(r"d(\d+)$")
+_SAFETY_CODE = re.compile(r"\b[A-Z2-7]{4}(?: [A-Z2-7]{4}){3}\b")
+
+
+def unbroken_codes(text: str) -> str:
+    """Safety codes with no-break spaces: a line wraps before one, never inside it (a
+    tester read "TVF7" at a line's end and "G5J7 ..." on the next)."""
+    return _SAFETY_CODE.sub(lambda code: code.group().replace(" ", "\u00a0"), text)
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,9 @@ class Transcript(ttk.Frame):
         text.tag_configure("alert", font=fonts["bold"], foreground=p.on_accent, background=p.alert_background,
                            lmargincolor=p.alert_background, rmargincolor=p.alert_background,
                            spacing1=8, spacing3=6, **margins)
+        # A panel of its own: a tester took /who's answer for the end of the message above it.
         text.tag_configure("info", font=fonts["mono_small"], foreground=p.muted, spacing1=1, spacing3=1,
+                           background=p.sidebar, lmargincolor=p.sidebar, rmargincolor=p.sidebar,
                            lmargin1=MARGIN + 12, lmargin2=MARGIN + 12, rmargin=MARGIN)
         text.tag_configure("info_first", spacing1=8)
         text.tag_configure("info_last", spacing3=6)
@@ -272,6 +281,7 @@ class Transcript(ttk.Frame):
     def add_notice(self, text: str, *, at: datetime, severity: Severity = Severity.INFO) -> None:
         """Append a line of the client's own (joins, leaves, connection news). Its shape
         (centred, or a coloured block with a sign) is one no member's message takes."""
+        text = unbroken_codes(text)
         if severity == Severity.ALERT:
             line, tag = f"\u26d4  {text}", "alert"
         elif severity == Severity.WARNING:
