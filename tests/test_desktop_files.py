@@ -216,6 +216,7 @@ def test_an_offer_can_be_declined(root, tmp_path):
         bob.wait_for(FileFinished, lambda e: not e.ok and "declined" in e.message, timeout=SLOW)
         pump_until(root, lambda: card.finished, "the card to say so")
         assert card.status.cget("text") == "Declined notes.txt from Bob."
+        assert card.title.cget("text") == "Bob offered notes.txt \u00b7 1.0 kB"    # over with: past tense
         assert not card.buttons.grid_slaves()
         root.update_idletasks()      # new-user finding: the emptied button row stayed, a blank band
         assert not card.buttons.winfo_manager() and card.winfo_reqheight() < height_with_buttons - 20

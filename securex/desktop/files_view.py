@@ -215,6 +215,7 @@ class IncomingCard(_Card):
             self._show_buttons(self.open_button)
         else:
             muted = self.declined or event.by_choice
+            self.title.configure(text=drawn(self._title("offered")))    # not "sends" under "Cancelled"
             self.status.configure(text=drawn(event.message),
                                   style="Card.Muted.TLabel" if muted else "Card.Warning.TLabel")
             self._show_buttons()
@@ -222,6 +223,7 @@ class IncomingCard(_Card):
     def stop(self, message: str) -> None:
         if not self.finished:
             self.finished = True
+            self.title.configure(text=drawn(self._title("offered")))
             self.bar.grid_remove()
             self.status.configure(text=drawn(message), style="Card.Warning.TLabel")
             self._show_buttons()

@@ -327,7 +327,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             frames = self._frames(conn, time.monotonic() + self.server.handshake_timeout)
             admitted, rest = self._read_hello(conn, frames)
             if admitted:
-                log.info("connection %s from %s joined (%d/%d)", member_id[:4].hex(), peer,
+                # Not "joined": whether it knows the passphrase is for the members to find out.
+                log.info("connection %s from %s took a place (%d/%d)", member_id[:4].hex(), peer,
                          registry.member_count, registry.capacity)
                 if self._dispatch(conn, rest):    # what came in the same read as HELLO
                     self._relay(conn, frames)
