@@ -80,7 +80,7 @@ def test_clients_on_another_host_reach_the_server_at_its_lan_address_and_verify_
     assert alice.expect(LINE + rf"\* Bob joined \({CODE}\)$").group(1) == bob_code
     bob.expect(LINE + rf"\* In the room \(2/5\): Bob \(you\) {bob_code}, Alice {alice_code}$")
     # The relay saw both arrive from the other host.
-    server.expect(rf"connection [0-9a-f]+ from {re.escape(CLIENT_ADDRESS)}:\d+ joined \(2/5\)$", stderr=True)
+    server.expect(rf"connection [0-9a-f]+ from {re.escape(CLIENT_ADDRESS)}:\d+ took a place \(2/5\)$", stderr=True)
 
     alice.send_line("hello from across the LAN")
     bob.expect(LINE + r"Alice: hello from across the LAN$")
@@ -119,7 +119,7 @@ def test_a_host_with_two_interfaces_lists_both_and_both_work(lan):
     carol.expect(LINE + r"Alice: and back via the first$")
     # Both arrived from the client host, one on each cable.
     for address in (CLIENT_ADDRESS, SECOND_CLIENT_ADDRESS):
-        server.expect(rf"connection [0-9a-f]+ from {re.escape(address)}:\d+ joined", stderr=True)
+        server.expect(rf"connection [0-9a-f]+ from {re.escape(address)}:\d+ took a place", stderr=True)
     quit_cleanly(alice, carol)
 
 
