@@ -97,6 +97,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--port must be between 1 and 65535")
     if args.name is not None and not args.name.strip():
         parser.error("--name is empty: give a display name")
+    if args.name is not None:
+        try:       # every argument's error looks the same (a tester's finding)
+            validate_name(args.name)
+        except ValueError as error:
+            parser.error(f"--name {args.name}: {error}")
     for flag, folder in (("--accept-files", args.accept_files), ("--downloads", args.downloads)):
         problem = folder_problem(folder.expanduser()) if folder is not None else None
         if problem:
@@ -168,7 +173,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
         host, port = (address(args.host) if args.host else
                       terminal.ask("Server address (HOST or HOST:PORT): ", "--host", "the server's address", address))
-        name = (checked_name(args.name) if args.name else
+        name = (validate_name(args.name) if args.name else      # checked already: normalised here
                 terminal.ask("Your name: ", "--name", "your name", validate_name))
         if passphrase is None:
             passphrase = getpass.getpass("Room passphrase: ")
@@ -183,15 +188,6 @@ def run_cli(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     args.port = port
     return terminal.run(session_options(args, host, name, passphrase))
-
-
-def checked_name(name: str) -> str:
-    """``--name`` as the session will use it, or SecureXError saying what is wrong: said
-    before the passphrase is asked for, not after."""
-    try:
-        return validate_name(name)
-    except ValueError as error:
-        raise SecureXError(str(error)) from None
 
 
 def host_and_port(address: str, port: int | None) -> tuple[str, int | None]:
