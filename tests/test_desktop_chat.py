@@ -16,7 +16,8 @@ from datetime import datetime
 
 import pytest
 from desktop_helpers import (SLOW, connect_via_dialog, cuttable_link, joined_app, make_app, member_rows,
-                             pump_until, settle_errands, tagged_text, transcript, type_message, window_exists)
+                             port_to_restart_on, pump_until, settle_errands, tagged_text, transcript, type_message,
+                             window_exists)
 from helpers import PASSPHRASE, WAIT, CoreClient, core_clients, fresh_config_dir, running_server
 from securex.bidi import visual_line
 from securex.desktop import transcript as transcript_module
@@ -145,7 +146,7 @@ def test_a_full_room_with_a_banner_keeps_the_downloads_folder_in_view(root):
     """Five members and the tallest banner: the explanation under your code gives way (it is
     still there on hover), never the Change button; with room again it comes back."""
     with running_server() as server, core_clients(server.port, "Bob", "Hank", "Gina", "Dave"):
-        app = joined_app(root, server.port)
+        app = joined_app(root, server.port, auto_reconnect=False)   # --no-reconnect: it ends
         pump_until(root, lambda: len(member_rows(app)) == 5, "all five in the list")
         server.stop()      # the others are still there: the list stays full, greyed out
         pump_until(root, lambda: app.state == AppState.ENDED, "the end (its banner is the tallest state)")
@@ -413,12 +414,28 @@ def test_delivery_marks_say_who_has_a_message_on_hover(root):
         pump_until(root, lambda: app.transcript.tooltip.text == "Delivered to Bob, Carol", "the tooltip")
 
 
-def test_the_server_shutting_down_ends_the_session_and_keeps_the_conversation(root):
+def test_a_server_restarted_is_rejoined_by_itself_and_what_was_typed_meanwhile_goes_out(root):
+    """Tester's finding: Ctrl+C on the server ended everyone's session (rejoin by hand,
+    transfers lost) where a crash would have been reconnected. It may be restarting."""
+    port = port_to_restart_on()
+    bob_config = fresh_config_dir("bob")
+    with running_server(port=port) as server, core_clients(server.port, "Bob", config_dir=bob_config):
+        app = joined_app(root, port)
+        pump_until(root, lambda: len(member_rows(app)) == 2, "Bob in the list")
+    pump_until(root, lambda: app.state in (AppState.LOST, AppState.RECONNECTING), "the wait for it to come back")
+    assert "The server shut down." in transcript(app) and app.chat.banner.visible
+    type_message(app, "typed while it restarted")
+    with running_server(port=port) as server, core_clients(server.port, "Bob", config_dir=bob_config) as (bob,):
+        pump_until(root, lambda: app.state == AppState.IN_ROOM, "back in the room by itself")
+        assert bob.wait_message("typed while it restarted", timeout=SLOW)
+
+
+def test_with_no_reconnect_the_server_shutting_down_ends_the_session_and_keeps_the_conversation(root):
     with running_server() as server, core_clients(server.port, "Bob") as (bob,):
-        app = joined_app(root, server.port)
+        app = joined_app(root, server.port, auto_reconnect=False)   # --no-reconnect: it ends
         bob.session.send_text("before the end")
         pump_until(root, lambda: "before the end" in transcript(app), "Bob's message")
-    # The relay has shut down: like the terminal, the session ends rather than retrying.
+    # The relay has shut down, and --no-reconnect: the session ends rather than retrying.
     pump_until(root, lambda: app.state == AppState.ENDED, "the end of the session")
     assert app.session is None
     assert "The server shut down." in transcript(app) and "before the end" in transcript(app)
@@ -448,7 +465,7 @@ def test_a_second_session_in_the_same_window_updates_its_own_marks(root):
 
     bob_config = fresh_config_dir("bob")      # the same Bob both times
     with running_server() as server, core_clients(server.port, "Bob", config_dir=bob_config):
-        app = joined_app(root, server.port)
+        app = joined_app(root, server.port, auto_reconnect=False)   # --no-reconnect: it ends
         type_message(app, "first session")
         first = app.conversation.mark_key(1)
         pump_until(root, lambda: delivered(first), "the first receipt")
@@ -471,7 +488,7 @@ def test_a_second_session_in_the_same_window_updates_its_own_marks(root):
 def test_dark_theme_shows_the_locked_message_box_as_locked(root, monkeypatch):
     monkeypatch.setenv("SECUREX_THEME", "dark")
     with running_server() as server:
-        app = joined_app(root, server.port)
+        app = joined_app(root, server.port, auto_reconnect=False)   # --no-reconnect: it ends
         assert app.theme.palette is DARK
         assert app.transcript.text.cget("background") == DARK.surface
         assert app.chat.composer.input.cget("background") == DARK.surface
@@ -681,7 +698,7 @@ def test_a_burst_of_1000_messages_is_drawn_in_bounded_batches_with_a_marker_when
 
 def test_at_the_minimum_size_nothing_is_clipped(root):
     with running_server() as server:
-        app = joined_app(root, server.port)
+        app = joined_app(root, server.port, auto_reconnect=False)   # --no-reconnect: it ends
     pump_until(root, lambda: app.state == AppState.ENDED, "the end (its banner is the tallest state)")
     root.geometry(f"{MIN_SIZE[0]}x{MIN_SIZE[1]}")
     pump_until(root, lambda: root.winfo_width() == MIN_SIZE[0] and root.winfo_height() == MIN_SIZE[1], "resize")

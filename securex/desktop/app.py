@@ -231,7 +231,8 @@ class App(EventHandler):
         try:
             session = self.session_factory(
                 SessionOptions(request.host, request.port, request.name, request.passphrase,
-                               auto_reconnect=self.options.auto_reconnect, downloads=self.downloads,
+                               auto_reconnect=self.options.auto_reconnect, retry_after_shutdown=True,
+                               downloads=self.downloads,
                                join_anyway=request.join_anyway or self.options.join_anyway, **files),
                 events)
         except ValueError as error:   # a name the dialog let through but the session refuses

@@ -70,6 +70,9 @@ class SessionOptions:
     auto_accept: Path | None = None              # accept every offer into this folder (scripts)
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     join_anyway: bool = False                    # enter even if the members present share another passphrase
+    # The server shutting down is the end of the session (the terminal's contract), or, in
+    # the desktop app, one more reason to try again: it may be restarting.
+    retry_after_shutdown: bool = False
 
     @property
     def server(self) -> str:
@@ -223,11 +226,11 @@ class ChatSession:
             if outcome.end == LinkEnd.LEFT or self._leaving.is_set():
                 self._post(Closed("You left the room.", None, unsent, unfinished))
                 return
-            if outcome.end == LinkEnd.SHUTDOWN:
+            if outcome.end == LinkEnd.SHUTDOWN and not (options.retry_after_shutdown and options.auto_reconnect):
                 self._post(Closed(outcome.message, None, unsent, unfinished))
                 return
             joined = core.joined_before
-            retry = options.auto_reconnect and (outcome.end == LinkEnd.RETRY or (joined and (
+            retry = options.auto_reconnect and (outcome.end in (LinkEnd.RETRY, LinkEnd.SHUTDOWN) or (joined and (
                 outcome.end == LinkEnd.LOST or isinstance(outcome.error, RoomFullError))))
             if not retry:
                 # --no-reconnect: a room that says "later" (busy, refusing newcomers) is an error too.
