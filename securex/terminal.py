@@ -41,7 +41,7 @@ from securex.errors import (EXIT_USAGE, MessageTooLongError, SecureXError, SendQ
 from securex.events import (ChatMessage, Closed, Connected, ConnectionLost, DeliveryChanged, Event, EventHandler,
                             FileFinished, FileOffered, FileProgress, Joined, Member, MemberJoined, MemberLeft,
                             MembersChanged, Notice, Reconnecting, Severity, dispatch)
-from securex.session.files import why_not_sendable
+from securex.session.files import PREPARING_NOTE_BYTES, why_not_sendable
 from securex.session.runner import EVENT_QUEUE_SIZE, ChatSession, SessionOptions
 from securex.text import human_size, one_line
 
@@ -49,7 +49,6 @@ T = TypeVar("T")
 
 INPUT_QUEUE_SIZE = 1000
 POLL_SECONDS = 0.1
-PREPARING_NOTE_BYTES = 100 * 10**6   # a file this large takes a noticeable while to hash before its offer
 _MARK = {Severity.INFO: "*", Severity.WARNING: "!", Severity.ALERT: "!!"}
 
 

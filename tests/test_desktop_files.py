@@ -19,6 +19,7 @@ from securex.desktop import files_view, paths, settings, transfers
 from securex.bidi import drawn
 from securex.desktop.app import AppOptions
 from securex.desktop.files_view import IncomingCard, OutgoingCard, progress_text
+from securex.session.files import PREPARING_NOTE_BYTES
 from securex.text import human_size
 from securex.events import FileFinished, FileOffered, FileProgress
 
@@ -299,6 +300,8 @@ def test_the_sender_sees_who_has_not_answered_and_the_card_ends_when_all_have(ro
             smith.session.decline_file(offer.file_id)
             pump_until(root, lambda: card.finished, "the card to finish once both have answered")
             assert card.status.cget("text") == "Finished: delivered to 1 of 2."
+            assert card.title.cget("text") == "You offered notes.txt \u00b7 1.0 MB"
+            assert "Preparing" not in transcript(app)     # said only of a file that takes a while to hash
             assert smith_stats.cget("text") == "declined notes.txt."     # the row names Smith already
         finally:
             bob.close()
@@ -378,7 +381,9 @@ def test_a_file_that_cannot_be_sent_is_refused_clearly(root, tmp_path):
 
 
 def test_a_file_offered_while_alone_is_refused_at_once_without_reading_it(root, tmp_path):
-    big = make_file(tmp_path, "alone.bin", 1 * MB)
+    big = tmp_path / "alone.bin"
+    with big.open("wb") as sparse:
+        sparse.truncate(PREPARING_NOTE_BYTES)      # large enough to be "prepared", if it were read
     with running_server() as server:
         app = joined_app(root, server.port)
         pump_until(root, lambda: len(member_rows(app)) == 1, "just me in the list")

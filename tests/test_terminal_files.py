@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from helpers import cli_client, running_server, server_process, tiny_tmpfs
-from securex.terminal import PREPARING_NOTE_BYTES
+from securex.session.files import PREPARING_NOTE_BYTES
 from securex.text import human_size
 
 LINE = r"^\[\d\d:\d\d:\d\d\] "

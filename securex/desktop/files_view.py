@@ -238,7 +238,8 @@ class OutgoingCard(_Card):
         self.total = event.total
         self.offered_to = event.peer
         self.expected = len(event.recipients)
-        self.title = self._label(0, f"You offer {event.name} \u00b7 {human_size(event.total)}", "Card.Bold.TLabel")
+        self.what = f"{event.name} \u00b7 {human_size(event.total)}"
+        self.title = self._label(0, f"You offer {self.what}", "Card.Bold.TLabel")
         self.status = self._label(1, f"Offered to {event.peer}; waiting for them to accept.", "Card.Muted.TLabel",
                                   pady=(2, 0))
         self.rows_frame = ttk.Frame(self, style="Card.TFrame")
@@ -310,9 +311,13 @@ class OutgoingCard(_Card):
         if len(self.done_peers) >= self.expected:
             self.finished = True
             self.cancel_button.grid_remove()
+            self._past_tense()
             self.status.configure(text=f"Finished: delivered to {len(self.delivered_peers)} of {len(self.done_peers)}.")
         else:
             self._show_state()
+
+    def _past_tense(self) -> None:
+        self.title.configure(text=drawn(f"You offered {self.what}"))
 
     def _show_state(self) -> None:
         """The line under the title, from the rows: who is getting it, who has it, who has
@@ -334,6 +339,7 @@ class OutgoingCard(_Card):
             return
         self.finished = True
         self.cancel_button.grid_remove()
+        self._past_tense()
         style = "Card.Muted.TLabel" if by_choice else "Card.Warning.TLabel"     # a choice is no failure
         self.status.configure(text=drawn(message), style=style)
         for peer, (_, bar, stats) in self.rows.items():

@@ -26,7 +26,7 @@ from securex.desktop.files_view import Actions, IncomingCard, TransferCards
 from securex.desktop.paths import display_path, open_folder, path_in_draft
 from securex.errors import SendQueueFullError
 from securex.events import Severity
-from securex.session.files import nobody_to_receive, why_not_sendable
+from securex.session.files import PREPARING_NOTE_BYTES, nobody_to_receive, why_not_sendable
 from securex.session.runner import ChatSession
 from securex.storage import folder_problem
 from securex.text import human_size
@@ -109,7 +109,8 @@ class Transfers:
             except SendQueueFullError as error:
                 self.host.note(str(error), Severity.WARNING)
                 return
-            self.host.note(f"Preparing {path.name} ({human_size(size)}) to offer it: computing its SHA-256\u2026")
+            if size >= PREPARING_NOTE_BYTES:     # a small file's card comes at once: no note to linger
+                self.host.note(f"Preparing {path.name} ({human_size(size)}) to offer it: computing its SHA-256\u2026")
 
         self._submit(lambda: _check(path), checked)
 

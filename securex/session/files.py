@@ -57,6 +57,7 @@ MIN_CHUNK_BYTES, MAX_CHUNK_BYTES = 4 * 1024, 768 * 1024
 WINDOW_CHUNKS = 8                  # 4 MiB on its way to one receiver, at most (the relay buffers 8)
 PROGRESS_EVERY = 2                 # chunks between FILE_PROGRESS
 DEFAULT_MAX_FILE_BYTES = 4 * 10**9
+PREPARING_NOTE_BYTES = 100 * 10**6   # a file this large takes a noticeable while to hash before its offer
 PROGRESS_EVENT_SECONDS = 0.25      # progress reaches the user at most this often per transfer and member
 RATE_SECONDS = 3.0                 # the speed shown is over about the last this many seconds
 QUIET_SECONDS = 3.0                # nothing more for this long: the progress shown says it is waiting
