@@ -333,17 +333,9 @@ class FileWorker:
         try:
             job.directory.mkdir(parents=True, exist_ok=True)
             _remove_stale_partials(job.directory, {target.partial for target in self._targets.values()})
-            # Said now, not after minutes of receiving what cannot all be kept. What files
-            # already being received on the same disk have still to write is not free.
             device = os.stat(job.directory).st_dev
-            owed = sum(t.size - t.written for t in self._targets.values() if t.device == device)
-            free = max(0, self._free_space(job.directory) - owed)
-            if free < job.size:
-                return Failed(job.file_id, CancelReason.NO_ROOM,
-                              f"Not enough free space to save {job.name} ({human_size(job.size)}) in "
-                              f"{job.directory}: {human_size(free)} free"
-                              + (" once the files being received there are saved." if owed else "."),
-                              can_retry=True)
+            if job.check_room and (no_room := self._no_room(job, device)) is not None:
+                return no_room
             # Not the offered name: a long one plus a suffix could pass the file system's limit.
             # Its own random part: the same offer may be taken by another Secure X here, or
             # again after a restart, while the last run's file is still there.
@@ -354,6 +346,18 @@ class FileWorker:
                           f"Cannot save {job.name} in {job.directory}: {_why(error)}.", can_retry=True)
         self._targets[job.file_id] = _Target(handle, partial, job.directory, job.name, job.size, device)
         return Opened(job.file_id, partial)
+
+    def _no_room(self, job: OpenTarget, device: int) -> Failed | None:
+        """Said now, not after minutes of receiving what cannot all be kept. What files
+        already being received on the same disk have still to write is not free."""
+        owed = sum(t.size - t.written for t in self._targets.values() if t.device == device)
+        free = max(0, self._free_space(job.directory) - owed)
+        if free >= job.size:
+            return None
+        return Failed(job.file_id, CancelReason.NO_ROOM,
+                      f"Not enough free space to save {job.name} ({human_size(job.size)}) in {job.directory}: "
+                      f"{human_size(free)} free" + (" once the files being received there are saved." if owed else "."),
+                      can_retry=True)
 
     def _write(self, job: WriteChunk) -> Result:
         target = self._targets.get(job.file_id)

@@ -103,7 +103,11 @@ class OpenTarget:
     file_id: bytes
     directory: Path
     name: str
-    size: int          # as offered: refused at once if the folder's disk has not that much free
+    size: int          # as offered: refused at once if the folder's disk has not that much free...
+    # ...when a person accepted it. Not for --accept-files: its answers would tell any member
+    # whether a file of its choosing fits, offer after offer (the disk filling as it is
+    # written is the most they learn then, at the cost of sending that much).
+    check_room: bool = True
 
 
 @dataclass(frozen=True)
@@ -325,8 +329,9 @@ class FileTransfers:
         self._jobs.append(HashSource(file_id, path, transfer.chunk_size, self.max_file_bytes))
         return short_id(file_id)
 
-    def accept(self, short: str, directory: Path | None = None) -> str | None:
-        """Accept an offer; returns an error to show, or None."""
+    def accept(self, short: str, directory: Path | None = None, *, automatic: bool = False) -> str | None:
+        """Accept an offer; returns an error to show, or None. ``automatic``: by
+        --accept-files, with nobody to weigh the free space (see OpenTarget.check_room)."""
         transfer = self._find(self.incoming, short)
         if transfer is None or transfer.stage != Stage.OFFERED:
             return f"No file offer {short} is waiting for an answer."
@@ -334,7 +339,8 @@ class FileTransfers:
         if target is None:
             return "No download folder is set."
         transfer.stage, transfer.directory = Stage.OPENING, target
-        self._jobs.append(OpenTarget(transfer.file_id, target, transfer.name, transfer.offer.size))
+        self._jobs.append(OpenTarget(transfer.file_id, target, transfer.name, transfer.offer.size,
+                                     check_room=not automatic))
         return None
 
     def decline(self, short: str) -> str | None:
@@ -421,7 +427,7 @@ class FileTransfers:
             return
         self._port.post(FileOffered(short_id(offer.file_id), name, offer.size, member, accepting_into=self.auto_accept))
         if self.auto_accept is not None:
-            self.accept(short_id(offer.file_id), self.auto_accept)
+            self.accept(short_id(offer.file_id), self.auto_accept, automatic=True)
 
     def _on_receiver_message(self, outgoing: Outgoing, receiver: Receiver, message: FileMessage) -> None:
         if receiver.stage in (Stage.DONE, Stage.DECLINED, Stage.CANCELLED) or outgoing.stage == Stage.CANCELLED:
@@ -736,7 +742,8 @@ class FileTransfers:
             member = self._port.member(incoming.sender) or incoming.offered_by
             problem = result.message
             if incoming.directory == self.auto_accept:
-                # Nor may a script's automatic accepts be that oracle: one failure stops them.
+                # A folder that cannot be written to: nobody is there to choose another, and
+                # every offer would fail alike. Offers wait for a person from now on.
                 self.auto_accept = None
                 problem += " Offers now wait for /accept: --accept-files is off until Secure X restarts."
             incoming.stage, incoming.directory = Stage.OFFERED, None
