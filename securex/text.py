@@ -96,7 +96,14 @@ def validate_name(name: str) -> str:
         raise ValueError(f"The name cannot start with {name[0]!r}: lines starting with it are the client's own.")
     if len(_lookalike_scripts(name)) > 1:
         raise ValueError("The name mixes Latin, Cyrillic or Greek letters, which can look alike: use one alphabet.")
+    if (end := _LABEL_LIKE_END.search(name)) and [unicodedata.category(c) for c in end.groups()] == ["Ps", "Pe"]:
+        # "Alice (O2GJ)" would spell the label another Alice is shown with (a review finding).
+        raise ValueError("The name cannot end with four characters in brackets: that is how two members "
+                         "of one name are told apart.")
     return name
+
+
+_LABEL_LIKE_END = re.compile(r"(\S)\s*\w{4}\s*(\S)$")   # an opening and a closing bracket, by category
 
 
 def name_key(name: str) -> str:

@@ -142,3 +142,17 @@ def test_a_bad_port_in_an_address_is_explained(text):
 def test_sizes_read_as_people_say_them(size, shown):
     from securex.text import human_size
     assert human_size(size) == shown
+
+
+@pytest.mark.parametrize("name", ["Alice (O2GJ)", "Alice(O2GJ)", "Alice\uff08O2GJ\uff09", "Alice [abcd]",
+                                  "Alice \u2768O2GJ\u2769"])
+def test_a_name_cannot_spell_the_label_a_namesake_is_shown_with(name):
+    """Second review's finding: a member named "Alice (O2GJ)" could pass for the real Alice,
+    shown as "Alice (O2GJ)" once a namesake made her label carry her code."""
+    with pytest.raises(ValueError, match="cannot end with four characters in brackets"):
+        validate_name(name)
+
+
+@pytest.mark.parametrize("name", ["Ann (PhD)", "Bob (work laptop)", "Jo (1234)x"])
+def test_other_brackets_in_a_name_are_fine(name):
+    assert validate_name(name) == name

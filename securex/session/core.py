@@ -837,9 +837,12 @@ class RoomCore:
             self.files.member_away(peer.verified.identity.public_key)
         self._post(MemberLeft(peer.member, dropped=not peer.goodbye))
         self._relabel()
-        for namesake in [p for p in self.peers.values() if name_key(p.name) == name_key(peer.name)]:
-            # The one with the code we know has gone: the one left must not pass for it unwarned.
-            self._check_known_code(namesake)
+        trusted = self.known_codes.trusted_code(peer.name)
+        if peer.verified.safety_code == trusted and all(p.verified.safety_code != trusted
+                                                        for p in self.peers.values()):
+            # The one with the code we know has gone: those left with its name must not pass for it unwarned.
+            for namesake in [p for p in self.peers.values() if name_key(p.name) == name_key(peer.name)]:
+                self._check_known_code(namesake)
         self._send_status()
 
     def _program_restarted(self, identity: Identity) -> bool:
@@ -1028,7 +1031,7 @@ class RoomCore:
 
     def trust_code(self, name: str) -> None:
         """The user compared safety codes with the member called ``name`` (see trust.py)."""
-        self._say(self.known_codes.trust(name, self.peers.values()))
+        self._say(self.known_codes.trust(name, self.peers.values(), self.me.name))
         self._relabel()          # trusted now: its label loses the code, if no namesake is here
         self._post_members()
 

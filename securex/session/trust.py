@@ -32,6 +32,9 @@ class KnownCodes:
         self.codes = codes if codes is not None else {}
         self.changed = False
 
+    def trusted_code(self, name: str) -> str | None:
+        return self.codes.get(name_key(name))
+
     def unfamiliar(self, name: str, code: str) -> bool:
         """Another code than the one trusted for this name (see ``members.labels``)."""
         return self.codes.get(name_key(name), code) != code
@@ -63,10 +66,13 @@ class KnownCodes:
                            "else using the name: compare safety codes out loud. You will be warned each time "
                            f"until you type /trust {peer.name} (once you have compared them).", Severity.ALERT)
 
-    def trust(self, name: str, present: Iterable[Peer]) -> TrustNotice:
+    def trust(self, name: str, present: Iterable[Peer], my_name: str) -> TrustNotice:
         """The user compared safety codes with the member called ``name``, who is here:
         remember that member's code for the name from now on."""
         key = name_key(name.strip())
+        if key == name_key(my_name):     # a namesake of ours is told apart by its code, never trusted as us
+            return TrustNotice(f"{display_safe(name, keep_newlines=False)} is your own name: /trust is for the "
+                               "code of another member.", Severity.WARNING)
         matching = [peer for peer in present if name_key(peer.name) == key]
         if not matching:
             return TrustNotice(f"Nobody called {display_safe(name, keep_newlines=False)} is in the room: /trust "

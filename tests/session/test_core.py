@@ -602,6 +602,36 @@ def test_when_the_member_whose_code_is_known_leaves_its_namesake_is_an_alert_not
     assert carol.known_codes.codes["alice"] != next(iter(carol.peers.values())).verified.safety_code
 
 
+def test_an_impostor_leaving_raises_no_alert_only_the_trusted_one_leaving_does():
+    """Second review's finding: any namesake leaving re-raised the alert for every other
+    one (a bell each time), so a hostile cycling in and out rang it at will."""
+    room = Room()
+    carol = room.join("Carol")
+    room.join("Alice", seed=1)
+    real_alice = room.ids["Alice"]
+    room.join("Alice", seed=2)
+    first_impostor = room.ids["Alice"]
+    room.join("Alice", seed=3)
+    alerts = len(room.notices("Carol", Severity.ALERT))
+    room.drop_id(first_impostor)
+    assert len(room.notices("Carol", Severity.ALERT)) == alerts
+    room.drop_id(real_alice)
+    assert len(room.notices("Carol", Severity.ALERT)) == alerts + 1
+    assert len(carol.peers) == 1
+
+
+def test_trust_is_refused_for_ones_own_name():
+    """Second review's finding: with a namesake of ours here, "/trust <our name>" stored its code."""
+    room = Room()
+    bob = room.join("Bob", seed=1)
+    room.join("Bob", seed=2)                 # room.cores["Bob"] is the namesake from here
+    bob.take_events()
+    bob.trust_code("bob")
+    said = [e.text for e in bob.take_events() if isinstance(e, Notice)]
+    assert said == ["bob is your own name: /trust is for the code of another member."]
+    assert "bob" not in bob.known_codes.codes
+
+
 def test_two_members_with_the_same_name_are_told_apart():
     room = Room()
     room.join("Alice")
