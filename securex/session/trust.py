@@ -17,6 +17,12 @@ from securex.session.members import Peer
 from securex.text import display_safe, name_key
 
 
+# A member met again moves to the newest end of what is kept (identity.MAX_KNOWN), and at
+# most this many names are first met per run: joining under a thousand new names cannot
+# push out the code of someone we meet (a review finding).
+MAX_NEW_NAMES_PER_RUN = 64
+
+
 @dataclass(frozen=True)
 class TrustNotice:
     text: str
@@ -31,6 +37,7 @@ class KnownCodes:
     def __init__(self, codes: dict[str, str] | None = None) -> None:
         self.codes = codes if codes is not None else {}
         self.changed = False
+        self._new_names = 0
 
     def trusted_code(self, name: str) -> str | None:
         return self.codes.get(name_key(name))
@@ -50,9 +57,13 @@ class KnownCodes:
                                Severity.WARNING, f"namesake {peer.verified.identity.public_key.hex()}")
         previous = self.codes.get(key)
         if previous is None:
-            self._remember(key, code)
+            if self._new_names < MAX_NEW_NAMES_PER_RUN:
+                self._new_names += 1
+                self._remember(key, code)
             return None
         if previous == code:
+            if next(reversed(self.codes)) != key:
+                self._remember(key, code)          # met again: among the newest, not the first forgotten
             return None
         trusted = next((other for other in others if other is not peer
                         and name_key(other.name) == key and other.verified.safety_code == previous), None)

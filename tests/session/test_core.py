@@ -1111,3 +1111,27 @@ def test_however_many_members_a_relay_invents_a_newcomer_risks_no_more_than_its_
     assert len(asked) == OWN_REJECTIONS_ALLOWED < 12
     assert bob.own_rejections.remaining(room.clock()) == 0
     assert bob.outcome is not None and "rejected too many times" in bob.outcome.message
+
+
+def test_a_thousand_new_names_cannot_push_out_the_code_of_someone_met_again(tmp_path):
+    """Second review's finding: a member joining under 1,000 new names pushed the real
+    Alice's code out of known.json (the newest 1,000 are kept), so after a restart an
+    impostor "Alice" was a first meeting: no alert, a plain label."""
+    from securex.session.identity import MAX_KNOWN, load_known_codes, save_known_codes
+    from securex.session.trust import MAX_NEW_NAMES_PER_RUN, KnownCodes
+
+    room = Room()
+    carol = room.join("Carol")
+    room.join("Alice", seed=1)
+    alice_code = carol.known_codes.codes["alice"]
+    room.drop("Alice")
+    old = {f"someone{i}": "AAAA BBBB CCCC DDDD" for i in range(MAX_KNOWN)}    # met long ago
+    carol.known_codes = KnownCodes({"alice": alice_code, **old})              # as a new run loads them
+    room.join("Alice", seed=1)                          # met again: among the newest now
+    for i in range(MAX_NEW_NAMES_PER_RUN + 10):
+        room.join(f"Stranger{i}", seed=100 + i)
+        room.drop(f"Stranger{i}")
+    save_known_codes(carol.known_codes.codes, tmp_path)
+    kept = load_known_codes(tmp_path)
+    assert kept["alice"] == alice_code
+    assert sum(name.startswith("stranger") for name in kept) == MAX_NEW_NAMES_PER_RUN
