@@ -28,6 +28,7 @@ frame body: at half a megabyte, fresh buffers cost more in page faults than AES.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import errno
 import logging
 import math
@@ -65,9 +66,6 @@ HASH_THREADS = min(4, os.cpu_count() or 1)     # a file's leaves are hashed on t
 EARLY_WRITEBACK_BYTES = 16 * 1024 * 1024
 PARTIAL_PREFIX = ".securex-"
 STALE_PARTIAL_SECONDS = 2 * STALLED_SECONDS
-# Where locks work, an unlocked partial file is dead once it is this old: a new one is
-# created, then locked, and must not be taken in between by another Secure X tidying up.
-UNLOCKED_PARTIAL_SECONDS = 60.0
 
 
 @dataclass
@@ -93,25 +91,34 @@ def open_exclusive(path: Path) -> BinaryIO:
     return handle
 
 
-def _remove_stale_partials(directory: Path, ours: set[Path]) -> None:
-    """Partial files left by a Secure X that was killed: not ours, not locked by a live
-    one, and untouched for a minute (for twice the stall limit where there are no locks:
-    a live transfer writes far more often, or gives up and deletes). A tester's finding:
-    a 1.3 GB one from a receiver killed and restarted stayed for 20 minutes."""
-    cutoff = time.time() - (UNLOCKED_PARTIAL_SECONDS if fcntl is not None else STALE_PARTIAL_SECONDS)
+def partial_owner(public_key: bytes) -> str:
+    """The part of a partial file's name that says whose it is (one identity: one
+    running Secure X on a computer, which the identity's lock ensures)."""
+    return hashlib.sha256(b"securex partial file owner" + public_key).hexdigest()[:8]
+
+
+def _remove_stale_partials(directory: Path, ours: set[Path], owner: str) -> None:
+    """Partial files left by a Secure X that was killed. Our own identity's from an
+    earlier run go at once (a tester's finding: a receiver killed at 60% and started
+    again left its 1.3 GB partial file beside the new one); another's only once not
+    locked by a live one and untouched for twice the stall limit (a live transfer
+    writes far more often, or gives up and deletes; a lock may not work on every file
+    system, and a paused transfer must not lose its file)."""
+    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    own_earlier = f"{PARTIAL_PREFIX}{owner}-" if owner else None
     with contextlib.suppress(OSError):
         for path in directory.glob(f"{PARTIAL_PREFIX}*.part"):
             if path not in ours:
                 with contextlib.suppress(OSError):
-                    _remove_if_dead(path, cutoff)
+                    _remove_if_dead(path, cutoff, own_earlier is not None and path.name.startswith(own_earlier))
 
 
-def _remove_if_dead(path: Path, cutoff: float) -> None:
+def _remove_if_dead(path: Path, cutoff: float, ours_from_before: bool) -> None:
     # Not following a link, and not waiting: a named pipe would block the open until a writer came.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
         found = os.fstat(fd)
-        if not stat.S_ISREG(found.st_mode) or found.st_mtime >= cutoff:
+        if not stat.S_ISREG(found.st_mode) or (found.st_mtime >= cutoff and not ours_from_before):
             return
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # BlockingIOError: a live one has it
@@ -152,8 +159,10 @@ class FileWorker:
                  link: Callable[[Path, Path], None] = os.link,
                  writeback_every: int = EARLY_WRITEBACK_BYTES,
                  recycle: Callable[[Bytes], None] = lambda sealed: None,
-                 free_space: Callable[[Path], int] = lambda folder: shutil.disk_usage(folder).free) -> None:
+                 free_space: Callable[[Path], int] = lambda folder: shutil.disk_usage(folder).free,
+                 owner: str = "") -> None:
         self._wake = wake
+        self._owner = owner           # partial_owner(): names the partial files this identity writes
         self._free_space = free_space
         self._recycle = recycle
         self._open_partial = open_partial
@@ -332,14 +341,15 @@ class FileWorker:
     def _open(self, job: OpenTarget) -> Result:
         try:
             job.directory.mkdir(parents=True, exist_ok=True)
-            _remove_stale_partials(job.directory, {target.partial for target in self._targets.values()})
+            _remove_stale_partials(job.directory, {target.partial for target in self._targets.values()}, self._owner)
             device = os.stat(job.directory).st_dev
             if job.check_room and (no_room := self._no_room(job, device)) is not None:
                 return no_room
             # Not the offered name: a long one plus a suffix could pass the file system's limit.
             # Its own random part: the same offer may be taken by another Secure X here, or
             # again after a restart, while the last run's file is still there.
-            partial = job.directory / f"{PARTIAL_PREFIX}{job.file_id.hex()[:16]}-{secrets.token_hex(4)}.part"
+            owner = f"{self._owner}-" if self._owner else ""
+            partial = job.directory / f"{PARTIAL_PREFIX}{owner}{job.file_id.hex()[:16]}-{secrets.token_hex(4)}.part"
             handle = self._open_partial(partial)
         except OSError as error:     # a folder that cannot be written to: the user can choose another
             return Failed(job.file_id, CancelReason.WRITE_FAILED,
@@ -430,7 +440,7 @@ class FileWorker:
             target.partial.unlink(missing_ok=True)
             return Failed(job.file_id, CancelReason.WRITE_FAILED, f"Could not give {target.name} its name.")
         # Tidied at the end too: a restarted receiver's new copy may have begun beside its old one.
-        _remove_stale_partials(target.directory, {t.partial for t in self._targets.values()})
+        _remove_stale_partials(target.directory, {t.partial for t in self._targets.values()}, self._owner)
         return Saved(job.file_id, final)
 
     def _place(self, target: _Target) -> Path | None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import crypto_utils
-from securex.session.file_worker import FileWorker
+from securex.session.file_worker import FileWorker, partial_owner
 from securex.session.files import DEFAULT_MAX_FILE_BYTES
 from securex.errors import (MessageTooLongError, RefusedError, RoomFullError, SecureXError, SendQueueFullError,
                             describe_connect_error, describe_reconnect_error)
@@ -210,7 +210,7 @@ class ChatSession:
                         server=options.server, known_codes=load_known_codes(options.config_dir),
                         downloads=options.downloads, auto_accept=options.auto_accept,
                         max_file_bytes=options.max_file_bytes, join_anyway=options.join_anyway)
-        self._worker = FileWorker(self._wake, recycle=core.frame_pool.give_back)
+        self._worker = FileWorker(self._wake, recycle=core.frame_pool.give_back, owner=partial_owner(me.public_key))
         try:
             self._serve_session(core)
         finally:

@@ -25,8 +25,8 @@ from securex.events import FileFinished, FileOffered, FileProgress, Notice
 from securex.session import file_worker, peer_wire
 from securex.session.file_worker import FileWorker
 from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, QUIET_SECONDS,
-                                   SENDER_STALLED_SECONDS, STALLED_SECONDS, WINDOW_CHUNKS, Discard, FinishTarget,
-                                   Opened, OpenTarget, Stage, short_id)
+                                   SENDER_STALLED_SECONDS, STALLED_SECONDS, WINDOW_CHUNKS, Discard, Opened,
+                                   OpenTarget, Stage, short_id)
 from securex.text import MAX_FILE_NAME_CHARS, human_size, safe_file_name
 
 
@@ -1196,28 +1196,37 @@ def test_partial_files_left_by_a_killed_secure_x_are_cleared_once_surely_dead(tm
     assert sorted(p.name for p in folder.iterdir()) == [live.name, "next.txt"]
 
 
-@pytest.mark.skipif(file_worker.fcntl is None, reason="no file locks here")
-def test_an_unlocked_partial_file_a_minute_old_is_dead_and_cleared_when_a_file_is_saved(tmp_path):
-    """Tester's finding: a receiver killed mid-transfer and restarted got the file again
-    from the start, and the old 1.3 GB partial stayed for 20 minutes beside it. Live ones
-    are locked; one just created (not locked yet) is left alone."""
+def test_a_partial_file_left_by_our_own_earlier_run_is_cleared_at_once(tmp_path):
+    """Tester's finding: a receiver killed at 60% and started again got the file again
+    from the start, and the old 1.3 GB partial file stayed beside the new one for 20
+    minutes. Its name says whose it is: one identity runs once on a computer."""
+    owner = file_worker.partial_owner(b"our identity key")
     room = Room(tmp_path, "Alice", "Bob")
     folder = tmp_path / "Bob"
     folder.mkdir()
-    killed, just_made = folder / ".securex-0123456789abcdef-00000000.part", folder / ".securex-fedcba98-1.part"
-    for path in (killed, just_made):
-        path.write_bytes(b"half a file")
-    old = time.time() - file_worker.UNLOCKED_PARTIAL_SECONDS - 5
-    os.utime(killed, (old, old))
+    ours_before = folder / f".securex-{owner}-0123456789abcdef-00000000.part"
+    theirs = folder / f".securex-{file_worker.partial_owner(b'another')}-fedcba9876543210-11111111.part"
+    for path in (ours_before, theirs):
+        path.write_bytes(b"half a file")      # both just written: no age to go by
+    room.workers["Bob"] = FileWorker(lambda: None, threaded=False, owner=owner)
     file_id = room.offer("Alice", random_file(tmp_path / "next.txt", 1000))
-    worker = room.workers["Bob"] = HeldJobs(lambda: None, threaded=False, held=FinishTarget)
     room.cores["Bob"].accept_file(file_id)
     room.pump()
-    assert not killed.exists() and just_made.exists()     # when the file was opened
-    os.utime(just_made, (old, old))                        # dead by the time it is saved
-    worker.release()
-    room.pump()
-    assert sorted(p.name for p in folder.iterdir()) == ["next.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([theirs.name, "next.txt"])
+
+
+def test_a_paused_transfer_whose_file_could_not_be_locked_keeps_its_partial_file(tmp_path):
+    """Second review's finding: where locks fail (a shared folder), a transfer paused for
+    over a minute lost its partial file to another Secure X tidying the folder."""
+    folder = tmp_path / "shared"
+    live = FileWorker(lambda: None, threaded=False, owner="aaaaaaaa", open_partial=lambda path: path.open("xb"))
+    live.submit(OpenTarget(b"a" * 16, folder, "film.mkv", 10**6))
+    [partial] = list(folder.iterdir())
+    paused = time.time() - 5 * 60                  # nothing written for five minutes
+    os.utime(partial, (paused, paused))
+    other = FileWorker(lambda: None, threaded=False, owner="bbbbbbbb")
+    other.submit(OpenTarget(b"b" * 16, folder, "notes.txt", 10))
+    assert partial.exists()
 
 
 def test_a_receiver_restarted_before_the_relay_noticed_is_offered_the_file_again_once_it_does(tmp_path):
@@ -1330,9 +1339,9 @@ def test_a_named_pipe_dressed_as_a_partial_file_cannot_hang_the_tidying(tmp_path
 
 def tidy_in_another_process(folder: Path, timeout: float = WAIT) -> None:
     """What another Secure X starting to receive into ``folder`` does with partial files there."""
-    subprocess.run([sys.executable, "-c", "import sys, pathlib; from securex.session import file_worker as w; "
-                                          "w._remove_stale_partials(pathlib.Path(sys.argv[1]), set())", str(folder)],
-                   cwd=ROOT, timeout=timeout, check=True)
+    tidy = ("import sys, pathlib; from securex.session import file_worker as w; "
+            "w._remove_stale_partials(pathlib.Path(sys.argv[1]), set(), '')")
+    subprocess.run([sys.executable, "-c", tidy, str(folder)], cwd=ROOT, timeout=timeout, check=True)
 
 
 def test_a_partial_file_locked_by_another_secure_x_is_left_alone(tmp_path):
