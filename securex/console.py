@@ -33,6 +33,7 @@ import os
 import shutil
 import sys
 import threading
+import unicodedata
 from typing import TextIO
 
 try:
@@ -43,6 +44,7 @@ except ImportError:       # Windows: no terminal modes; lines are read plainly
 PROMPT = "> "
 CANONICAL_LINE_LIMIT = 4095     # what a Linux terminal keeps of a line in canonical mode
 HISTORY_LINES = 100             # lines sent, for Up and Down
+MAX_ESCAPE = 16                 # characters in a key's escape sequence, at most
 
 _CLEAR_LINE = "\r\x1b[2K"
 _UP = "\x1b[1A"
@@ -175,14 +177,16 @@ class Console:
             while self._pending:
                 char = self._pending.pop(0)
                 if escape:      # an escape sequence: an arrow key and the like, or one we ignore
-                    escape += char
-                    if (len(escape) == 2 and char not in "[O") or (len(escape) > 2 and "@" <= char <= "~"):
-                        key, escape = _KEYS.get(escape), ""
+                    escape, done = _escape_step(escape, char)
+                    if done is not None:
+                        key = _KEYS.get(done)
                         if key is not None:
                             self._edit(typed)
                             typed = []
                             self._key(key)
-                    continue
+                    if escape or done is not None:
+                        continue
+                    # Not part of a sequence (a stray Esc, then Enter): the character counts.
                 if char == _ESC:
                     escape = char
                 elif char in _ENTER:
@@ -196,7 +200,7 @@ class Console:
                     self._key(_KEYS[char])
                 elif char == "\t":
                     typed.append(" ")
-                elif char >= " ":
+                elif char >= " " and unicodedata.category(char) != "Cc":    # no C1 control reaches the screen
                     typed.append(char)
             self._edit(typed)
 
@@ -297,6 +301,23 @@ class Console:
         finally:
             if locked:
                 self._lock.release()
+
+
+def _escape_step(escape: str, char: str) -> tuple[str, str | None]:
+    """One more character after Esc: (the sequence so far, or "" once it is over; the
+    whole sequence if ``char`` completed it). ECMA-48's shape: Esc [ then parameter and
+    intermediate bytes then a final one, or Esc O and one; anything else ends it there,
+    and the character is read as itself (a second review found a stray Esc ate the next
+    Enter). Bounded: a pasted "Esc [ 1 2 3 ..." cannot grow it without end."""
+    if escape == _ESC:
+        return (escape + char, None) if char in "[O" else ("", None)
+    if escape == _ESC + "O":
+        return ("", escape + char) if "@" <= char <= "~" else ("", None)
+    if "@" <= char <= "~":
+        return "", escape + char
+    if " " <= char <= "?" and len(escape) < MAX_ESCAPE:
+        return escape + char, None
+    return "", None
 
 
 def _columns() -> int:

@@ -208,3 +208,33 @@ def test_a_draft_edited_in_its_middle_and_over_rows_is_drawn_where_it_is(monkeyp
         finally:
             console.restore()
             os.close(main)
+
+
+def test_an_unfinished_escape_sequence_never_eats_the_enter_or_letters_after_it():
+    """Second review's finding: Esc [ 1 2, then Enter, then "hello" sent "ello"; and a C1
+    control character typed or pasted reached the terminal as is."""
+    main, typed_into = os.openpty()
+    out = FakeTerminal()
+    with os.fdopen(typed_into, "r") as keyboard:
+        console = Console(out, keyboard)
+        try:
+            read: list[str | None] = []
+
+            def read_lines() -> None:
+                for _ in range(3):
+                    read.append(console.read_line())
+            reader = threading.Thread(target=read_lines)
+            reader.start()
+            os.write(main, "\x1b[12\rhello\r\x1bx\u009b31mred\r".encode())
+            reader.join(WAIT)
+            assert read == ["", "hello", "x31mred"]
+            assert "\u009b" not in out.getvalue()
+            os.write(main, ("\x1b[" + "1" * 100 + "A").encode())      # a sequence too long to be a key
+            reader = threading.Thread(target=lambda: read.append(console.read_line()))
+            reader.start()
+            os.write(main, b"\r")
+            reader.join(WAIT)
+            assert read[-1].endswith("1A")
+        finally:
+            console.restore()
+            os.close(main)
