@@ -28,7 +28,6 @@ from __future__ import annotations
 import codecs
 import collections
 import contextlib
-import math
 import os
 import shutil
 import sys
@@ -97,8 +96,7 @@ class Console:
         if not self.live:
             return
         if text is not None:       # one row, always: a wrapped status line would leave rows behind
-            width = max(10, shutil.get_terminal_size().columns - 1)
-            text = text if len(text) <= width else text[:width - 1] + "\u2026"
+            text = _fitted(text, max(10, _columns() - 1))
         with self._lock:
             if text == self._status:
                 return
@@ -112,9 +110,10 @@ class Console:
         at line start."""
         erase = _CLEAR_LINE
         if self._drawn_prompt:
-            below = self._row(len(PROMPT) + len(self._draft)) - self._row(len(PROMPT) + self._cursor)
+            (cursor_row, _), (end_row, _) = self._cursor_and_end()
+            below = end_row - cursor_row
             erase = (f"\x1b[{below}B" if below else "") + erase      # from the cursor to the last row
-            erase += (_UP + _CLEAR_LINE) * (self._prompt_rows() - 1)
+            erase += (_UP + _CLEAR_LINE) * end_row
             if self._drawn_status:
                 erase += _UP + _CLEAR_LINE
         self._drawn_status = self._drawn_prompt = False
@@ -132,22 +131,18 @@ class Console:
     def _back_to_cursor(self) -> str:
         """From the end of the draft just drawn back to the cursor in it (on its row,
         then across: a terminal does not move left past the start of a row)."""
-        end, at = len(PROMPT) + len(self._draft), len(PROMPT) + self._cursor
-        if at == end:
+        if self._cursor == len(self._draft):
             return ""
-        up = self._row(end) - self._row(at)
-        column = at % _columns()
+        (row, column), (end_row, _) = self._cursor_and_end()
+        up = end_row - row
         return (f"\x1b[{up}A" if up else "") + "\r" + (f"\x1b[{column}C" if column else "")
 
-    @staticmethod
-    def _row(offset: int) -> int:
-        """The row (from the prompt's first) the cursor is on after ``offset`` characters:
-        one that fills the last column leaves the cursor on that row until the next."""
-        columns = _columns()
-        return max(0, offset - 1) // columns if offset and offset % columns == 0 else offset // columns
-
-    def _prompt_rows(self) -> int:
-        return max(1, math.ceil((len(PROMPT) + len(self._draft)) / _columns()))
+    def _cursor_and_end(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Where the prompt's cursor is drawn and where its end is, (row from the
+        prompt's first, column), in the terminal's cells."""
+        starts, end = _layout(PROMPT + self._draft, _columns())
+        at = len(PROMPT) + self._cursor
+        return (starts[at] if at < len(starts) else end), end
 
     # -- input (the reader thread) ------------------------------------------------------------
 
@@ -318,6 +313,48 @@ def _escape_step(escape: str, char: str) -> tuple[str, str | None]:
     if " " <= char <= "?" and len(escape) < MAX_ESCAPE:
         return escape + char, None
     return "", None
+
+
+def _cells(char: str) -> int:
+    """How many columns a terminal gives ``char``: none to a combining mark or a format
+    character, two to a wide one (most CJK, many emoji), else one (a second review
+    found a CJK file name wrapping the status line, and wide drafts drawn askew)."""
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _fitted(text: str, width: int) -> str:
+    """``text`` cut to ``width`` columns, with an ellipsis if it was cut."""
+    if sum(_cells(char) for char in text) <= width:
+        return text
+    kept, used = [], 0
+    for char in text:
+        used += _cells(char)
+        if used > width - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "\u2026"
+
+
+def _layout(text: str, columns: int) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Where each character of ``text`` is drawn, (row, column), as a terminal
+    ``columns`` wide draws it from a row's start, and where its cursor is after it. A
+    character in the last column leaves the cursor there until the next one wraps; a
+    wide one that does not fit goes to the next row."""
+    starts, row, column, wrap_next = [], 0, 0, False
+    for char in text:
+        width = _cells(char)
+        if width == 0:          # drawn in the cell before
+            starts.append((row, column if wrap_next else max(0, column - 1)))
+            continue
+        if wrap_next or column + width > columns:
+            row, column, wrap_next = row + 1, 0, False
+        starts.append((row, column))
+        column += width
+        if column >= columns:
+            column, wrap_next = columns - 1, True
+    return starts, (row, column)
 
 
 def _columns() -> int:

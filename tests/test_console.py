@@ -6,6 +6,7 @@ import io
 import os
 import re
 import threading
+import unicodedata
 
 import pytest
 
@@ -64,11 +65,15 @@ def terminal_state(written: str, columns: int) -> tuple[list[str], tuple[int, in
         elif token in "\r\n":
             row, column, wrap_next = to_row(row + 1) if token == "\n" else row, 0, False
         else:
-            if wrap_next:
+            wide = unicodedata.east_asian_width(token) in ("W", "F")      # two cells: the second kept empty
+            if wrap_next or (wide and column == columns - 1):
                 row, column, wrap_next = to_row(row + 1), 0, False
-            rows[row] = rows[row][:column].ljust(column) + token + rows[row][column + 1:]
-            column, wrap_next = (column, True) if column == columns - 1 else (column + 1, False)
-    return rows, (row, column)
+            cell = token + ("\0" if wide else "")
+            rows[row] = rows[row][:column].ljust(column) + cell + rows[row][column + len(cell):]
+            column += len(cell)
+            if column >= columns:
+                column, wrap_next = columns - 1, True
+    return [row.replace("\0", "") for row in rows], (row, column)
 
 
 def test_pressing_enter_under_a_status_line_never_erases_the_line_above():
@@ -238,3 +243,43 @@ def test_an_unfinished_escape_sequence_never_eats_the_enter_or_letters_after_it(
         finally:
             console.restore()
             os.close(main)
+
+
+@pytest.mark.parametrize("columns", [21, 40])
+def test_a_draft_of_wide_characters_is_drawn_and_edited_in_place(monkeypatch, columns):
+    """Second review's finding: columns were counted in characters, so a draft of CJK
+    characters edited in its middle left stale copies of the prompt behind."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    main, typed_into = os.openpty()
+    out = FakeTerminal()
+    with os.fdopen(typed_into, "r") as keyboard:
+        console = Console(out, keyboard)
+        try:
+            read: list[str | None] = []
+            reader = threading.Thread(target=lambda: read.append(console.read_line()))
+            reader.start()
+            draft = "\u4f60\u597d\u4e16\u754c" * 5 + "abc"              # 40 cells, then three
+            os.write(main, (draft + "\x1b[D" * 10 + "\u5927").encode())
+            expected = draft[:13] + "\u5927" + draft[13:]
+            wait_until(lambda: console._draft == expected, "the keys")
+            console.line("[12:00:01] Carol: hi")
+            rows, cursor = terminal_state(out.getvalue(), columns)
+            shown = [row for row in rows if row]
+            assert shown[0] == "[12:00:01] Carol: hi" and "".join(shown[1:]) == "> " + expected
+            before = terminal_state("> " + expected[:14], columns)[1]       # just after the character typed
+            assert cursor == (before[0] + 1, before[1])
+            os.write(main, b"\r")
+            reader.join(WAIT)
+            assert read == [expected]
+        finally:
+            console.restore()
+            os.close(main)
+
+
+def test_a_status_line_of_wide_characters_is_cut_to_the_row(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = FakeTerminal()
+    console = Console(out, io.StringIO())
+    name = "\u5199\u771f" * 40 + ".zip"
+    console.status(f"  Receiving {name} from Mallory: 50%")
+    assert len(terminal_state(out.getvalue(), 80)[0]) == 1          # one row, nothing wrapped
