@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from securex.lookalikes import as_latin
+
 MAX_NAME_CHARS = 32
 # The terminal starts the client's own lines with these ("* Carol joined",
 # "! 2 messages were not received"); no member's line can, since no name may.
@@ -56,7 +58,7 @@ _INVISIBLE_RANGES = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x11
                      (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
                      (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
 # Alphabets with letters that look alike ("Bоb" with a Cyrillic о): one name keeps to one.
-_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "LISU")
 
 
 def _invisible(ch: str) -> bool:
@@ -95,7 +97,8 @@ def validate_name(name: str) -> str:
     if name[0] in CLIENT_MARKS:
         raise ValueError(f"The name cannot start with {name[0]!r}: lines starting with it are the client's own.")
     if len(_lookalike_scripts(name)) > 1:
-        raise ValueError("The name mixes Latin, Cyrillic or Greek letters, which can look alike: use one alphabet.")
+        raise ValueError("The name mixes letters of alphabets that can look alike (Latin, Cyrillic, Greek and "
+                         "others): use one alphabet.")
     if (end := _LABEL_LIKE_END.search(name)) and [unicodedata.category(c) for c in end.groups()] == ["Ps", "Pe"]:
         # "Alice (O2GJ)" would spell the label another Alice is shown with (a review finding).
         raise ValueError("The name cannot end with four characters in brackets: that is how two members "
@@ -107,8 +110,10 @@ _LABEL_LIKE_END = re.compile(r"(\S)\s*\w{4}\s*(\S)$")   # an opening and a closi
 
 
 def name_key(name: str) -> str:
-    """What two names are compared by: equal keys look the same to a reader."""
-    return unicodedata.normalize("NFKC", name).casefold()
+    """What two names are compared by: equal keys look the same to a reader (lookalike
+    letters of other alphabets count as the Latin ones they pass for: a review found
+    "ꓮlice" and an all-Cyrillic "Аӏісе" taken for new names beside a trusted "Alice")."""
+    return as_latin(as_latin(unicodedata.normalize("NFKC", name)).casefold())
 
 
 MAX_FILE_NAME_CHARS = 120

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from securex.address import split_host_port
 from securex.commands import Action, help_lines, parse_input, refusal
-from securex.text import CLIENT_MARKS, MAX_NAME_CHARS, display_safe, one_line, safe_file_name, validate_name
+from securex.text import CLIENT_MARKS, MAX_NAME_CHARS, display_safe, name_key, one_line, safe_file_name, validate_name
 
 
 @pytest.mark.parametrize("text", [
@@ -156,3 +156,22 @@ def test_a_name_cannot_spell_the_label_a_namesake_is_shown_with(name):
 @pytest.mark.parametrize("name", ["Ann (PhD)", "Bob (work laptop)", "Jo (1234)x"])
 def test_other_brackets_in_a_name_are_fine(name):
     assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("lookalike", ["\u0410\u04cf\u0456\u0441\u0435",      # all Cyrillic
+                                       "\ua4eelice", "\u13aalice",             # Lisu, Cherokee A then Latin
+                                       "ALICE", "A1ice", "\u0391lice"])
+def test_names_that_read_the_same_compare_the_same(lookalike):
+    """Second review's finding: "ꓮlice" (Lisu), "Ꭺlice" (Cherokee) and an all-Cyrillic
+    "Аӏісе" were new names beside a trusted "Alice": no alert, no code beside them."""
+    assert name_key(lookalike) == name_key("Alice")
+
+
+@pytest.mark.parametrize("mixed", ["\ua4eelice", "\u13aalice", "B\u0585b"])
+def test_a_name_may_not_mix_latin_with_an_alphabet_that_mimics_it(mixed):
+    with pytest.raises(ValueError, match="use one alphabet"):
+        validate_name(mixed)
+
+
+def test_different_names_stay_different():
+    assert len({name_key(n) for n in ("Alice", "Alina", "Bob", "Rob", "\u0411\u043e\u0440\u0438\u0441")}) == 5

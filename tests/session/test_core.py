@@ -1135,3 +1135,19 @@ def test_a_thousand_new_names_cannot_push_out_the_code_of_someone_met_again(tmp_
     kept = load_known_codes(tmp_path)
     assert kept["alice"] == alice_code
     assert sum(name.startswith("stranger") for name in kept) == MAX_NEW_NAMES_PER_RUN
+
+
+def test_an_all_cyrillic_lookalike_of_a_trusted_name_is_an_alert_and_shows_its_code():
+    """Second review's finding: "Аӏісе" in Cyrillic letters joined beside the trusted
+    "Alice" (gone) as a first meeting: a plain label, no alert."""
+    room = Room()
+    carol = room.join("Carol")
+    room.join("Alice", seed=1)
+    room.drop("Alice")
+    alerts = len(room.notices("Carol", Severity.ALERT))
+    room.join("\u0410\u04cf\u0456\u0441\u0435", seed=2)
+    [label] = room.members("Carol")
+    assert label.startswith("\u0410\u04cf\u0456\u0441\u0435 (")
+    new = room.notices("Carol", Severity.ALERT)[alerts:]
+    assert len(new) == 1 and "safety code has changed" in new[0]
+    assert len(carol.peers) == 1
