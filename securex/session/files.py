@@ -235,6 +235,7 @@ class Receiver:
     progress_at: float = 0.0            # when it accepted, or last said it had written more
     speed: RecentRate = field(default_factory=RecentRate)
     quiet_shown: bool = False           # the user was told it has gone quiet (or away)
+    unsaid: FileMessage | None = None   # our last word on it, lost with its connection: said again on its return
 
 
 @dataclass
@@ -281,6 +282,7 @@ class Incoming:
     quiet_shown: bool = False         # the user was told it has gone quiet (or away)
     cancel_reason: CancelReason | None = None     # why we stopped it, as the sender was told
     offered_by: Member | None = None  # the sender as it was when it offered (it may be away since)
+    unsaid: FileMessage | None = None     # our last word on it, lost with its connection: said again on its return
 
     @property
     def chunks(self) -> int:
@@ -348,7 +350,7 @@ class FileTransfers:
         if transfer is None or transfer.stage != Stage.OFFERED:
             return f"No file offer {short} is waiting for an answer."
         transfer.stage = Stage.DECLINED
-        self._send(transfer.sender, FileDecline(transfer.file_id))
+        self._last_word(transfer, transfer.sender, FileDecline(transfer.file_id))
         self._finished_in(transfer, False, f"Declined {transfer.name} from {transfer.sender_name}.", by_choice=True)
         return None
 
@@ -359,7 +361,7 @@ class FileTransfers:
             for receiver in outgoing.receivers.values():
                 if receiver.stage not in (Stage.DONE, Stage.DECLINED, Stage.CANCELLED):
                     receiver.stage = Stage.CANCELLED
-                    self._send(receiver.key, FileCancel(outgoing.file_id, CancelReason.BY_USER))
+                    self._last_word(receiver, receiver.key, FileCancel(outgoing.file_id, CancelReason.BY_USER))
             self._close_outgoing(outgoing, Stage.CANCELLED)
             self._port.post(FileFinished(short, outgoing.name, "out", "", False, None,
                                          f"Cancelled sending {outgoing.name}.", by_choice=True))
@@ -537,6 +539,7 @@ class FileTransfers:
         if restarted:
             self._member_restarted(key)
             return
+        self._say_again(key)
         self._resume_from(key)
         for receiver, outgoing in self._sending_to(key):
             if receiver.stage == Stage.MOVING:
@@ -693,7 +696,7 @@ class FileTransfers:
             incoming = self.incoming.get(file_id)
             if incoming is not None:
                 incoming.stage = Stage.DONE
-                self._send(incoming.sender, FileDone(file_id))
+                self._last_word(incoming, incoming.sender, FileDone(file_id))
                 self._finished_in(incoming, True, f"Received {incoming.name} ({human_size(incoming.offer.size)}) from "
                                                   f"{incoming.sender_name}, saved to {result.path} "
                                                   "(SHA-256 verified).", result.path)
@@ -729,7 +732,7 @@ class FileTransfers:
             for receiver in outgoing.receivers.values():
                 if receiver.stage in (Stage.OFFERED, Stage.MOVING):
                     receiver.stage = Stage.CANCELLED
-                    self._send(receiver.key, FileCancel(outgoing.file_id, result.reason))
+                    self._last_word(receiver, receiver.key, FileCancel(outgoing.file_id, result.reason))
             self._close_outgoing(outgoing, Stage.CANCELLED)
             self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", "", False, None,
                                          result.message))
@@ -869,7 +872,7 @@ class FileTransfers:
                     self._progress_out(outgoing, receiver, 0.0, "waiting")
                 if receiver.stage == Stage.MOVING and now - receiver.progress_at > SENDER_STALLED_SECONDS:
                     receiver.stage = Stage.CANCELLED
-                    self._send(receiver.key, FileCancel(outgoing.file_id, CancelReason.STALLED))
+                    self._last_word(receiver, receiver.key, FileCancel(outgoing.file_id, CancelReason.STALLED))
                     self._port.post(FileFinished(short_id(outgoing.file_id), outgoing.name, "out", receiver.name,
                                                  False, None, f"{outgoing.name} was not delivered to {receiver.name}: "
                                                  f"nothing more reached them for {SENDER_STALLED_SECONDS / 60:g} "
@@ -894,7 +897,7 @@ class FileTransfers:
     def _stop_incoming(self, transfer: Incoming, reason: CancelReason | None, message: str, *,
                        by_choice: bool = False) -> None:
         if reason is not None:
-            self._send(transfer.sender, FileCancel(transfer.file_id, reason))
+            self._last_word(transfer, transfer.sender, FileCancel(transfer.file_id, reason))
         transfer.stage, transfer.cancel_reason = Stage.CANCELLED, reason
         self._jobs.append(Discard(transfer.file_id))
         self._finished_in(transfer, False, message, by_choice=by_choice)
@@ -941,6 +944,19 @@ class FileTransfers:
     def _progress_out(self, outgoing: Outgoing, receiver: Receiver, rate: float, stage: str) -> None:
         self._port.post(FileProgress(short_id(outgoing.file_id), outgoing.name, "out", receiver.name,
                                      outgoing.bytes_written(receiver), outgoing.size, rate, stage))
+
+    def _last_word(self, transfer: Incoming | Receiver, key: bytes, message: FileMessage) -> None:
+        """A transfer's end, told to the other side; kept to say again if its connection is
+        down (a review found a cancel lost so, the other side waiting 11 minutes)."""
+        transfer.unsaid = None if self._send(key, message) else message
+
+    def _say_again(self, key: bytes) -> None:
+        """The member ``key`` is back: the ends of transfers it missed."""
+        ended = [t for t in self.incoming.values() if t.sender == key] + [
+            o.receivers[key] for o in self.outgoing.values() if key in o.receivers]
+        for transfer in ended:
+            if transfer.unsaid is not None:
+                self._last_word(transfer, key, transfer.unsaid)
 
     def _send(self, key: bytes, message: FileMessage) -> bool:
         return self._port.send_app(key, peer_wire.encode_app(message))

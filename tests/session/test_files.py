@@ -25,8 +25,8 @@ from securex.events import FileFinished, FileOffered, FileProgress, Notice
 from securex.session import file_worker, peer_wire
 from securex.session.file_worker import FileWorker
 from securex.session.files import (CHUNK_BYTES, MAX_BULK_QUEUED, MAX_OPEN_PER_MEMBER, QUIET_SECONDS,
-                                   SENDER_STALLED_SECONDS, STALLED_SECONDS, WINDOW_CHUNKS, Discard, Opened,
-                                   OpenTarget, Stage, short_id)
+                                   SENDER_STALLED_SECONDS, STALLED_SECONDS, WINDOW_CHUNKS, Discard, FinishTarget,
+                                   Opened, OpenTarget, Stage, short_id)
 from securex.text import MAX_FILE_NAME_CHARS, human_size, safe_file_name
 
 
@@ -896,7 +896,7 @@ def test_a_chunk_past_the_last_one_is_refused_and_nothing_is_saved(tmp_path):
 def test_a_file_with_fewer_chunks_than_its_offer_counts_is_never_saved(tmp_path):
     """The worker's last check: the size, the digest and the number of leaves."""
     import crypto_utils
-    from securex.session.files import FinishTarget, OpenTarget, WriteChunk
+    from securex.session.files import WriteChunk
 
     worker, file_id, key = FileWorker(lambda: None, threaded=False), b"f" * 16, b"k" * 32
     worker.submit(OpenTarget(file_id, tmp_path, "f.bin", 4))
@@ -1373,3 +1373,36 @@ def test_what_stops_with_the_session_is_said_a_sentence_each(tmp_path):
     room.cores["Carol"].decline_file(moving)
     room.pump()
     assert [f.files.unfinished() for f in room.cores.values()] == [[], [], []]
+
+
+def test_a_cancel_made_while_the_sender_was_away_reaches_it_when_it_is_back(tmp_path):
+    """Second review's finding: the receiver's cancel went nowhere while the sender's
+    connection was down; back, the sender waited 11 minutes, then reported a stall."""
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 40 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=3)                                  # part of the way
+    room.relay.drop(room.ids["Alice"])
+    room.pump()
+    room.cores["Bob"].cancel_file(file_id)              # said to nobody
+    room.pump()
+    assert not room.finished("Alice")
+    room.join("Alice")
+    [told] = room.finished("Alice")
+    assert not told.ok and "they cancelled" in told.message
+
+
+def test_a_file_saved_while_the_sender_was_away_is_delivered_when_it_is_back(tmp_path):
+    room = Room(tmp_path, "Alice", "Bob")
+    room.workers["Bob"] = worker = HeldJobs(lambda: None, threaded=False, held=FinishTarget)
+    file_id = room.offer("Alice", random_file(tmp_path / "notes.bin", 3 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump()
+    assert worker.held                                    # all there; checking
+    room.relay.drop(room.ids["Alice"])
+    room.pump()
+    worker.release()
+    room.pump()
+    assert [e.ok for e in room.finished("Bob")] == [True]
+    room.join("Alice")
+    assert [e.ok for e in room.finished("Alice")] == [True]
