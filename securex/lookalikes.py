@@ -1,9 +1,9 @@
 """Which Latin letter a character passes for, so that two names a reader cannot tell
 apart compare equal (``text.name_key``): "Аlice" with a Cyrillic А, "ꓮlice" with a
-Lisu one, "B0b" with a zero. Not Unicode's whole confusables table: the letters of the
-alphabets that mimic Latin ones (Cyrillic, Greek, Armenian, Cherokee, Lisu) and the few
-Latin pairs that read alike (each checked by eye where this machine's fonts draw it);
-what it misses, a safety code still tells apart.
+Lisu one, "B0b" with a zero, "AIice" with a capital I. Not Unicode's whole confusables
+table: the letters of the alphabets that mimic Latin ones (Cyrillic, Greek, Armenian,
+Cherokee, Lisu) and the few Latin look-alikes (small capitals, l I 1), each checked by
+eye where this machine's fonts draw it; what it misses, a safety code still tells apart.
 """
 
 from __future__ import annotations
@@ -59,16 +59,48 @@ _PASSES_FOR = {
     "LISU LETTER ZHA": "R", "LISU LETTER SA": "S", "LISU LETTER TA": "T", "LISU LETTER U": "U",
     "LISU LETTER HA": "V", "LISU LETTER WA": "W", "LISU LETTER SHA": "X", "LISU LETTER YA": "Y",
     "LISU LETTER DZA": "Z",
-    # Latin among itself
+    "CYRILLIC CAPITAL LETTER STRAIGHT U": "Y", "CYRILLIC SMALL LETTER STRAIGHT U": "y",
+    "CYRILLIC CAPITAL LETTER IZHITSA": "V", "CYRILLIC SMALL LETTER IZHITSA": "v",
+    "GREEK LETTER YOT": "j", "ARMENIAN CAPITAL LETTER LIWN": "L",
+    # Latin among itself: small capitals, and letters that read as others
+    "LATIN LETTER SMALL CAPITAL C": "c", "LATIN LETTER SMALL CAPITAL O": "o", "LATIN LETTER SMALL CAPITAL S": "s",
+    "LATIN LETTER SMALL CAPITAL U": "u", "LATIN LETTER SMALL CAPITAL V": "v", "LATIN LETTER SMALL CAPITAL W": "w",
+    "LATIN LETTER SMALL CAPITAL Z": "z",
     "LATIN SMALL LETTER DOTLESS I": "i", "LATIN SMALL LETTER ALPHA": "a", "LATIN SMALL LETTER SCRIPT G": "g",
-    "DIGIT ONE": "l", "DIGIT ZERO": "O",     # not capital I: names compare regardless of case
+    "DIGIT ONE": "l", "DIGIT ZERO": "O",
 }
+# l, I and 1 read alike in many fonts ("AIice"): one letter in the key. Keys are
+# lower case, so capital I is i by then: l and 1 become i too.
+_ONE_STROKE = {"l": "i"}
 
-_TABLE = str.maketrans({unicodedata.lookup(name): latin for name, latin in _PASSES_FOR.items()})
+
+def _table() -> dict[int, str]:
+    """Each lookalike, and its lower case (names compare regardless of case: a review
+    found "Нина" and "нина" apart once only capitals were mapped), to the lower-case
+    Latin letter; where a small letter has a look of its own (Greek ν, like v) it wins
+    over its capital's (Ν, like N)."""
+    table: dict[int, str] = {}
+    for name, latin in _PASSES_FOR.items():
+        char, target = unicodedata.lookup(name), latin.casefold()
+        target = _ONE_STROKE.get(target, target)
+        table[ord(char)] = target
+        lower = char.casefold()
+        if len(lower) == 1 and lower != char and unicodedata.lookup(name).isupper():
+            table.setdefault(ord(lower), target)
+    for small in [name for name in _PASSES_FOR if " SMALL " in name]:      # explicit small letters win
+        table[ord(unicodedata.lookup(small))] = _ONE_STROKE.get(_PASSES_FOR[small].casefold(),
+                                                                _PASSES_FOR[small].casefold())
+    for latin, target in _ONE_STROKE.items():
+        table[ord(latin)] = target
+    return table
+
+
+_TABLE = _table()
 
 
 def as_latin(text: str) -> str:
-    """``text`` with every lookalike replaced by the Latin letter it passes for."""
+    """``text`` (already lower case) with every lookalike replaced by the lower-case
+    Latin letter it passes for."""
     return text.translate(_TABLE)
 
 

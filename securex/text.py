@@ -58,7 +58,8 @@ _INVISIBLE_RANGES = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x11
                      (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
                      (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
 # Alphabets with letters that look alike ("Bоb" with a Cyrillic о): one name keeps to one.
-_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "LISU")
+_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "LISU", "COPTIC", "CANADIAN", "TIFINAGH",
+                      "OSAGE")
 
 
 def _invisible(ch: str) -> bool:
@@ -99,21 +100,35 @@ def validate_name(name: str) -> str:
     if len(_lookalike_scripts(name)) > 1:
         raise ValueError("The name mixes letters of alphabets that can look alike (Latin, Cyrillic, Greek and "
                          "others): use one alphabet.")
-    if (end := _LABEL_LIKE_END.search(name)) and [unicodedata.category(c) for c in end.groups()] == ["Ps", "Pe"]:
+    if _spells_a_label(name):
         # "Alice (O2GJ)" would spell the label another Alice is shown with (a review finding).
-        raise ValueError("The name cannot end with four characters in brackets: that is how two members "
-                         "of one name are told apart.")
+        raise ValueError("The name cannot contain four capital letters or digits in brackets, like \"(K4F2)\": "
+                         "that is how two members of one name are told apart.")
     return name
 
 
-_LABEL_LIKE_END = re.compile(r"(\S)\s*\w{4}\s*(\S)$")   # an opening and a closing bracket, by category
+_BRACKETED_FOUR = re.compile(r"(?=(\S)\s*(\S{4})\s*(\S))")
+_LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz234567")
+
+
+def _spells_a_label(name: str) -> bool:
+    """Four characters that read as a label's code (capital letters, 2 to 7; lookalikes
+    too) between brackets of any kind, anywhere in the name, marks and format characters
+    aside. "Bob (Home)" or "Иван (Ваня)" read as names; "Alice (O2GJ)." as a label."""
+    bare = "".join(ch for ch in unicodedata.normalize("NFKD", name)
+                   if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf")
+    return any(unicodedata.category(opening) == "Ps" and unicodedata.category(closing) == "Pe"
+               and all(not ch.islower() and as_latin(ch.casefold()) in _LABEL_CHARACTERS for ch in four)
+               for opening, four, closing in _BRACKETED_FOUR.findall(bare))
 
 
 def name_key(name: str) -> str:
     """What two names are compared by: equal keys look the same to a reader (lookalike
     letters of other alphabets count as the Latin ones they pass for: a review found
     "ꓮlice" and an all-Cyrillic "Аӏісе" taken for new names beside a trusted "Alice")."""
-    return as_latin(as_latin(unicodedata.normalize("NFKC", name)).casefold())
+    folded = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", name).casefold())
+    bare = "".join(ch for ch in folded if not unicodedata.combining(ch))     # "Chloё" reads as "Chloë"
+    return unicodedata.normalize("NFKC", as_latin(bare)).casefold()
 
 
 MAX_FILE_NAME_CHARS = 120

@@ -258,18 +258,20 @@ def test_right_to_left_text_is_drawn_right_to_left_and_copied_as_typed(root):
         for text in (hebrew, salam, long_hebrew):
             zoe.session.send_text(text)
         pump_until(root, lambda: long_hebrew in transcript(app), "the messages")
-        root.update()      # any layout for a new width done
         widget = app.transcript.text
         drawn = widget.get("1.0", "end-1c")
         assert f"123 {olam[::-1]} {shalom[::-1]}" in drawn              # read from the right
         assert "\ufee1\ufefc\ufeb3" in drawn                           # joined letters, from the right
+
         # The long one is broken into screen lines in reading order: its first words
-        # (drawn at the right end) are on its first line.
-        ranges = widget.tag_ranges("rtl_paragraph")
-        last_start, last_end = ranges[-2], ranges[-1]
-        first_line = widget.get(last_start, f"{last_start} lineend")
-        assert first_line.endswith(f"{olam[::-1]} {shalom[::-1]}") and widget.compare(
-            f"{last_start} lineend", "<", last_end)
+        # (drawn at the right end) are on its first line. Laid out again for each width
+        # the window takes, after it (the suite found one read before the window's last one).
+        def broken_in_reading_order() -> bool:
+            start, end = widget.tag_ranges("rtl_paragraph")[-2:]
+            first_line = widget.get(start, f"{start} lineend")
+            return first_line.endswith(f"{olam[::-1]} {shalom[::-1]}") and widget.compare(f"{start} lineend", "<", end)
+        pump_until(root, broken_in_reading_order, "the long one laid out for the window's width")
+        last_start, last_end = widget.tag_ranges("rtl_paragraph")[-2:]
         # Copying a selection gives the text as typed, not as drawn.
         widget.tag_add("sel", last_start, last_end)
         widget.event_generate("<<Copy>>")

@@ -22,6 +22,7 @@ from crypto_utils import IDENTITY_KEY_BYTES, RandBytes, new_identity_seed, sha25
 from securex import storage
 from securex.errors import SecureXError
 from securex.session.handshake import LocalIdentity
+from securex.text import name_key
 
 IDENTITIES_FILE = "identities.json"
 KNOWN_FILE = "known.json"
@@ -121,8 +122,16 @@ def _seed_from(entry: object) -> bytes | None:
 
 
 def load_known_codes(directory: Path | None = None) -> dict[str, str]:
+    """The codes remembered, keyed as names compare now: a file written when names
+    compared otherwise (before lookalike letters counted as Latin ones) is not orphaned
+    (a review finding). Two names that now compare alike keep the code met first: the
+    other, if it is the real one, is then told apart with an alert, never quietly trusted."""
     data = storage.read_json((directory or storage.config_dir()) / KNOWN_FILE)
-    return {name: code for name, code in data.items() if isinstance(name, str) and isinstance(code, str)}
+    codes: dict[str, str] = {}
+    for name, code in data.items():
+        if isinstance(name, str) and isinstance(code, str):
+            codes.setdefault(name_key(name), code)
+    return codes
 
 
 def save_known_codes(codes: dict[str, str], directory: Path | None = None) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from helpers import FakeClock, SimRelay, sim_core
 from securex import protocol
 from securex.errors import WrongPassphraseError
+from securex.text import name_key
 from securex.events import ChatMessage, Joined, MemberJoined, MemberLeft, MembersChanged, Notice, Severity
 from securex.session import peer_wire
 from securex.session.guard import OWN_REJECTIONS_ALLOWED
@@ -599,7 +600,7 @@ def test_when_the_member_whose_code_is_known_leaves_its_namesake_is_an_alert_not
     assert label.startswith("Alice (") and label != "Alice"
     new_alerts = room.notices("Carol", Severity.ALERT)[alerts:]
     assert len(new_alerts) == 1 and new_alerts[0].startswith(f"{label}'s safety code has changed")
-    assert carol.known_codes.codes["alice"] != next(iter(carol.peers.values())).verified.safety_code
+    assert carol.known_codes.codes[name_key("Alice")] != next(iter(carol.peers.values())).verified.safety_code
 
 
 def test_an_impostor_leaving_raises_no_alert_only_the_trusted_one_leaving_does():
@@ -1123,17 +1124,17 @@ def test_a_thousand_new_names_cannot_push_out_the_code_of_someone_met_again(tmp_
     room = Room()
     carol = room.join("Carol")
     room.join("Alice", seed=1)
-    alice_code = carol.known_codes.codes["alice"]
+    alice_code = carol.known_codes.codes[name_key("Alice")]
     room.drop("Alice")
     old = {f"someone{i}": "AAAA BBBB CCCC DDDD" for i in range(MAX_KNOWN)}    # met long ago
-    carol.known_codes = KnownCodes({"alice": alice_code, **old})              # as a new run loads them
+    carol.known_codes = KnownCodes({name_key("Alice"): alice_code, **old})              # as a new run loads them
     room.join("Alice", seed=1)                          # met again: among the newest now
     for i in range(MAX_NEW_NAMES_PER_RUN + 10):
         room.join(f"Stranger{i}", seed=100 + i)
         room.drop(f"Stranger{i}")
     save_known_codes(carol.known_codes.codes, tmp_path)
     kept = load_known_codes(tmp_path)
-    assert kept["alice"] == alice_code
+    assert kept[name_key("Alice")] == alice_code
     assert sum(name.startswith("stranger") for name in kept) == MAX_NEW_NAMES_PER_RUN
 
 
@@ -1151,3 +1152,16 @@ def test_an_all_cyrillic_lookalike_of_a_trusted_name_is_an_alert_and_shows_its_c
     new = room.notices("Carol", Severity.ALERT)[alerts:]
     assert len(new) == 1 and "safety code has changed" in new[0]
     assert len(carol.peers) == 1
+
+
+def test_codes_remembered_under_an_older_way_of_comparing_names_are_found_again(tmp_path):
+    """Third review's finding: known.json written before lookalikes counted as Latin kept
+    "b0b" (a zero) as its own key; after the change no name could find that code again."""
+    from securex import storage
+    from securex.session.identity import KNOWN_FILE, load_known_codes
+
+    storage.write_json(tmp_path / KNOWN_FILE,
+                       {"b0b": "FIRST CODE", "bob": "LATER CODE", "\u043d\u0438\u043d\u0430": "N"})
+    codes = load_known_codes(tmp_path)
+    assert codes[name_key("Bob")] == "FIRST CODE"          # alike now: the one met first is kept
+    assert codes[name_key("\u041d\u0438\u043d\u0430")] == "N"
