@@ -57,6 +57,7 @@ MIN_CHUNK_BYTES, MAX_CHUNK_BYTES = 4 * 1024, 768 * 1024
 WINDOW_CHUNKS = 8                  # 4 MiB on its way to one receiver, at most (the relay buffers 8)
 PROGRESS_EVERY = 2                 # chunks between FILE_PROGRESS
 DEFAULT_MAX_FILE_BYTES = 4 * 10**9
+LAST_WORD_SECONDS = 15 * 60      # a transfer's end is said again to a member back within this
 PREPARING_NOTE_BYTES = 100 * 10**6   # a file this large takes a noticeable while to hash before its offer
 PROGRESS_EVENT_SECONDS = 0.25      # progress reaches the user at most this often per transfer and member
 RATE_SECONDS = 3.0                 # the speed shown is over about the last this many seconds
@@ -235,7 +236,7 @@ class Receiver:
     progress_at: float = 0.0            # when it accepted, or last said it had written more
     speed: RecentRate = field(default_factory=RecentRate)
     quiet_shown: bool = False           # the user was told it has gone quiet (or away)
-    unsaid: FileMessage | None = None   # our last word on it, lost with its connection: said again on its return
+    last_word: tuple[FileMessage, float] | None = None   # how it ended for us, and when: said again on its return
 
 
 @dataclass
@@ -282,7 +283,7 @@ class Incoming:
     quiet_shown: bool = False         # the user was told it has gone quiet (or away)
     cancel_reason: CancelReason | None = None     # why we stopped it, as the sender was told
     offered_by: Member | None = None  # the sender as it was when it offered (it may be away since)
-    unsaid: FileMessage | None = None     # our last word on it, lost with its connection: said again on its return
+    last_word: tuple[FileMessage, float] | None = None   # how it ended for us, and when: said again on its return
 
     @property
     def chunks(self) -> int:
@@ -946,17 +947,20 @@ class FileTransfers:
                                      outgoing.bytes_written(receiver), outgoing.size, rate, stage))
 
     def _last_word(self, transfer: Incoming | Receiver, key: bytes, message: FileMessage) -> None:
-        """A transfer's end, told to the other side; kept to say again if its connection is
-        down (a review found a cancel lost so, the other side waiting 11 minutes)."""
-        transfer.unsaid = None if self._send(key, message) else message
+        """A transfer's end, told to the other side, and kept to say again when it comes
+        back: a link that died unnoticed loses it (a review found a cancel lost so, the
+        other side waiting 11 minutes). Said twice, an end is ignored the second time."""
+        self._send(key, message)
+        transfer.last_word = (message, self._clock())
 
     def _say_again(self, key: bytes) -> None:
-        """The member ``key`` is back: the ends of transfers it missed."""
+        """The member ``key`` is back: the ends of transfers with it, of late."""
+        since = self._clock() - LAST_WORD_SECONDS
         ended = [t for t in self.incoming.values() if t.sender == key] + [
             o.receivers[key] for o in self.outgoing.values() if key in o.receivers]
         for transfer in ended:
-            if transfer.unsaid is not None:
-                self._last_word(transfer, key, transfer.unsaid)
+            if transfer.last_word is not None and transfer.last_word[1] >= since:
+                self._send(key, transfer.last_word[0])
 
     def _send(self, key: bytes, message: FileMessage) -> bool:
         return self._port.send_app(key, peer_wire.encode_app(message))

@@ -1406,3 +1406,22 @@ def test_a_file_saved_while_the_sender_was_away_is_delivered_when_it_is_back(tmp
     assert [e.ok for e in room.finished("Bob")] == [True]
     room.join("Alice")
     assert [e.ok for e in room.finished("Alice")] == [True]
+
+
+def test_a_cancel_lost_on_a_link_that_died_unnoticed_reaches_the_sender_when_it_is_back(tmp_path):
+    """Third review's finding: the cancel was kept to say again only if the sender was
+    known to be away; on a link that was dying unnoticed it was sent, lost, and forgotten."""
+    room = Room(tmp_path, "Alice", "Bob")
+    file_id = room.offer("Alice", random_file(tmp_path / "big.bin", 40 * CHUNK_BYTES))
+    room.cores["Bob"].accept_file(file_id)
+    room.pump(rounds=3)
+    room.relay.intercept = lambda sender, to, frame: [] if to == room.ids["Alice"] else [frame]   # dying
+    room.cores["Bob"].cancel_file(file_id)
+    room.pump()
+    room.relay.intercept = lambda sender, to, frame: [frame]
+    room.relay.drop(room.ids["Alice"])
+    room.pump()
+    assert not room.finished("Alice")
+    room.join("Alice")
+    [told] = room.finished("Alice")
+    assert not told.ok and "they cancelled" in told.message
