@@ -29,6 +29,7 @@ import codecs
 import collections
 import contextlib
 import os
+import select
 import shutil
 import sys
 import threading
@@ -44,6 +45,7 @@ PROMPT = "> "
 CANONICAL_LINE_LIMIT = 4095     # what a Linux terminal keeps of a line in canonical mode
 HISTORY_LINES = 100             # lines sent, for Up and Down
 MAX_ESCAPE = 16                 # characters in a key's escape sequence, at most
+ESCAPE_WAIT = 0.05              # after an Esc, how long the rest of a key's sequence may take
 
 _CLEAR_LINE = "\r\x1b[2K"
 _UP = "\x1b[1A"
@@ -183,7 +185,10 @@ class Console:
                         continue
                     # Not part of a sequence (a stray Esc, then Enter): the character counts.
                 if char == _ESC:
-                    escape = char
+                    # A key's sequence comes in one go; Esc pressed alone has nothing after
+                    # it for a while, and is then no sequence at all (so "Esc", then "OK",
+                    # is "OK", not Esc O K: a third review's finding).
+                    escape = char if self._pending or _more_soon(fd) else ""
                 elif char in _ENTER:
                     self._edit(typed)
                     return self._finish(self._draft)
@@ -306,13 +311,23 @@ def _escape_step(escape: str, char: str) -> tuple[str, str | None]:
     Enter). Bounded: a pasted "Esc [ 1 2 3 ..." cannot grow it without end."""
     if escape == _ESC:
         return (escape + char, None) if char in "[O" else ("", None)
-    if escape == _ESC + "O":
+    if escape in (_ESC + "O", _ESC + "[["):     # SS3, and the Linux console's F1 to F5
         return ("", escape + char) if "@" <= char <= "~" else ("", None)
+    if escape == _ESC + "[" and char == "[":
+        return escape + char, None
     if "@" <= char <= "~":
         return "", escape + char
-    if " " <= char <= "?" and len(escape) < MAX_ESCAPE:
-        return escape + char, None
+    if " " <= char <= "?":       # past MAX_ESCAPE, the rest is passed over, not typed
+        return (escape + char if len(escape) < MAX_ESCAPE else escape), None
     return "", None
+
+
+def _more_soon(fd: int) -> bool:
+    """Whether more input comes within ESCAPE_WAIT seconds."""
+    try:
+        return bool(select.select([fd], [], [], ESCAPE_WAIT)[0])
+    except (OSError, ValueError):
+        return False
 
 
 def _cells(char: str) -> int:
@@ -324,13 +339,33 @@ def _cells(char: str) -> int:
     return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
 
+_ZWJ, _EMOJI_STYLE = "\u200d", "\ufe0f"
+_SKIN_TONES = range(0x1F3FB, 0x1F400)
+
+
+def _widths(text: str) -> list[int]:
+    """Each character's columns, in context: an emoji-style selector widens a narrow
+    character to two, and a skin tone or a character joined by ZWJ adds none (a family
+    emoji is one picture). Terminals differ here; this is what most draw."""
+    widths: list[int] = []
+    for index, char in enumerate(text):
+        width = _cells(char)
+        if char == _EMOJI_STYLE and widths and widths[-1] == 1:
+            widths[-1] = 2
+        elif index and (ord(char) in _SKIN_TONES or text[index - 1] == _ZWJ):
+            width = 0
+        widths.append(width)
+    return widths
+
+
 def _fitted(text: str, width: int) -> str:
     """``text`` cut to ``width`` columns, with an ellipsis if it was cut."""
-    if sum(_cells(char) for char in text) <= width:
+    widths = _widths(text)
+    if sum(widths) <= width:
         return text
     kept, used = [], 0
-    for char in text:
-        used += _cells(char)
+    for char, cells in zip(text, widths, strict=True):
+        used += cells
         if used > width - 1:
             break
         kept.append(char)
@@ -343,8 +378,7 @@ def _layout(text: str, columns: int) -> tuple[list[tuple[int, int]], tuple[int, 
     character in the last column leaves the cursor there until the next one wraps; a
     wide one that does not fit goes to the next row."""
     starts, row, column, wrap_next = [], 0, 0, False
-    for char in text:
-        width = _cells(char)
+    for width in _widths(text):
         if width == 0:          # drawn in the cell before
             starts.append((row, column if wrap_next else max(0, column - 1)))
             continue
