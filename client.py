@@ -97,7 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--port must be between 1 and 65535")
     if args.name is not None and not args.name.strip():
         parser.error("--name is empty: give a display name")
-    if args.name is not None:
+    if args.name is not None and args.cli:     # the window shows it in its dialog instead, to be put right there
         try:       # every argument's error looks the same (a tester's finding)
             validate_name(args.name)
         except ValueError as error:

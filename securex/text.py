@@ -107,18 +107,21 @@ def validate_name(name: str) -> str:
     return name
 
 
-_BRACKETED_FOUR = re.compile(r"(?=(\S)\s*(\S{4})\s*(\S))")
+_BRACKETED_FOUR = re.compile(r"(?=(\S)\s*(\S{4})\s*(\S|$))")
 _LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz234567")
+_READ_AS_CAPITAL = frozenset("l1|")       # "(KlM3)" reads as "(KIM3)" (a tester's finding)
 
 
 def _spells_a_label(name: str) -> bool:
     """Four characters that read as a label's code (capital letters, 2 to 7; lookalikes
-    too) between brackets of any kind, anywhere in the name, marks and format characters
-    aside. "Bob (Home)" or "Иван (Ваня)" read as names; "Alice (O2GJ)." as a label."""
+    too) after an opening bracket of any kind, closed or not, anywhere in the name, marks
+    and format characters aside. "Bob (Home)" or "Иван (Ваня)" read as names; "Alice
+    (O2GJ)." or "Alice (KlM3" as a label."""
     bare = "".join(ch for ch in unicodedata.normalize("NFKD", name)
                    if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf")
-    return any(unicodedata.category(opening) == "Ps" and unicodedata.category(closing) == "Pe"
-               and all(not ch.islower() and as_latin(ch.casefold()) in _LABEL_CHARACTERS for ch in four)
+    return any(unicodedata.category(opening) == "Ps" and (not closing or unicodedata.category(closing) == "Pe")
+               and all((ch in _READ_AS_CAPITAL or not ch.islower()) and as_latin(ch.casefold()) in _LABEL_CHARACTERS
+                       for ch in four)
                for opening, four, closing in _BRACKETED_FOUR.findall(bare))
 
 

@@ -435,6 +435,8 @@ def test_client_py_passes_its_options_to_the_desktop_app(monkeypatch, tmp_path):
     assert given[0].downloads == tmp_path / "dl" and given[0].max_file_bytes == 5 * MB and given[0].host == "h"
     assert client.main(["--host", "192.0.2.2:47050"]) == 0      # the dialog gets the port in its own field
     assert (given[1].host, given[1].port) == ("192.0.2.2", 47050)
+    # A name the rules refuse opens the window, whose dialog says why (a tester saw nothing happen).
+    assert client.main(["--name", "Dora (KIM3)"]) == 0 and given[2].name == "Dora (KIM3)"
 
 
 def test_cards_trimmed_from_a_long_conversation_are_gone_for_good(root, monkeypatch):

@@ -146,7 +146,8 @@ def test_sizes_read_as_people_say_them(size, shown):
 
 @pytest.mark.parametrize("name", ["Alice (O2GJ)", "Alice(O2GJ)", "Alice\uff08O2GJ\uff09", "Alice [ABCD]",
                                   "Alice \u2768O2GJ\u2769", "Alice (O2GJ\u0323)", "Alice (O2GJ)\u0f0b",
-                                  "\u0410\u04cf\u0456\u0441\u0435 (\u041e2\u0421\u0408)"])   # all Cyrillic
+                                  "\u0410\u04cf\u0456\u0441\u0435 (\u041e2\u0421\u0408)",   # all Cyrillic
+                                  "Alice (KlM3)", "Alice (KIM3"])                  # a tester's: l for I, unclosed
 def test_a_name_cannot_spell_the_label_a_namesake_is_shown_with(name):
     """Second review's finding: a member named "Alice (O2GJ)" could pass for the real Alice,
     shown as "Alice (O2GJ)" once a namesake made her label carry her code."""

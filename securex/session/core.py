@@ -1025,7 +1025,7 @@ class RoomCore:
 
     def _check_known_code(self, peer: Peer) -> None:
         said = self.known_codes.check(peer, self.peers.values(), self.me.name, self.me.safety_code,
-                                      self.me.public_key)
+                                      self.me.public_key, joining=self.phase == Phase.JOINING)
         if said is not None:
             self._say(said)
 

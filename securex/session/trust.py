@@ -38,6 +38,7 @@ class KnownCodes:
         self.codes = codes if codes is not None else {}
         self.changed = False
         self._new_names = 0
+        self._met_joining: set[str] = set()    # names first met in the join under way
 
     def trusted_code(self, name: str) -> str | None:
         return self.codes.get(name_key(name))
@@ -47,8 +48,11 @@ class KnownCodes:
         return self.codes.get(name_key(name), code) != code
 
     def check(self, peer: Peer, others: Iterable[Peer], my_name: str, my_code: str,
-              my_key: bytes) -> TrustNotice | None:
-        """A member just verified: what to tell the user about its code, if anything."""
+              my_key: bytes, *, joining: bool = False) -> TrustNotice | None:
+        """A member just verified: what to tell the user about its code, if anything.
+        ``joining``: we are joining, and meet everyone present at once."""
+        if not joining:
+            self._met_joining.clear()
         key, code = name_key(peer.name), peer.verified.safety_code
         if key == name_key(my_name) and peer.verified.identity.public_key != my_key:
             return TrustNotice(f"Another member is using your name: {peer.member.label}, safety code {code} "
@@ -56,11 +60,23 @@ class KnownCodes:
                                "after the name; if you did not expect a namesake, compare codes out loud.",
                                Severity.WARNING, f"namesake {peer.verified.identity.public_key.hex()}")
         previous = self.codes.get(key)
+        namesakes = [other for other in others if other is not peer and name_key(other.name) == key]
         if previous is None:
+            if namesakes:        # met together for the first time: neither is the one we know
+                return self._neither_known(peer, namesakes)
             if self._new_names < MAX_NEW_NAMES_PER_RUN:
                 self._new_names += 1
+                if joining:
+                    self._met_joining.add(key)
                 self._remember(key, code)
             return None
+        if key in self._met_joining and previous != code:
+            # The code "known" was only the first of two met in this join to finish its
+            # handshake: a tester found newcomers trusting whichever that was, impostor or not.
+            self.codes.pop(key, None)
+            self._met_joining.discard(key)
+            self.changed = True
+            return self._neither_known(peer, namesakes)
         if previous == code:
             if next(reversed(self.codes)) != key:
                 self._remember(key, code)          # met again: among the newest, not the first forgotten
@@ -76,6 +92,14 @@ class KnownCodes:
                            f"If {peer.name} did not reinstall Secure X or switch computers, this may be someone "
                            "else using the name: compare safety codes out loud. You will be warned each time "
                            f"until you type /trust {peer.name} (once you have compared them).", Severity.ALERT)
+
+    @staticmethod
+    def _neither_known(peer: Peer, namesakes: list[Peer]) -> TrustNotice:
+        others = ", ".join(f"{other.member.label} ({other.verified.safety_code})" for other in namesakes)
+        return TrustNotice(f"Members whose names read alike are here, and you have not met {peer.name} before: "
+                           f"{peer.member.label} ({peer.verified.safety_code}) and {others}. Compare safety codes "
+                           f"out loud to know which is which; once only the real one is here, /trust {peer.name}.",
+                           Severity.ALERT)
 
     def trust(self, name: str, present: Iterable[Peer], my_name: str) -> TrustNotice:
         """The user compared safety codes with the member called ``name``, who is here:

@@ -1165,3 +1165,18 @@ def test_codes_remembered_under_an_older_way_of_comparing_names_are_found_again(
     codes = load_known_codes(tmp_path)
     assert codes[name_key("Bob")] == "FIRST CODE"          # alike now: the one met first is kept
     assert codes[name_key("\u041d\u0438\u043d\u0430")] == "N"
+
+
+def test_a_newcomer_meeting_two_lookalike_members_at_once_trusts_neither():
+    """Tester's finding: a newcomer joining a room with "Dora" and "D0RA" was told one of
+    them had "the code you know for that name": whichever handshake finished first, and
+    that code was saved, so the real Dora was later flagged as the one whose code changed."""
+    room = Room()
+    room.join("Dora", seed=1)
+    room.join("D0RA", seed=2)
+    newbie = room.join("Newbie")
+    alerts = room.notices("Newbie", Severity.ALERT)
+    assert len(alerts) == 1 and alerts[0].startswith("Members whose names read alike are here, and you have not met")
+    assert "the code you know" not in alerts[0]
+    assert name_key("Dora") not in newbie.known_codes.codes
+    assert all("(" in label for label in room.members("Newbie"))
