@@ -48,6 +48,7 @@ MAX_ESCAPE = 16                 # characters in a key's escape sequence, at most
 ESCAPE_WAIT = 0.05              # after an Esc, how long the rest of a key's sequence may take
 
 _CLEAR_LINE = "\r\x1b[2K"
+_CLEAR_BELOW = "\x1b[J"
 _UP = "\x1b[1A"
 _ENTER = frozenset("\r\n")
 _CTRL_D, _CTRL_L, _CTRL_U, _CTRL_W, _ESC = "\x04", "\x0c", "\x15", "\x17", "\x1b"
@@ -76,6 +77,7 @@ class Console:
         self._drawn_status = self._drawn_prompt = False
         self._draft = ""
         self._cursor = 0                    # where in the draft the next character goes
+        self._drawn_columns = 0             # the terminal's width when the prompt was drawn
         self._history: collections.deque[str] = collections.deque(maxlen=HISTORY_LINES)
         self._browsing: int | None = None   # the line of history shown (Up, Down), if any
         self._stashed = ""                  # the draft typed before browsing
@@ -111,6 +113,12 @@ class Console:
         """Erase what is drawn: the prompt (all its rows) and the status line; cursor
         at line start."""
         erase = _CLEAR_LINE
+        if self._drawn_prompt and _columns() != self._drawn_columns:
+            # Resized since it was drawn: where its rows are now is not known (terminals
+            # may reflow them), so nothing above the cursor's row is erased (a tester saw
+            # received lines wiped): the rest of the prompt, below, goes.
+            self._drawn_status = self._drawn_prompt = False
+            return "\r" + _CLEAR_BELOW
         if self._drawn_prompt:
             (cursor_row, _), (end_row, _) = self._cursor_and_end()
             below = end_row - cursor_row
@@ -127,6 +135,7 @@ class Console:
             shown = self._status + ("\n" if self._prompting else "")
         if self._prompting:
             shown += PROMPT + self._draft + self._back_to_cursor()
+            self._drawn_columns = _columns()
         self._drawn_status, self._drawn_prompt = self._status is not None, self._prompting
         return shown
 
@@ -226,17 +235,18 @@ class Console:
             erase = self._take_down()
             draft, cursor = self._draft, self._cursor
             if key == "left":
-                cursor = max(0, cursor - 1)
+                cursor = _cluster_start(draft, max(0, cursor - 1))
             elif key == "right":
-                cursor = min(len(draft), cursor + 1)
+                cursor = _cluster_end(draft, cursor)
             elif key == "home":
                 cursor = 0
             elif key == "end":
                 cursor = len(draft)
             elif key == "backspace" and cursor:
-                draft, cursor = draft[:cursor - 1] + draft[cursor:], cursor - 1
+                start = _cluster_start(draft, cursor - 1)
+                draft, cursor = draft[:start] + draft[cursor:], start
             elif key == "delete":
-                draft = draft[:cursor] + draft[cursor + 1:]
+                draft = draft[:cursor] + draft[_cluster_end(draft, cursor):]
             elif key == "kill start":
                 draft, cursor = draft[cursor:], 0
             elif key == "kill end":
@@ -356,6 +366,26 @@ def _widths(text: str) -> list[int]:
             width = 0
         widths.append(width)
     return widths
+
+
+def _cluster_start(text: str, index: int) -> int:
+    """Back from ``index`` to the start of the picture it is part of: the cursor never
+    stops inside an emoji, nor splits a letter from its accent (a tester's finding)."""
+    widths = _widths(text)
+    while index > 0 and widths[index] == 0:
+        index -= 1
+    return index
+
+
+def _cluster_end(text: str, index: int) -> int:
+    """Past the picture that starts at ``index``."""
+    if index >= len(text):
+        return len(text)
+    widths = _widths(text)
+    index += 1
+    while index < len(text) and widths[index] == 0:
+        index += 1
+    return index
 
 
 def _fitted(text: str, width: int) -> str:

@@ -43,23 +43,32 @@ def screen(written: str, columns: int = 200) -> list[str]:
     return terminal_state(written, columns)[0]
 
 
-def terminal_state(written: str, columns: int) -> tuple[list[str], tuple[int, int]]:
-    """The rows, and where the cursor is, as an xterm ``columns`` wide draws ``written``:
+def terminal_state(written: str, columns: int, then: tuple[str, int] | None = None,
+                   ) -> tuple[list[str], tuple[int, int]]:
+    """The rows, and where the cursor is, as an xterm ``columns`` wide draws ``written``
+    (and, resized to ``then[1]`` columns without reflowing what is there, ``then[0]``):
     a character in the last column leaves the cursor there until the next one wraps."""
     rows, row, column, wrap_next = [""], 0, 0, False
+    parts = [(written, columns)] + ([then] if then else [])
 
     def to_row(number: int) -> int:
         rows.extend([""] * (number + 1 - len(rows)))
         return number
 
-    for token in re.findall(r"\x1b\[\d*[A-DK]|.|\n", written, re.DOTALL):
+    for token, columns in ((token, width) for text, width in parts
+                           for token in re.findall(r"\x1b\[\d*[A-DJK]|.|\n", text, re.DOTALL)):
         if token.startswith("\x1b["):
             count, move = int(token[2:-1] or 1), token[-1]
             if move == "K":
                 rows[row] = ""
                 continue
+            if move == "J":           # from the cursor to the end of the screen
+                rows[row] = rows[row][:column]
+                del rows[row + 1:]
+                continue
             wrap_next = False
-            row = max(0, row - count) if move == "A" else to_row(row + count) if move == "B" else row
+            # Down stops at the last row written, as at the bottom of a screen (where a prompt is).
+            row = max(0, row - count) if move == "A" else min(row + count, len(rows) - 1) if move == "B" else row
             column = (min(columns - 1, column + count) if move == "C" else
                       max(0, column - count) if move == "D" else column)
         elif token in "\r\n":
@@ -316,3 +325,58 @@ def test_emoji_are_measured_as_terminals_draw_them():
                  "\U0001f3f3\ufe0f\u200d\U0001f308", "\u4f60"):
         assert sum(_widths(text)) == 2, text
     assert sum(_widths("a\u0301")) == 1
+
+
+def test_a_resized_terminal_never_loses_the_lines_above_the_prompt(monkeypatch):
+    """Tester's finding: a window resized while the cursor was inside a long draft, then a
+    key pressed: the prompt was taken down for the old width and two received lines
+    above it were erased with it."""
+    monkeypatch.setenv("COLUMNS", "40")
+    main, typed_into = os.openpty()
+    out = FakeTerminal()
+    with os.fdopen(typed_into, "r") as keyboard:
+        console = Console(out, keyboard)
+        try:
+            console.line("[12:00:01] Bob: marker line 7")
+            console.line("[12:00:02] Bob: marker line 8")
+            reader = threading.Thread(target=console.read_line)
+            reader.start()
+            draft = " ".join(f"yy{n:02}" for n in range(1, 25))           # three rows at 40 columns
+            os.write(main, (draft + "\x1b[H" + "\x1b[C" * 10).encode())
+            wait_until(lambda: console._draft == draft and console._cursor == 10, "the keys")
+            monkeypatch.setenv("COLUMNS", "30")                          # the window is made narrower
+            before = len(out.getvalue())
+            os.write(main, b"@")
+            wait_until(lambda: console._draft.startswith("yy01 yy02 @"), "the key")
+            console.line("[12:00:03] Bob: marker line 9")
+            rows, _ = terminal_state(out.getvalue()[:before], 40, (out.getvalue()[before:], 30))
+            for marker in ("marker line 7", "marker line 8", "marker line 9"):
+                assert any(marker in row for row in rows), marker
+            os.write(main, b"\r")
+            reader.join(WAIT)
+        finally:
+            console.restore()
+            os.close(main)
+
+
+def test_the_cursor_moves_over_a_whole_emoji_and_backspace_takes_it_whole():
+    """Tester's finding: Left stopped between 👍 and its skin tone, so what was typed
+    there split it; Backspace took one part of a family emoji."""
+    main, typed_into = os.openpty()
+    with os.fdopen(typed_into, "r") as keyboard:
+        console = Console(FakeTerminal(), keyboard)
+        try:
+            read: list[str | None] = []
+
+            def read_lines() -> None:
+                for _ in range(2):
+                    read.append(console.read_line())
+            reader = threading.Thread(target=read_lines)
+            reader.start()
+            os.write(main, "a\U0001f600\U0001f44d\U0001f3fdb\x1b[D\x1b[D|\r".encode())
+            os.write(main, "x\U0001f468\u200d\U0001f469\u200d\U0001f467\x7fy\r".encode())
+            reader.join(WAIT)
+            assert read == ["a\U0001f600|\U0001f44d\U0001f3fdb", "xy"]
+        finally:
+            console.restore()
+            os.close(main)
