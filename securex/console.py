@@ -83,6 +83,8 @@ class Console:
         self._stashed = ""                  # the draft typed before browsing
         self._saved_mode = None
         self._pending: list[str] = []       # characters read after the last finished line
+        # One for all lines: a read may end inside a character the next line's read completes.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     # -- output (main thread) ---------------------------------------------------------------
 
@@ -168,7 +170,6 @@ class Console:
             self._prompting, self._draft, self._cursor = True, "", 0
             self.out.write(self._take_down() + self._put_back())
             self.out.flush()
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
         escape = ""
         while True:
             if not self._pending:
@@ -178,7 +179,7 @@ class Console:
                     data = b""
                 if not data:
                     return self._finish(None)
-                self._pending = list(decoder.decode(data))
+                self._pending = list(self._decoder.decode(data))
             typed: list[str] = []
             while self._pending:
                 char = self._pending.pop(0)

@@ -85,6 +85,12 @@ def terminal_state(written: str, columns: int, then: tuple[str, int] | None = No
     return [row.replace("\0", "") for row in rows], (row, column)
 
 
+def ready_to_type(console: Console) -> None:
+    """Until the reader has the terminal in its editing mode: keys sent before would meet
+    the line discipline's own editing (Backspace erasing a byte of an emoji)."""
+    wait_until(lambda: console._prompting, "the prompt")
+
+
 def test_pressing_enter_under_a_status_line_never_erases_the_line_above():
     """New-user finding: with a transfer's progress line showing, each Enter wiped the
     line printed before it ("Bob's connection dropped", a message...)."""
@@ -100,6 +106,7 @@ def test_pressing_enter_under_a_status_line_never_erases_the_line_above():
                 read: list[str | None] = []
                 reader = threading.Thread(target=lambda into=read: into.append(console.read_line()))
                 reader.start()
+                ready_to_type(console)
                 os.write(main, f"{word}\r".encode())
                 reader.join(WAIT)
                 assert read == [word]
@@ -206,6 +213,7 @@ def test_a_draft_edited_in_its_middle_and_over_rows_is_drawn_where_it_is(monkeyp
             read: list[str | None] = []
             reader = threading.Thread(target=lambda: read.append(console.read_line()))
             reader.start()
+            ready_to_type(console)
             os.write(main, ("the quick brown fox jumps over the dog" + "\x1b[D" * 3 + "lazy ").encode())
             wait_until(lambda: console._draft == "the quick brown fox jumps over the lazy dog", "the keys")
             console.line("[12:00:01] Carol: hi")
@@ -239,6 +247,7 @@ def test_an_unfinished_escape_sequence_never_eats_the_enter_or_letters_after_it(
                     read.append(console.read_line())
             reader = threading.Thread(target=read_lines)
             reader.start()
+            ready_to_type(console)
             os.write(main, "\x1b[12\rhello\r\x1bx\u009b31mred\r".encode())
             reader.join(WAIT)
             assert read == ["", "hello", "x31mred"]
@@ -246,6 +255,7 @@ def test_an_unfinished_escape_sequence_never_eats_the_enter_or_letters_after_it(
             os.write(main, ("\x1b[" + "1" * 100 + "A").encode())      # a sequence too long to be a key
             reader = threading.Thread(target=lambda: read.append(console.read_line()))
             reader.start()
+            ready_to_type(console)
             os.write(main, b"\r")
             reader.join(WAIT)
             assert read[-1] == ""                   # passed over whole, not typed (a third review's finding)
@@ -267,6 +277,7 @@ def test_a_draft_of_wide_characters_is_drawn_and_edited_in_place(monkeypatch, co
             read: list[str | None] = []
             reader = threading.Thread(target=lambda: read.append(console.read_line()))
             reader.start()
+            ready_to_type(console)
             draft = "\u4f60\u597d\u4e16\u754c" * 5 + "abc"              # 40 cells, then three
             os.write(main, (draft + "\x1b[D" * 10 + "\u5927").encode())
             expected = draft[:13] + "\u5927" + draft[13:]
@@ -341,6 +352,7 @@ def test_a_resized_terminal_never_loses_the_lines_above_the_prompt(monkeypatch):
             console.line("[12:00:02] Bob: marker line 8")
             reader = threading.Thread(target=console.read_line)
             reader.start()
+            ready_to_type(console)
             draft = " ".join(f"yy{n:02}" for n in range(1, 25))           # three rows at 40 columns
             os.write(main, (draft + "\x1b[H" + "\x1b[C" * 10).encode())
             wait_until(lambda: console._draft == draft and console._cursor == 10, "the keys")
@@ -373,6 +385,7 @@ def test_the_cursor_moves_over_a_whole_emoji_and_backspace_takes_it_whole():
                     read.append(console.read_line())
             reader = threading.Thread(target=read_lines)
             reader.start()
+            ready_to_type(console)
             os.write(main, "a\U0001f600\U0001f44d\U0001f3fdb\x1b[D\x1b[D|\r".encode())
             os.write(main, "x\U0001f468\u200d\U0001f469\u200d\U0001f467\x7fy\r".encode())
             reader.join(WAIT)

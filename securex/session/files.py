@@ -556,7 +556,8 @@ class FileTransfers:
         for transfer in list(self.incoming.values()):
             if transfer.sender == key and transfer.stage in (Stage.OFFERED, Stage.OPENING, Stage.MOVING):
                 self._stop_incoming(transfer, None, f"{transfer.sender_name}'s Secure X restarted, so "
-                                                    f"{transfer.name} will not come: ask them to send it again.")
+                                                    f"{transfer.name} (id {short_id(transfer.file_id)}) will not "
+                                                    "come: ask them to send it again.")   # two may share a name
         for receiver, outgoing in self._sending_to(key):
             if receiver.stage in (Stage.OFFERED, Stage.MOVING):
                 if receiver.stage == Stage.MOVING:

@@ -1173,8 +1173,8 @@ def test_a_sender_whose_program_restarted_mid_transfer_is_said_to_have(tmp_path)
     room.pump(rounds=4)
     _restart(room, "Alice", tmp_path)
     [stopped] = room.finished("Bob")
-    assert not stopped.ok and stopped.message == ("Alice's Secure X restarted, so huge.iso will not come: ask them "
-                                                  "to send it again.")
+    assert not stopped.ok and stopped.message == (f"Alice's Secure X restarted, so huge.iso (id {file_id}) will not "
+                                                  "come: ask them to send it again.")      # two may share a name
     assert not [p for p in (tmp_path / "Bob").iterdir()]       # the partial file is gone
 
 
