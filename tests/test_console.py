@@ -7,6 +7,8 @@ import os
 import re
 import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -85,36 +87,63 @@ def terminal_state(written: str, columns: int, then: tuple[str, int] | None = No
     return [row.replace("\0", "") for row in rows], (row, column)
 
 
-def ready_to_type(console: Console) -> None:
-    """Until the reader has the terminal in its editing mode: keys sent before would meet
-    the line discipline's own editing (Backspace erasing a byte of an emoji)."""
-    wait_until(lambda: console._prompting, "the prompt")
+class Keyboard:
+    """A Console whose keyboard is a pseudo-terminal (``type`` presses keys) and whose
+    screen is a FakeTerminal (``out``); ``read`` starts a reader thread as the terminal
+    client's, ``lines`` waits for what it read."""
+
+    def __init__(self, out: FakeTerminal) -> None:
+        self.main, typed_into = os.openpty()
+        self.keyboard = os.fdopen(typed_into, "r")
+        self.out = out
+        self.console = Console(out, self.keyboard)
+        self.read_so_far: list[str | None] = []
+        self._reader: threading.Thread | None = None
+
+    def read(self, lines: int = 1) -> None:
+        def read_lines() -> None:
+            for _ in range(lines):
+                self.read_so_far.append(self.console.read_line())
+        self._reader = threading.Thread(target=read_lines)
+        self._reader.start()
+        # Keys sent before the reader has the terminal in its editing mode would meet the
+        # line discipline's own editing (Backspace erasing a byte of an emoji).
+        wait_until(lambda: self.console._prompting, "the prompt")
+
+    def type(self, keys: str) -> None:
+        os.write(self.main, keys.encode())
+
+    def lines(self) -> list[str | None]:
+        assert self._reader is not None
+        self._reader.join(WAIT)
+        return self.read_so_far
+
+
+@contextmanager
+def keyboard() -> Iterator[Keyboard]:
+    typing = Keyboard(FakeTerminal())
+    try:
+        yield typing
+    finally:
+        typing.console.restore()
+        typing.keyboard.close()
+        os.close(typing.main)
 
 
 def test_pressing_enter_under_a_status_line_never_erases_the_line_above():
     """New-user finding: with a transfer's progress line showing, each Enter wiped the
     line printed before it ("Bob's connection dropped", a message...)."""
-    main, typed_into = os.openpty()
-    out = FakeTerminal()
-    with os.fdopen(typed_into, "r") as keyboard:
-        console = Console(out, keyboard)
+    with keyboard() as typing:
+        console = typing.console
         assert console.interactive
-        try:
-            console.line("[12:00:00] * Bob's connection dropped")
-            console.status("  Sending huge.iso to Bob: 69%")
-            for word in ("first", "second"):
-                read: list[str | None] = []
-                reader = threading.Thread(target=lambda into=read: into.append(console.read_line()))
-                reader.start()
-                ready_to_type(console)
-                os.write(main, f"{word}\r".encode())
-                reader.join(WAIT)
-                assert read == [word]
-                console.line(f"[12:00:01] Carol: {word}")
-        finally:
-            console.restore()
-            os.close(main)
-    assert [row for row in screen(out.getvalue()) if row] == [
+        console.line("[12:00:00] * Bob's connection dropped")
+        console.status("  Sending huge.iso to Bob: 69%")
+        for word in ("first", "second"):
+            typing.read()
+            typing.type(f"{word}\r")
+            assert typing.lines()[-1] == word
+            console.line(f"[12:00:01] Carol: {word}")
+    assert [row for row in screen(typing.out.getvalue()) if row] == [
         "[12:00:00] * Bob's connection dropped", "[12:00:01] Carol: first", "[12:00:01] Carol: second",
         "  Sending huge.iso to Bob: 69%"]
 
@@ -205,63 +234,35 @@ def test_a_draft_edited_in_its_middle_and_over_rows_is_drawn_where_it_is(monkeyp
     arriving meanwhile is printed above the prompt, which comes back with the cursor
     where it was."""
     monkeypatch.setenv("COLUMNS", str(columns))
-    main, typed_into = os.openpty()
-    out = FakeTerminal()
-    with os.fdopen(typed_into, "r") as keyboard:
-        console = Console(out, keyboard)
-        try:
-            read: list[str | None] = []
-            reader = threading.Thread(target=lambda: read.append(console.read_line()))
-            reader.start()
-            ready_to_type(console)
-            os.write(main, ("the quick brown fox jumps over the dog" + "\x1b[D" * 3 + "lazy ").encode())
-            wait_until(lambda: console._draft == "the quick brown fox jumps over the lazy dog", "the keys")
-            console.line("[12:00:01] Carol: hi")
-            rows, cursor = terminal_state(out.getvalue(), columns)
-            drawn = "> the quick brown fox jumps over the lazy dog"
-            assert [row for row in rows if row] == [
-                "[12:00:01] Carol: hi", *[drawn[i:i + columns] for i in range(0, len(drawn), columns)]]
-            before_cursor = len("> the quick brown fox jumps over the lazy ")
-            assert cursor == (1 + before_cursor // columns, before_cursor % columns)
-            os.write(main, b"\x1b[H\x1b[3~T\x1b[F!\r")
-            reader.join(WAIT)
-            assert read == ["The quick brown fox jumps over the lazy dog!"]
-            assert [row for row in screen(out.getvalue(), columns) if row] == ["[12:00:01] Carol: hi"]
-        finally:
-            console.restore()
-            os.close(main)
+    with keyboard() as typing:
+        console, out = typing.console, typing.out
+        typing.read()
+        typing.type("the quick brown fox jumps over the dog" + "\x1b[D" * 3 + "lazy ")
+        wait_until(lambda: console._draft == "the quick brown fox jumps over the lazy dog", "the keys")
+        console.line("[12:00:01] Carol: hi")
+        rows, cursor = terminal_state(out.getvalue(), columns)
+        drawn = "> the quick brown fox jumps over the lazy dog"
+        assert [row for row in rows if row] == [
+            "[12:00:01] Carol: hi", *[drawn[i:i + columns] for i in range(0, len(drawn), columns)]]
+        before_cursor = len("> the quick brown fox jumps over the lazy ")
+        assert cursor == (1 + before_cursor // columns, before_cursor % columns)
+        typing.type("\x1b[H\x1b[3~T\x1b[F!\r")
+        assert typing.lines() == ["The quick brown fox jumps over the lazy dog!"]
+        assert [row for row in screen(out.getvalue(), columns) if row] == ["[12:00:01] Carol: hi"]
 
 
 def test_an_unfinished_escape_sequence_never_eats_the_enter_or_letters_after_it():
     """Second review's finding: Esc [ 1 2, then Enter, then "hello" sent "ello"; and a C1
     control character typed or pasted reached the terminal as is."""
-    main, typed_into = os.openpty()
-    out = FakeTerminal()
-    with os.fdopen(typed_into, "r") as keyboard:
-        console = Console(out, keyboard)
-        try:
-            read: list[str | None] = []
-
-            def read_lines() -> None:
-                for _ in range(3):
-                    read.append(console.read_line())
-            reader = threading.Thread(target=read_lines)
-            reader.start()
-            ready_to_type(console)
-            os.write(main, "\x1b[12\rhello\r\x1bx\u009b31mred\r".encode())
-            reader.join(WAIT)
-            assert read == ["", "hello", "x31mred"]
-            assert "\u009b" not in out.getvalue()
-            os.write(main, ("\x1b[" + "1" * 100 + "A").encode())      # a sequence too long to be a key
-            reader = threading.Thread(target=lambda: read.append(console.read_line()))
-            reader.start()
-            ready_to_type(console)
-            os.write(main, b"\r")
-            reader.join(WAIT)
-            assert read[-1] == ""                   # passed over whole, not typed (a third review's finding)
-        finally:
-            console.restore()
-            os.close(main)
+    with keyboard() as typing:
+        typing.read(3)
+        typing.type("\x1b[12\rhello\r\x1bx\u009b31mred\r")
+        assert typing.lines() == ["", "hello", "x31mred"]
+        assert "\u009b" not in typing.out.getvalue()
+        typing.type("\x1b[" + "1" * 100 + "A")      # a sequence too long to be a key
+        typing.read()
+        typing.type("\r")
+        assert typing.lines()[-1] == ""            # passed over whole, not typed (a third review's finding)
 
 
 @pytest.mark.parametrize("columns", [21, 40])
@@ -269,31 +270,21 @@ def test_a_draft_of_wide_characters_is_drawn_and_edited_in_place(monkeypatch, co
     """Second review's finding: columns were counted in characters, so a draft of CJK
     characters edited in its middle left stale copies of the prompt behind."""
     monkeypatch.setenv("COLUMNS", str(columns))
-    main, typed_into = os.openpty()
-    out = FakeTerminal()
-    with os.fdopen(typed_into, "r") as keyboard:
-        console = Console(out, keyboard)
-        try:
-            read: list[str | None] = []
-            reader = threading.Thread(target=lambda: read.append(console.read_line()))
-            reader.start()
-            ready_to_type(console)
-            draft = "\u4f60\u597d\u4e16\u754c" * 5 + "abc"              # 40 cells, then three
-            os.write(main, (draft + "\x1b[D" * 10 + "\u5927").encode())
-            expected = draft[:13] + "\u5927" + draft[13:]
-            wait_until(lambda: console._draft == expected, "the keys")
-            console.line("[12:00:01] Carol: hi")
-            rows, cursor = terminal_state(out.getvalue(), columns)
-            shown = [row for row in rows if row]
-            assert shown[0] == "[12:00:01] Carol: hi" and "".join(shown[1:]) == "> " + expected
-            before = terminal_state("> " + expected[:14], columns)[1]       # just after the character typed
-            assert cursor == (before[0] + 1, before[1])
-            os.write(main, b"\r")
-            reader.join(WAIT)
-            assert read == [expected]
-        finally:
-            console.restore()
-            os.close(main)
+    with keyboard() as typing:
+        console = typing.console
+        typing.read()
+        draft = "\u4f60\u597d\u4e16\u754c" * 5 + "abc"              # 40 cells, then three
+        typing.type(draft + "\x1b[D" * 10 + "\u5927")
+        expected = draft[:13] + "\u5927" + draft[13:]
+        wait_until(lambda: console._draft == expected, "the keys")
+        console.line("[12:00:01] Carol: hi")
+        rows, cursor = terminal_state(typing.out.getvalue(), columns)
+        shown = [row for row in rows if row]
+        assert shown[0] == "[12:00:01] Carol: hi" and "".join(shown[1:]) == "> " + expected
+        before = terminal_state("> " + expected[:14], columns)[1]       # just after the character typed
+        assert cursor == (before[0] + 1, before[1])
+        typing.type("\r")
+        assert typing.lines() == [expected]
 
 
 def test_a_status_line_of_wide_characters_is_cut_to_the_row(monkeypatch):
@@ -343,53 +334,31 @@ def test_a_resized_terminal_never_loses_the_lines_above_the_prompt(monkeypatch):
     key pressed: the prompt was taken down for the old width and two received lines
     above it were erased with it."""
     monkeypatch.setenv("COLUMNS", "40")
-    main, typed_into = os.openpty()
-    out = FakeTerminal()
-    with os.fdopen(typed_into, "r") as keyboard:
-        console = Console(out, keyboard)
-        try:
-            console.line("[12:00:01] Bob: marker line 7")
-            console.line("[12:00:02] Bob: marker line 8")
-            reader = threading.Thread(target=console.read_line)
-            reader.start()
-            ready_to_type(console)
-            draft = " ".join(f"yy{n:02}" for n in range(1, 25))           # three rows at 40 columns
-            os.write(main, (draft + "\x1b[H" + "\x1b[C" * 10).encode())
-            wait_until(lambda: console._draft == draft and console._cursor == 10, "the keys")
-            monkeypatch.setenv("COLUMNS", "30")                          # the window is made narrower
-            before = len(out.getvalue())
-            os.write(main, b"@")
-            wait_until(lambda: console._draft.startswith("yy01 yy02 @"), "the key")
-            console.line("[12:00:03] Bob: marker line 9")
-            rows, _ = terminal_state(out.getvalue()[:before], 40, (out.getvalue()[before:], 30))
-            for marker in ("marker line 7", "marker line 8", "marker line 9"):
-                assert any(marker in row for row in rows), marker
-            os.write(main, b"\r")
-            reader.join(WAIT)
-        finally:
-            console.restore()
-            os.close(main)
+    with keyboard() as typing:
+        console, out = typing.console, typing.out
+        console.line("[12:00:01] Bob: marker line 7")
+        console.line("[12:00:02] Bob: marker line 8")
+        typing.read()
+        draft = " ".join(f"yy{n:02}" for n in range(1, 25))           # three rows at 40 columns
+        typing.type(draft + "\x1b[H" + "\x1b[C" * 10)
+        wait_until(lambda: console._draft == draft and console._cursor == 10, "the keys")
+        monkeypatch.setenv("COLUMNS", "30")                          # the window is made narrower
+        before = len(out.getvalue())
+        typing.type("@")
+        wait_until(lambda: console._draft.startswith("yy01 yy02 @"), "the key")
+        console.line("[12:00:03] Bob: marker line 9")
+        rows, _ = terminal_state(out.getvalue()[:before], 40, (out.getvalue()[before:], 30))
+        for marker in ("marker line 7", "marker line 8", "marker line 9"):
+            assert any(marker in row for row in rows), marker
+        typing.type("\r")
+        typing.lines()
 
 
 def test_the_cursor_moves_over_a_whole_emoji_and_backspace_takes_it_whole():
     """Tester's finding: Left stopped between 👍 and its skin tone, so what was typed
     there split it; Backspace took one part of a family emoji."""
-    main, typed_into = os.openpty()
-    with os.fdopen(typed_into, "r") as keyboard:
-        console = Console(FakeTerminal(), keyboard)
-        try:
-            read: list[str | None] = []
-
-            def read_lines() -> None:
-                for _ in range(2):
-                    read.append(console.read_line())
-            reader = threading.Thread(target=read_lines)
-            reader.start()
-            ready_to_type(console)
-            os.write(main, "a\U0001f600\U0001f44d\U0001f3fdb\x1b[D\x1b[D|\r".encode())
-            os.write(main, "x\U0001f468\u200d\U0001f469\u200d\U0001f467\x7fy\r".encode())
-            reader.join(WAIT)
-            assert read == ["a\U0001f600|\U0001f44d\U0001f3fdb", "xy"]
-        finally:
-            console.restore()
-            os.close(main)
+    with keyboard() as typing:
+        typing.read(2)
+        typing.type("a\U0001f600\U0001f44d\U0001f3fdb\x1b[D\x1b[D|\r")
+        typing.type("x\U0001f468\u200d\U0001f469\u200d\U0001f467\x7fy\r")
+        assert typing.lines() == ["a\U0001f600|\U0001f44d\U0001f3fdb", "xy"]

@@ -80,6 +80,13 @@ class Room:
         self.relay.pump()
         self.collect()
 
+    def connect_again(self, name: str) -> None:
+        """The same program connects again (its link dropped); its events start afresh."""
+        self.events[name].clear()
+        self.ids[name] = self.relay.connect(self.cores[name])
+        self.relay.pump()
+        self.collect()
+
     def hang_up(self, name: str) -> None:
         """The client closes its connection (as the runner does once a link ends)."""
         if self.ids[name] in self.relay.cores:
@@ -101,12 +108,9 @@ def test_the_first_member_is_told_nobody_can_confirm_the_passphrase_yet():
 def test_the_first_member_back_after_a_drop_is_not_told_again_what_being_first_means():
     """A tester's finding: "You are the first here. Nobody can confirm..." after every reconnect."""
     room = Room()
-    alice = room.join("Alice")
+    room.join("Alice")
     room.drop("Alice")
-    room.events["Alice"].clear()
-    room.ids["Alice"] = room.relay.connect(alice)
-    room.relay.pump()
-    room.collect()
+    room.connect_again("Alice")
     assert room.seen("Alice", Joined)[0].reconnected
     assert not any("You are the first here" in n for n in room.notices("Alice"))
 
@@ -862,12 +866,8 @@ def test_reconnecting_does_not_announce_members_who_never_left():
     room = Room()
     room.join("Alice")
     room.join("Bob")
-    alice = room.cores["Alice"]
     room.drop("Alice")
-    room.events["Alice"].clear()
-    room.ids["Alice"] = room.relay.connect(alice)
-    room.relay.pump()
-    room.collect()
+    room.connect_again("Alice")
     assert room.seen("Alice", Joined)[0].reconnected
     assert not room.seen("Alice", MemberJoined)
     assert room.members("Alice") == ["Bob"]
@@ -877,17 +877,13 @@ def test_after_a_relay_restart_a_member_not_back_yet_is_named_then_said_to_be_ba
     # Found by a tester: "1 member who were here before left while you were disconnected",
     # said of Bob who was only a second slower to reconnect, and nothing when he came.
     room = Room()
-    alice, bob = room.join("Alice"), room.join("Bob")
+    room.join("Alice")
+    room.join("Bob")
     room.drop("Alice")
     room.drop("Bob")                      # the relay went away under both
-    room.events["Alice"].clear()
-    room.ids["Alice"] = room.relay.connect(alice)
-    room.relay.pump()
-    room.collect()
+    room.connect_again("Alice")
     assert "Waiting for Bob to come back (was here before you were disconnected)." in room.notices("Alice")
-    room.ids["Bob"] = room.relay.connect(bob)
-    room.relay.pump()
-    room.collect()
+    room.connect_again("Bob")
     assert "Bob is back." in room.notices("Alice")
     assert not room.seen("Alice", MemberJoined) and room.members("Alice") == ["Bob"]
 
