@@ -281,7 +281,6 @@ class Incoming:
     reported_at: float = 0.0
     speed: RecentRate = field(default_factory=RecentRate)
     quiet_shown: bool = False         # the user was told it has gone quiet (or away)
-    cancel_reason: CancelReason | None = None     # why we stopped it, as the sender was told
     offered_by: Member | None = None  # the sender as it was when it offered (it may be away since)
     last_word: tuple[FileMessage, float] | None = None   # how it ended for us, and when: said again on its return
 
@@ -900,23 +899,22 @@ class FileTransfers:
                        by_choice: bool = False) -> None:
         if reason is not None:
             self._last_word(transfer, transfer.sender, FileCancel(transfer.file_id, reason))
-        transfer.stage, transfer.cancel_reason = Stage.CANCELLED, reason
+        transfer.stage = Stage.CANCELLED
         self._jobs.append(Discard(transfer.file_id))
         self._finished_in(transfer, False, message, by_choice=by_choice)
 
     def _refuse(self, transfer: Incoming, reason: CancelReason, message: str) -> None:
         """An offer answered with a refusal as it arrives (nothing opened: nothing to discard)."""
-        transfer.stage, transfer.cancel_reason = Stage.CANCELLED, reason
-        self._send(transfer.sender, FileCancel(transfer.file_id, reason))
+        transfer.stage = Stage.CANCELLED
+        self._last_word(transfer, transfer.sender, FileCancel(transfer.file_id, reason))
         self._finished_in(transfer, False, message)
 
     def _answer_again(self, transfer: Incoming) -> None:
         """The sender offers again what we already declined or stopped: it was away when we
-        said so (the answer was lost with its connection), and would wait for ever."""
-        if transfer.stage == Stage.DECLINED:
-            self._send(transfer.sender, FileDecline(transfer.file_id))
-        elif transfer.stage == Stage.CANCELLED and transfer.cancel_reason is not None:
-            self._send(transfer.sender, FileCancel(transfer.file_id, transfer.cancel_reason))
+        said so (the answer was lost with its connection), and would wait for ever. However
+        long ago (``_say_again`` repeats only recent ends, unasked)."""
+        if transfer.last_word is not None:
+            self._send(transfer.sender, transfer.last_word[0])
 
     def _finished_in(self, transfer: Incoming, ok: bool, message: str, path: Path | None = None, *,
                      by_choice: bool = False) -> None:
